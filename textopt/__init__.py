@@ -1,0 +1,16 @@
+"""textopt: optimize compound LLM systems by backpropagating feedback — text and tensors in one graph."""
+from . import errors, graph
+from .backward import abackward, backward
+from .engines import Engine, Request, Response, backward_engine, get_engine, usage
+from .errors import BudgetExceeded, TextoptError
+from .function import Function, Node
+from .functional import concat
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .variable import Feedback, Variable
+from . import nn  # noqa: E402  (after the core it builds on)
+
+__version__ = "0.1.0"
+
+__all__ = ["Variable", "Feedback", "Function", "Node", "concat", "no_grad", "enable_grad", "is_grad_enabled",
+           "backward", "abackward", "backward_engine", "get_engine", "Engine", "Request", "Response", "usage",
+           "graph", "nn", "errors", "TextoptError", "BudgetExceeded"]

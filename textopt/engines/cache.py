@@ -1,0 +1,62 @@
+"""Persistent response cache (diskcache: SQLite-backed, safe across processes and threads).
+
+Keys are ``Request.key(model)`` — a SHA-256 of the canonical request, which never includes credentials.
+Values are ``Response.to_dict()``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import diskcache
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TEXTOPT_CACHE_DIR", Path.home() / ".cache" / "textopt")) / "responses"
+
+
+class ResponseCache:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else default_cache_dir()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._store = diskcache.Cache(str(self.path))
+
+    def get(self, key: str) -> dict | None:
+        return self._store.get(key)
+
+    def set(self, key: str, value: dict) -> None:
+        self._store.set(key, value)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def clear(self) -> None:
+        self._store.clear()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.path)!r})"
+
+
+class MemoryCache:
+    """In-process cache (tests, or ``cache="memory"``)."""
+
+    def __init__(self):
+        self._store: dict[str, dict] = {}
+
+    def get(self, key: str) -> dict | None:
+        return self._store.get(key)
+
+    def set(self, key: str, value: dict) -> None:
+        self._store[key] = value
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def clear(self) -> None:
+        self._store.clear()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,124 @@
+"""The engine contract: an immutable ``Request`` in, a ``Response`` out.
+
+Everything that changes what a model would answer is part of the cache key (``Request.key``); metadata about
+who asked (role, graph node) is not. Sampled requests (temperature > 0) include ``sample_index`` in the key so
+N samples are N entries.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, NamedTuple
+
+ROLES = ("forward", "loss", "backward", "optimizer", "eval", "other")
+
+
+class Message(NamedTuple):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+def as_messages(messages: Iterable[Any] | str) -> tuple[Message, ...]:
+    if isinstance(messages, str):
+        return (Message("user", messages),)
+    out = []
+    for m in messages:
+        if isinstance(m, Message):
+            out.append(m)
+        elif isinstance(m, Mapping):
+            out.append(Message(str(m["role"]), str(m["content"])))
+        else:
+            role, content = m
+            out.append(Message(str(role), str(content)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: tuple[Message, ...]
+    model: str | None = None            # None: the engine's default model
+    temperature: float = 0.0
+    max_tokens: int = 512
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    schema: Mapping | None = None       # JSON schema of the wanted output (structured output)
+    pattern: str | None = None          # regular expression the output must match (constrained decoding)
+    prefill: str | None = None          # start of the assistant turn (the answer continues it)
+    logprobs: bool = False
+    # -- metadata: not part of the cache key --
+    role: str = field(default="forward", compare=False)
+    node: str | None = field(default=None, compare=False)
+    sample_index: int = 0               # part of the key only when temperature > 0
+    use_cache: bool | None = field(default=None, compare=False)  # None: the engine's setting
+
+    def __post_init__(self):
+        object.__setattr__(self, "messages", as_messages(self.messages))
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        else:
+            object.__setattr__(self, "stop", tuple(self.stop))
+
+    @classmethod
+    def chat(cls, user: str, system: str | None = None, **kw) -> "Request":
+        msgs = ([Message("system", system)] if system else []) + [Message("user", user)]
+        return cls(messages=tuple(msgs), **kw)
+
+    def with_meta(self, **kw) -> "Request":
+        return dataclasses.replace(self, **kw)
+
+    def canonical(self, model: str) -> dict:
+        """The request as the cache and cassettes see it: everything that changes the answer, nothing secret."""
+        body = {
+            "model": self.model or model,
+            "messages": [[m.role, m.content] for m in self.messages],
+            "temperature": self.temperature, "max_tokens": self.max_tokens, "top_p": self.top_p,
+            "seed": self.seed, "stop": list(self.stop), "n": self.n,
+            "schema": self.schema, "pattern": self.pattern, "prefill": self.prefill, "logprobs": self.logprobs,
+        }
+        if self.temperature and self.temperature > 0:
+            body["sample_index"] = self.sample_index
+        return body
+
+    def key(self, model: str) -> str:
+        blob = json.dumps(self.canonical(model), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def system(self) -> str | None:
+        return next((m.content for m in self.messages if m.role == "system"), None)
+
+    def prompt_chars(self) -> int:
+        return sum(len(m.content) for m in self.messages)
+
+
+@dataclass
+class Response:
+    text: str
+    parsed: Any = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cached: bool = False
+    latency: float = 0.0
+    model: str = ""
+    finish_reason: str | None = None
+    logprobs: list[float] | None = None   # per generated token, when asked and available
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["parsed"] is not None and hasattr(self.parsed, "model_dump"):
+            d["parsed"] = self.parsed.model_dump()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Response":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,163 @@
+"""Token, call and dollar accounting per role and per graph node, plus budgets.
+
+Budgets reserve an estimate before a call is sent (so concurrent calls cannot overshoot together) and settle
+the real figures after; a call that would exceed raises ``BudgetExceeded`` before anything is sent.
+"""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..errors import BudgetExceeded
+
+# USD per 1M tokens (prompt, completion). Override per engine with ``prices={...}``; unknown models cost 0.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "claude-sonnet-4-5": (3.00, 15.00),
+    "claude-haiku-4-5": (1.00, 5.00),
+    "claude-opus-4-1": (15.00, 75.00),
+}
+
+
+def price_of(model: str, prices: dict | None = None) -> tuple[float, float]:
+    table = {**DEFAULT_PRICES, **(prices or {})}
+    if model in table:
+        return table[model]
+    # longest known prefix (dated model names such as gpt-4o-2024-08-06)
+    best = max((k for k in table if model.startswith(k)), key=len, default=None)
+    return table[best] if best else (0.0, 0.0)
+
+
+def cost_of(model: str, prompt_tokens: int, completion_tokens: int, prices: dict | None = None) -> float:
+    p, c = price_of(model, prices)
+    return (prompt_tokens * p + completion_tokens * c) / 1e6
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def add(self, other: "Tally") -> None:
+        self.calls += other.calls
+        self.cached += other.cached
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost += other.cost
+
+    def as_dict(self) -> dict:
+        return {"calls": self.calls, "cached": self.cached, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cost": round(self.cost, 6)}
+
+
+@dataclass
+class Usage:
+    """Aggregated usage of one engine (thread-safe)."""
+    total: Tally = field(default_factory=Tally)
+    by_role: dict = field(default_factory=lambda: defaultdict(Tally))
+    by_node: dict = field(default_factory=lambda: defaultdict(Tally))
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    def record(self, role: str, node: str | None, prompt_tokens: int, completion_tokens: int, cost: float,
+               cached: bool) -> None:
+        t = Tally(calls=0 if cached else 1, cached=1 if cached else 0, prompt_tokens=0 if cached else prompt_tokens,
+                  completion_tokens=0 if cached else completion_tokens, cost=0.0 if cached else cost)
+        with self._lock:
+            self.total.add(t)
+            self.by_role[role].add(t)
+            if node:
+                self.by_node[node].add(t)
+
+    def as_dict(self) -> dict:
+        with self._lock:
+            return {"total": self.total.as_dict(),
+                    "by_role": {k: v.as_dict() for k, v in sorted(self.by_role.items())},
+                    "by_node": {k: v.as_dict() for k, v in sorted(self.by_node.items())}}
+
+    def load_dict(self, d: dict) -> None:
+        with self._lock:
+            self.total = Tally(**d.get("total", {}))
+            self.by_role = defaultdict(Tally, {k: Tally(**v) for k, v in d.get("by_role", {}).items()})
+            self.by_node = defaultdict(Tally, {k: Tally(**v) for k, v in d.get("by_node", {}).items()})
+
+    def reset(self) -> None:
+        self.load_dict({})
+
+
+def merge(usages) -> Usage:
+    out = Usage()
+    for u in usages:
+        d = u.as_dict()
+        out.total.add(Tally(**d["total"]))
+        for k, v in d["by_role"].items():
+            out.by_role[k].add(Tally(**v))
+        for k, v in d["by_node"].items():
+            out.by_node[k].add(Tally(**v))
+    return out
+
+
+def format_report(usage: Usage) -> str:
+    d = usage.as_dict()
+    lines = [f"{'role':<12}{'calls':>8}{'cached':>8}{'prompt tok':>12}{'compl tok':>12}{'USD':>11}"]
+    for role, t in list(d["by_role"].items()) + [("TOTAL", d["total"])]:
+        lines.append(f"{role:<12}{t['calls']:>8}{t['cached']:>8}{t['prompt_tokens']:>12}"
+                     f"{t['completion_tokens']:>12}{t['cost']:>11.4f}")
+    return "\n".join(lines)
+
+
+class Budget:
+    """Hard limits on calls, tokens and dollars, shared by every engine it is given to."""
+
+    def __init__(self, max_calls: int | None = None, max_tokens: int | None = None, max_usd: float | None = None):
+        self.max_calls, self.max_tokens, self.max_usd = max_calls, max_tokens, max_usd
+        self.calls = 0
+        self.tokens = 0
+        self.usd = 0.0
+        self._reserved = [0, 0, 0.0]
+        self._lock = threading.Lock()
+
+    def reserve(self, tokens: int, usd: float) -> tuple[int, int, float]:
+        """Reserve an estimate for one call or raise ``BudgetExceeded`` (nothing is sent)."""
+        with self._lock:
+            c, t, u = self.calls + self._reserved[0] + 1, self.tokens + self._reserved[1] + tokens, \
+                self.usd + self._reserved[2] + usd
+            for name, value, limit in (("calls", c, self.max_calls), ("tokens", t, self.max_tokens),
+                                       ("USD", u, self.max_usd)):
+                if limit is not None and value > limit:
+                    raise BudgetExceeded(
+                        f"budget of {limit} {name} would be exceeded by this call ({value:.6g} with calls in "
+                        f"flight); the call was not sent. Raise the budget or reduce steps/batch size.")
+            self._reserved[0] += 1
+            self._reserved[1] += tokens
+            self._reserved[2] += usd
+            return (1, tokens, usd)
+
+    def settle(self, reservation: tuple[int, int, float], tokens: int | None, usd: float | None) -> None:
+        """Release a reservation; count the real figures when the call was made (``tokens`` not None)."""
+        with self._lock:
+            self._reserved[0] -= reservation[0]
+            self._reserved[1] -= reservation[1]
+            self._reserved[2] -= reservation[2]
+            if tokens is not None:
+                self.calls += 1
+                self.tokens += tokens
+                self.usd += usd or 0.0
+
+    def state_dict(self) -> dict:
+        return {"calls": self.calls, "tokens": self.tokens, "usd": self.usd}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.calls, self.tokens, self.usd = d["calls"], d["tokens"], d["usd"]
+
+    def __repr__(self) -> str:
+        return (f"Budget(calls {self.calls}/{self.max_calls}, tokens {self.tokens}/{self.max_tokens}, "
+                f"usd {self.usd:.4f}/{self.max_usd})")

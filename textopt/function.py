@@ -1,0 +1,88 @@
+"""``Function`` (a differentiable operation) and ``Node`` (one application of it in the graph)."""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+from .grad_mode import is_grad_enabled
+from .variable import Feedback, Variable
+
+if TYPE_CHECKING:
+    from .engines.base import Engine, Request, Response
+
+
+class Node:
+    """One application of a Function: its inputs in order, its output, and what it saved for backward."""
+
+    __slots__ = ("fn", "inputs", "output", "saved", "name")
+
+    def __init__(self, fn: "Function", inputs: Sequence[Variable], output: Variable, saved: dict | None = None,
+                 name: str | None = None):
+        self.fn = fn
+        self.inputs = tuple(inputs)
+        self.output = output
+        self.saved = saved or {}
+        self.name = name or fn.name
+
+    def __repr__(self) -> str:
+        return f"Node({self.name}, inputs={len(self.inputs)})"
+
+
+class Function:
+    """Base of every graph operation.
+
+    Subclasses compute their output in their own ``forward`` and call :meth:`attach` to record the node; the
+    backward scheduler later calls :meth:`backward` with the feedback on the output (sorted, complete) and the
+    inputs that need feedback, and expects one entry per target: a ``str``, a :class:`Feedback`, or ``None``.
+    """
+
+    name = "function"
+
+    def attach(self, inputs: Sequence[Variable], value: Any, role: str, *, saved: dict | None = None,
+               name: str | None = None, meta: dict | None = None) -> Variable:
+        """Make the output Variable; record a node when grad is enabled and some input requires grad."""
+        out = Variable(value, role=role, meta=meta)
+        if is_grad_enabled() and any(v.requires_grad for v in inputs):
+            if not isinstance(value, torch.Tensor):
+                out._requires_grad = True
+            out.node = Node(self, inputs, out, saved, name)
+        return out
+
+    async def backward(self, ctx: "BackwardContext", node: Node, feedback: list[Feedback],
+                       targets: list[Variable]) -> list[str | Feedback | None]:
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class BackwardContext:
+    """What a Function's backward may use: the backward engine (resolved lazily) and the shared call limit."""
+
+    def __init__(self, engine: "Engine | str | None", max_concurrency: int):
+        self._engine_spec = engine
+        self._engine: "Engine | None" = None
+        self.max_concurrency = max_concurrency
+        self.semaphore = asyncio.Semaphore(max_concurrency)
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    @property
+    def engine(self) -> "Engine":
+        if self._engine is None:
+            from .engines import resolve_backward_engine
+            self._engine = resolve_backward_engine(self._engine_spec)
+        return self._engine
+
+    async def generate(self, request: "Request", node: Node | None = None) -> "Response":
+        """Send a backward request through the pass's concurrency limit, tagged with role and node."""
+        request = request.with_meta(role="backward", node=node.name if node else None)
+        async with self.semaphore:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                return await self.engine.generate(request)
+            finally:
+                self.in_flight -= 1

@@ -1,0 +1,35 @@
+"""Functional ops of the core: ``concat`` (text join; each input gets its feedback once, no LLM call)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .errors import InvalidVariableError
+from .function import Function
+from .prompts import CONCAT_FEEDBACK
+from .variable import Variable
+
+
+class Concat(Function):
+    name = "concat"
+
+    def __init__(self, sep: str):
+        self.sep = sep
+
+    def forward(self, parts: Sequence[Variable], role: str | None) -> Variable:
+        if not parts:
+            raise InvalidVariableError("concat() needs at least one Variable")
+        for p in parts:
+            if not isinstance(p, Variable) or not p.is_text:
+                raise InvalidVariableError(f"concat() joins text Variables, got {p!r}")
+        roles = " + ".join(p.role for p in parts)
+        return self.attach(list(parts), self.sep.join(p.value for p in parts), role or f"concatenation of {roles}")
+
+    async def backward(self, ctx, node, feedback, targets):
+        roles = ", ".join(dict.fromkeys(v.role for v in node.inputs))
+        text = "\n\n".join(f.value for f in feedback)
+        return [CONCAT_FEEDBACK.format(roles=roles, role=v.role, feedback=text) for v in targets]
+
+
+def concat(parts: Sequence[Variable], sep: str = "\n", role: str | None = None) -> Variable:
+    """Join text Variables. Each distinct input receives the downstream feedback exactly once."""
+    return Concat(sep).forward(list(parts), role)

@@ -1,0 +1,78 @@
+"""``LLMCall``: one call to a model, a node of the graph (system prompt, input -> response)."""
+from __future__ import annotations
+
+from ..engines import Engine, Request, get_engine
+from ..errors import InvalidVariableError
+from ..function import Function
+from ..prompts import BACKWARD_LLM, BACKWARD_LLM_EVAL, BACKWARD_SYSTEM
+from ..variable import Feedback, Variable, as_variable
+from .module import Module
+
+
+class LLMCallFn(Function):
+    """Backward of a call: for each input that requires grad, ask the backward engine for criticism."""
+
+    name = "llm_call"
+
+    async def backward(self, ctx, node, feedback, targets):
+        import asyncio
+        return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
+
+    async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
+        saved = node.saved
+        fields = dict(system=saved.get("system", ""), input=saved.get("input", ""), output=node.output.value,
+                      role=target.role, value=target.value, output_role=node.output.role)
+        if all(f.source == "seed" for f in feedback):
+            user = BACKWARD_LLM_EVAL.format(**fields)
+        else:
+            user = BACKWARD_LLM.format(feedback="\n\n".join(f.value for f in feedback), **fields)
+        request = Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=ctx_max_tokens(ctx))
+        resp = await ctx.generate(request, node)
+        conversation = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},
+                        {"role": "assistant", "content": resp.text}]
+        return Feedback(resp.text, target, conversation=conversation, source=node.name)
+
+
+def ctx_max_tokens(ctx) -> int:
+    return getattr(ctx, "max_tokens", 384)
+
+
+class LLMCall(Module):
+    """``LLMCall(engine, system_prompt=p)(x)`` -> response Variable with an edge from ``p`` and ``x``.
+
+    ``engine`` is an Engine or a spec string. ``system_prompt`` may be a Variable (learnable when it requires
+    grad), a plain string, or None.
+    """
+
+    def __init__(self, engine: "Engine | str", system_prompt: "Variable | str | None" = None, *,
+                 output_role: str = "response of the language model", temperature: float = 0.0,
+                 max_tokens: int = 512, name: str | None = None, **request_kw):
+        super().__init__()
+        self.engine = get_engine(engine)
+        if system_prompt is not None:
+            system_prompt = as_variable(system_prompt, role="system prompt")
+            if not system_prompt.is_text:
+                raise InvalidVariableError("system_prompt must be text")
+        self.system_prompt = system_prompt
+        self.output_role = output_role
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.request_kw = request_kw
+        self.fn = LLMCallFn()
+        self.node_name = name or "llm_call"
+
+    def _request(self, x: Variable, role: str) -> Request:
+        system = self.system_prompt.value if self.system_prompt is not None else None
+        return Request.chat(x.value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
+                            role=role, node=self.node_name, **self.request_kw)
+
+    async def aforward(self, x: "Variable | str") -> Variable:
+        x = as_variable(x, role="input to the language model")
+        if not x.is_text:
+            raise InvalidVariableError(f"LLMCall takes a text input, got {x!r}")
+        role = "forward" if self.training else "eval"
+        resp = await self.engine.generate(self._request(x, role))
+        inputs = [v for v in (self.system_prompt, x) if v is not None]
+        saved = {"system": self.system_prompt.value if self.system_prompt is not None else "", "input": x.value}
+        return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name,
+                              meta={"usage": (resp.prompt_tokens, resp.completion_tokens)})

@@ -1,0 +1,47 @@
+"""Losses. ``TextLoss``: an LLM judge with an instruction; its evaluation is the seed of the backward pass."""
+from __future__ import annotations
+
+from ..engines import Engine, Request, get_engine
+from ..errors import InvalidVariableError
+from ..variable import Feedback, Variable, as_variable
+from .llm import LLMCallFn
+from .module import Module
+
+
+class TextLossFn(LLMCallFn):
+    """The judge already wrote criticism of its input: route the evaluation to the evaluated variable directly
+    (no extra LLM call); a learnable instruction still gets LLM feedback."""
+
+    name = "text_loss"
+
+    async def _one(self, ctx, node, feedback, target):
+        if target is node.inputs[-1] and all(f.source == "seed" for f in feedback):
+            conv = node.output.meta.get("conversation", ())
+            return Feedback(node.output.value, target, conversation=conv, source=node.name)
+        return await super()._one(ctx, node, feedback, target)
+
+
+class TextLoss(Module):
+    """``TextLoss(instruction, engine=e)(y)`` -> an evaluation Variable (text). ``loss.backward()`` starts from it."""
+
+    def __init__(self, instruction: "Variable | str", engine: "Engine | str", *, max_tokens: int = 384,
+                 name: str = "text_loss"):
+        super().__init__()
+        self.instruction = as_variable(instruction, role="evaluation instruction")
+        if not self.instruction.is_text:
+            raise InvalidVariableError("TextLoss instruction must be text")
+        self.engine = get_engine(engine)
+        self.max_tokens = max_tokens
+        self.fn = TextLossFn()
+        self.node_name = name
+
+    async def aforward(self, y: "Variable | str") -> Variable:
+        y = as_variable(y, role="response to evaluate")
+        req = Request.chat(y.value, system=self.instruction.value, max_tokens=self.max_tokens, role="loss",
+                           node=self.node_name)
+        resp = await self.engine.generate(req)
+        conversation = [{"role": "system", "content": self.instruction.value}, {"role": "user", "content": y.value},
+                        {"role": "assistant", "content": resp.text}]
+        return self.fn.attach([self.instruction, y], resp.text, f"evaluation of the {y.role}",
+                              saved={"system": self.instruction.value, "input": y.value}, name=self.node_name,
+                              meta={"conversation": conversation})

@@ -1,0 +1,119 @@
+"""``Module``: torch's contract for text pipelines (parameters, state_dict, train/eval, composition).
+
+Subclasses implement ``forward`` (sync) or ``aforward`` (async; preferred for LLM calls). ``module(x)`` runs the
+forward synchronously; ``await module.acall(x)`` is the async twin (a sync-only ``forward`` runs in a worker
+thread so a batch can still be gathered concurrently).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import InvalidVariableError
+from ..runtime import run_sync
+from ..variable import Variable
+
+
+class Module:
+    def __init__(self):
+        object.__setattr__(self, "_params", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_params" not in self.__dict__:
+            raise InvalidVariableError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        self._params.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Variable):
+            self._params[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    # -- forward -------------------------------------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        if type(self).aforward is Module.aforward:
+            raise NotImplementedError(f"{type(self).__name__} implements neither forward nor aforward")
+        return run_sync(self.aforward(*args, **kwargs))
+
+    async def aforward(self, *args, **kwargs):
+        return await asyncio.to_thread(self.forward, *args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        if type(self).forward is Module.forward:
+            return run_sync(self.aforward(*args, **kwargs))
+        return self.forward(*args, **kwargs)
+
+    async def acall(self, *args, **kwargs):
+        return await self.aforward(*args, **kwargs)
+
+    # -- parameters ----------------------------------------------------------------------------------------
+    def named_variables(self, prefix: str = "") -> Iterator[tuple[str, Variable]]:
+        seen = set()
+        for name, v in self._params.items():
+            if id(v) not in seen:
+                seen.add(id(v))
+                yield prefix + name, v
+        for mname, m in self._modules.items():
+            for name, v in m.named_variables(prefix + mname + "."):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    yield name, v
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Variable]]:
+        return ((n, v) for n, v in self.named_variables(prefix) if v.requires_grad)
+
+    def parameters(self) -> Iterator[Variable]:
+        return (v for _, v in self.named_parameters())
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix.rstrip("."), self
+        for name, m in self._modules.items():
+            yield from m.named_modules(prefix + name + ".")
+
+    def children(self) -> Iterator["Module"]:
+        return iter(self._modules.values())
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> "Module":
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, Any]":
+        out = OrderedDict()
+        for name, v in self.named_variables():
+            out[name] = v.value.detach().clone() if isinstance(v.value, torch.Tensor) else v.value
+        return out
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        own = dict(self.named_variables())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise InvalidVariableError(f"state_dict does not match {type(self).__name__}: missing {missing}, "
+                                       f"unexpected {unexpected}; pass strict=False to load what matches")
+        for k, value in state.items():
+            if k in own:
+                v = own[k]
+                if isinstance(v.value, torch.Tensor):
+                    with torch.no_grad():
+                        v.value.copy_(torch.as_tensor(value))
+                else:
+                    v.value = value
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={v.short(30)!r}" for n, v in self._params.items())
+        subs = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
+        return f"{type(self).__name__}({inner}){subs}"

@@ -1,0 +1,49 @@
+"""Run textopt's async core from synchronous code.
+
+All synchronous entry points (``Variable.backward``, ``LLMCall.__call__``, ``Optimizer.step`` ...) submit their
+coroutine to ONE private event loop running in a daemon thread. One loop for the whole process means SDK clients,
+limiters and micro-batchers are created once and reused; it also works when the caller is itself inside a running
+loop (Jupyter): the caller's thread blocks while the private loop runs the work. Inside ``async`` code, use the
+``a``-prefixed twins (``await loss.abackward()``) instead, which run on the caller's own loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import Any, Coroutine, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def _private_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
+            _loop = asyncio.new_event_loop()
+            _thread = threading.Thread(target=_loop.run_forever, name="textopt-loop", daemon=True)
+            _thread.start()
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on the private loop and return its result (exceptions propagate)."""
+    loop = _private_loop()
+    if threading.current_thread() is _thread:
+        coro.close()
+        raise RuntimeError("textopt: a synchronous API was called from inside textopt's own event loop; "
+                           "use the async twin (await x.abackward(), await module.acall(...)) instead")
+    ctx = contextvars.copy_context()  # carry no_grad / backward_engine settings into the loop thread
+    future = asyncio.run_coroutine_threadsafe(_in_context(ctx, coro), loop)
+    return future.result()
+
+
+async def _in_context(ctx: contextvars.Context, coro):
+    # Re-apply the caller's context variables inside the task running on the private loop.
+    for var, value in ctx.items():
+        var.set(value)
+    return await coro
