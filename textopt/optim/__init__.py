@@ -1,0 +1,4 @@
+"""textopt.optim: optimizers over text (and tensor) parameters, torch.optim's contract."""
+from .optimizer import OPTIMIZERS, Optimizer, register_optimizer
+
+__all__ = ["Optimizer", "OPTIMIZERS", "register_optimizer"]

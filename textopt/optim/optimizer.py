@@ -1,0 +1,132 @@
+"""``Optimizer``: torch's contract (param_groups, per-parameter state, zero_grad, step, state_dict, hooks).
+
+Subclasses implement ``async astep()``; ``step()`` runs it synchronously. ``state`` is keyed by the parameter
+Variable; ``state_dict()`` keys it by the parameter's position in ``param_groups`` and must hold everything
+needed to continue exactly (values, history, candidates, RNG) — plain JSON-able data.
+"""
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+import torch
+
+from ..errors import InvalidVariableError
+from ..runtime import run_sync
+from ..variable import Variable
+
+OPTIMIZERS: dict[str, type] = {}
+
+
+def register_optimizer(name: str):
+    """Class decorator: add an optimizer to the registry (the CLI and the property suite use it)."""
+    def deco(cls):
+        OPTIMIZERS[name] = cls
+        cls.registry_name = name
+        return cls
+    return deco
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[Variable] | Iterable[dict], defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict[Variable, dict] = defaultdict(dict)
+        self._pre_hooks: list[Callable] = []
+        self._post_hooks: list[Callable] = []
+        params = list(params)
+        if not params:
+            raise InvalidVariableError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(params[0], dict):
+            params = [{"params": params}]
+        for group in params:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        group = dict(group)
+        ps = group["params"]
+        ps = [ps] if isinstance(ps, Variable) else list(ps)
+        for p in ps:
+            if not isinstance(p, Variable):
+                raise InvalidVariableError(f"optimizer parameters must be textopt Variables, got {type(p).__name__}")
+            if not p.requires_grad:
+                raise InvalidVariableError(f"{p!r} does not require grad; set requires_grad=True to optimize it")
+        existing = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in existing for p in ps):
+            raise InvalidVariableError("a parameter appears in more than one param group")
+        group["params"] = ps
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self.param_groups.append(group)
+
+    def params(self) -> list[Variable]:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def zero_grad(self) -> None:
+        for p in self.params():
+            p.zero_grad()
+
+    # -- step ----------------------------------------------------------------------------------------------
+    async def astep(self) -> Any:
+        raise NotImplementedError
+
+    async def _astep_with_hooks(self) -> Any:
+        for h in self._pre_hooks:
+            h(self)
+        result = await self.astep()
+        for h in self._post_hooks:
+            h(self, result)
+        return result
+
+    def step(self) -> Any:
+        return run_sync(self._astep_with_hooks())
+
+    def register_step_pre_hook(self, hook: Callable) -> Callable:
+        self._pre_hooks.append(hook)
+        return lambda: self._pre_hooks.remove(hook)
+
+    def register_step_post_hook(self, hook: Callable) -> Callable:
+        self._post_hooks.append(hook)
+        return lambda: self._post_hooks.remove(hook)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def _extra_state(self) -> dict:
+        """Subclasses: optimizer-wide state (RNG, candidate store...)."""
+        return {}
+
+    def _load_extra_state(self, extra: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        params = self.params()
+        index = {id(p): i for i, p in enumerate(params)}
+        groups = []
+        for g in self.param_groups:
+            opts = {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
+            groups.append({**opts, "params": [index[id(p)] for p in g["params"]]})
+        values = [p.value.detach().clone() if isinstance(p.value, torch.Tensor) else p.value for p in params]
+        return {"state": {index[id(p)]: copy.deepcopy(s) for p, s in self.state.items() if id(p) in index},
+                "param_groups": groups, "values": values, "extra": copy.deepcopy(self._extra_state())}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        params = self.params()
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
+            raise InvalidVariableError("optimizer state_dict does not match this optimizer's param groups")
+        for g, own in zip(groups, self.param_groups):
+            own.update({k: copy.deepcopy(v) for k, v in g.items() if k != "params"})
+        for p, value in zip(params, state_dict.get("values", [])):
+            if isinstance(p.value, torch.Tensor):
+                with torch.no_grad():
+                    p.value.copy_(torch.as_tensor(value))
+            else:
+                p.value = value
+        self.state = defaultdict(dict)
+        for i, s in state_dict["state"].items():
+            self.state[params[int(i)]] = copy.deepcopy(s)
+        self._load_extra_state(copy.deepcopy(state_dict.get("extra", {})))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self.params())} parameters)"
