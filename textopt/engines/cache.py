@@ -12,6 +12,9 @@ import diskcache
 
 
 def default_cache_dir() -> Path:
+    """``$TEXTOPT_RESPONSE_CACHE_DIR``, else ``$TEXTOPT_CACHE_DIR/responses`` (default ~/.cache/textopt)."""
+    if os.environ.get("TEXTOPT_RESPONSE_CACHE_DIR"):
+        return Path(os.environ["TEXTOPT_RESPONSE_CACHE_DIR"])
     return Path(os.environ.get("TEXTOPT_CACHE_DIR", Path.home() / ".cache" / "textopt")) / "responses"
 
 

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+import textopt as tx
+from textopt.errors import InvalidVariableError, TextoptError
+
+
+def test_defaults_and_repr():
+    x = tx.Variable("What is 2+2?", role="question to the solver")
+    assert x.requires_grad is False and x.grad == [] and x.is_leaf
+    p = tx.Variable("Answer briefly.", role="system prompt", requires_grad=True)
+    assert p.requires_grad and "requires_grad=True" in repr(p)
+
+
+@pytest.mark.parametrize("value", [3, 2.5, None, ["a"], {"a": 1}, b"bytes"])
+def test_bad_value_type(value):
+    with pytest.raises(InvalidVariableError, match="str or a torch.Tensor"):
+        tx.Variable(value, role="r")
+
+
+def test_grad_text_needs_role():
+    with pytest.raises(InvalidVariableError, match="needs a role"):
+        tx.Variable("x", requires_grad=True)
+    with pytest.raises(InvalidVariableError, match="needs a role"):
+        tx.Variable("x", role="   ", requires_grad=True)
+
+
+def test_role_must_be_str():
+    with pytest.raises(InvalidVariableError, match="role must be a string"):
+        tx.Variable("x", role=3)
+
+
+def test_errors_are_textopt_errors():
+    with pytest.raises(TextoptError):
+        tx.Variable(1)
+
+
+def test_tensor_variable_uses_torch_grad():
+    w = tx.Variable(torch.tensor([1.0, 2.0]), role="weights", requires_grad=True)
+    assert w.value.requires_grad
+    (w.value * 3).sum().backward()
+    assert torch.equal(w.grad, torch.tensor([3.0, 3.0]))
+    w.zero_grad()
+    assert w.grad is None
+
+
+def test_int_tensor_cannot_require_grad():
+    with pytest.raises(InvalidVariableError, match="floating-point"):
+        tx.Variable(torch.tensor([1, 2]), role="ids", requires_grad=True)
+
+
+def test_value_assignment_keeps_kind():
+    p = tx.Variable("a", role="r", requires_grad=True)
+    with pytest.raises(InvalidVariableError):
+        p.value = 3
+    p.value = "b"
+    assert p.value == "b"
