@@ -8,9 +8,12 @@ from .functional import concat
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .variable import Feedback, Variable
 from . import nn  # noqa: E402  (after the core it builds on)
+from .nn.aggregate import aggregate  # noqa: E402
+from .nn.pyfunction import function  # noqa: E402
+from . import optim, train  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["Variable", "Feedback", "Function", "Node", "concat", "no_grad", "enable_grad", "is_grad_enabled",
            "backward", "abackward", "backward_engine", "get_engine", "Engine", "Request", "Response", "usage",
-           "graph", "nn", "errors", "TextoptError", "BudgetExceeded"]
+           "graph", "nn", "errors", "function", "aggregate", "optim", "train", "TextoptError", "BudgetExceeded"]

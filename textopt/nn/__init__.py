@@ -1,6 +1,13 @@
 """textopt.nn: modules, LLM calls and losses (torch.nn's twin for text pipelines)."""
+from .aggregate import aggregate
+from .formatted import FormattedLLMCall
 from .llm import LLMCall, LLMCallFn
 from .losses import TextLoss
+from .metrics import F1, ExactMatch, MetricLoss, NumberMatch, Regex
 from .module import Module
+from .multifield import MultiFieldLoss
+from .pyfunction import function
+from .scored import Scored
 
-__all__ = ["Module", "LLMCall", "LLMCallFn", "TextLoss"]
+__all__ = ["Module", "LLMCall", "LLMCallFn", "FormattedLLMCall", "TextLoss", "MultiFieldLoss", "MetricLoss",
+           "ExactMatch", "NumberMatch", "Regex", "F1", "Scored", "aggregate", "function"]

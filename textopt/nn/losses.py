@@ -6,6 +6,7 @@ from ..errors import InvalidVariableError
 from ..variable import Feedback, Variable, as_variable
 from .llm import LLMCallFn
 from .module import Module
+from .scored import evaluation_for, is_evaluation
 
 
 class TextLossFn(LLMCallFn):
@@ -15,14 +16,16 @@ class TextLossFn(LLMCallFn):
     name = "text_loss"
 
     async def _one(self, ctx, node, feedback, target):
-        if target is node.inputs[-1] and all(f.source == "seed" for f in feedback):
+        if target is node.inputs[-1] and is_evaluation(feedback):
             conv = node.output.meta.get("conversation", ())
-            return Feedback(node.output.value, target, conversation=conv, source=node.name)
+            return Feedback(evaluation_for(node, feedback), target, conversation=conv, source=node.name)
         return await super()._one(ctx, node, feedback, target)
 
 
 class TextLoss(Module):
     """``TextLoss(instruction, engine=e)(y)`` -> an evaluation Variable (text). ``loss.backward()`` starts from it."""
+
+    needs_target = False  # the trainer calls it as loss(pred)
 
     def __init__(self, instruction: "Variable | str", engine: "Engine | str", *, max_tokens: int = 384,
                  name: str = "text_loss"):

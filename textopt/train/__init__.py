@@ -1,0 +1,6 @@
+"""textopt.train: the training loop (see :mod:`textopt.train.trainer` for the contract)."""
+from .data import Example, Sampler
+from .evaluate import aevaluate
+from .trainer import Trainer, TrainResult
+
+__all__ = ["Trainer", "TrainResult", "Example", "Sampler", "aevaluate"]

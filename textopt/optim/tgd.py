@@ -1,0 +1,164 @@
+"""``TGD``: textual gradient descent, transactional.
+
+For each text parameter with feedback, one optimizer request carries: the role; the FULL current value (never
+truncated); the feedback in its backward order, each with its conversation (clipped to ``max_context_chars``;
+at most ``max_gradients`` items, the rest counted); the constraints; in-context examples; and the last
+``history`` (value, feedback) pairs of this parameter — the momentum that TextGrad stores but never sends.
+
+The new value is asked through ``agenerate_tagged(engine, request, "NEW_VALUE", validate=...)`` (prefill and
+stop sequence on engines that support them) with ``role="optimizer"``. Validation rejects an empty value, one
+that contains the optimizer's own tags, or one that copies its instruction sentences; a rejected answer gets one
+repair attempt. All parameters of a step are computed concurrently and only then assigned: if any fails, no
+parameter changes and :class:`~textopt.errors.OptimizerStepError` names each failing parameter and why.
+
+Tensor parameters take a plain SGD step when their group has ``lr`` (else they are left alone).
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Iterable
+
+import torch
+
+from ..engines import Engine, Request, get_engine, resolve_backward_engine
+from ..engines.structured import agenerate_tagged
+from ..errors import InvalidVariableError, OptimizerStepError
+from ..variable import Feedback, Variable
+from . import prompts as P
+from .optimizer import Optimizer, register_optimizer
+
+DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
+                max_context_chars=1500, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None)
+
+
+def clip_middle(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    marker = f" [... {len(text) - max_chars} characters cut ...] "
+    keep = max(max_chars - len(marker), 0)
+    return text[: keep // 2] + marker + text[len(text) - keep // 2:]
+
+
+def check_new_value(value: str, current: str) -> None:
+    """Raise ``ValueError`` (which triggers the repair) when ``value`` is unusable as a new parameter value."""
+    if not value.strip():
+        raise ValueError("the new value is empty; write the complete improved variable")
+    for tag in P.TAGS:
+        pat = re.compile(rf"</?{tag}\b", re.I)
+        if pat.search(value) and not pat.search(current):
+            raise ValueError(f"the new value contains the optimizer's tag <{tag}>; return only the variable "
+                             f"itself, without any tags")
+    low, cur = value.lower(), current.lower()
+    for sentence in P.INSTRUCTION_SENTENCES:
+        s = sentence.lower().rstrip(".:")
+        if s in low and s not in cur:
+            raise ValueError(f"the new value copies the optimizer's instruction {sentence!r}; return only the "
+                             f"improved variable")
+
+
+def _render_conversation(conv, max_chars: int) -> str:
+    text = "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in conv)
+    return clip_middle(text, max_chars)
+
+
+@register_optimizer("tgd")
+class TGD(Optimizer):
+    """``TGD(params, engine="openai:gpt-4o", constraints=[...], examples=[...], history=3)``.
+
+    ``engine``: Engine or spec string; None uses the ``tx.backward_engine(...)`` of the calling context.
+    Options (per param group, JSON-able): ``constraints``, ``examples``, ``history`` (window of past values and
+    their feedback; 0 disables), ``max_gradients``, ``max_gradient_chars``, ``max_context_chars``,
+    ``history_feedback_chars``, ``temperature``, ``max_tokens``, ``lr`` (tensor parameters only).
+    """
+
+    def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise InvalidVariableError(f"TGD got unknown options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        opts = {**DEFAULTS, **options}
+        opts["constraints"], opts["examples"] = list(opts["constraints"]), list(opts["examples"])
+        if not isinstance(opts["history"], int) or opts["history"] < 0:
+            raise InvalidVariableError(f"TGD history must be an int >= 0, got {opts['history']!r}")
+        super().__init__(params, opts)
+        self.engine = get_engine(engine) if engine is not None else None
+
+    def _engine(self) -> Engine:
+        return self.engine if self.engine is not None else resolve_backward_engine(None)
+
+    # -- the request ---------------------------------------------------------------------------------------
+    def build_request(self, p: Variable, group: dict, name: str) -> Request:
+        grads: list[Feedback] = list(p.grad)
+        shown = grads[: group["max_gradients"]]
+        items = []
+        for i, g in enumerate(shown, 1):
+            conv = getattr(g, "conversation", ())
+            context = P.TGD_CONTEXT.format(conversation=_render_conversation(conv, group["max_context_chars"])) \
+                if conv and group["max_context_chars"] > 0 else ""
+            items.append(P.TGD_GRADIENT.format(i=i, source=getattr(g, "source", "") or "?",
+                                               text=clip_middle(g.value, group["max_gradient_chars"]),
+                                               context=context))
+        if len(grads) > len(shown):
+            items.append(P.TGD_OMITTED.format(k=len(grads) - len(shown)))
+        history = ""
+        window = self.state[p].get("history", [])[-group["history"]:] if group["history"] else []
+        if window:
+            history = P.TGD_HISTORY.format(items="".join(
+                P.TGD_HISTORY_ITEM.format(step=h["step"], value=h["value"], feedback=h["feedback"]) for h in window))
+        constraints = P.TGD_CONSTRAINTS.format(items="".join(
+            P.TGD_CONSTRAINT.format(text=c) for c in group["constraints"])) if group["constraints"] else ""
+        examples = P.TGD_EXAMPLES.format(items="".join(
+            P.TGD_EXAMPLE.format(text=e) for e in group["examples"])) if group["examples"] else ""
+        user = P.TGD_USER.format(role=p.role, value=p.value, n=len(grads), gradients="".join(items),
+                                 history=history, constraints=constraints, examples=examples)
+        return Request.chat(user, system=P.TGD_SYSTEM, temperature=group["temperature"],
+                            max_tokens=group["max_tokens"], role="optimizer", node=f"tgd:{name}")
+
+    # -- the step ------------------------------------------------------------------------------------------
+    async def _propose(self, engine: Engine, p: Variable, group: dict, name: str) -> str:
+        current = p.value
+        value, _ = await agenerate_tagged(engine, self.build_request(p, group, name), P.NEW_VALUE_TAG,
+                                          validate=lambda v: check_new_value(v, current))
+        return value
+
+    async def astep(self) -> dict[str, str]:
+        """Update every text parameter that has feedback; returns {parameter name: new value}."""
+        jobs = []
+        for gi, group in enumerate(self.param_groups):
+            for pi, p in enumerate(group["params"]):
+                if p.is_text and p.grad:
+                    jobs.append((p, group, p.name or f"group{gi}.param{pi} ({p.role})"))
+        engine = self._engine() if jobs else None
+        results = await asyncio.gather(*(self._propose(engine, p, g, n) for p, g, n in jobs),
+                                       return_exceptions=True)
+        failures = [(n, r) for (_, _, n), r in zip(jobs, results) if isinstance(r, BaseException)]
+        for _, r in failures:
+            if not isinstance(r, Exception):
+                raise r  # cancellation and the like propagate untouched
+        if failures:
+            detail = "; ".join(f"{n}: {type(r).__name__}: {r}" for n, r in failures)
+            raise OptimizerStepError(f"TGD step changed no parameter because {len(failures)} of {len(jobs)} "
+                                     f"update(s) failed after a repair attempt — {detail}")
+        updated = {}
+        for (p, group, name), new in zip(jobs, results):
+            st = self.state[p]
+            st["step"] = st.get("step", 0) + 1
+            fb = clip_middle("\n\n".join(g.value for g in p.grad), group["history_feedback_chars"])
+            st.setdefault("history", []).append({"step": st["step"], "value": p.value, "feedback": fb})
+            if group["history"]:
+                st["history"] = st["history"][-max(group["history"], 1):]
+            else:
+                st["history"] = []
+            p.value = new
+            updated[name] = new
+        self._tensor_step()
+        return updated
+
+    def _tensor_step(self) -> None:
+        with torch.no_grad():
+            for group in self.param_groups:
+                if not group.get("lr"):
+                    continue
+                for p in group["params"]:
+                    if not p.is_text and p.grad is not None:
+                        p.value.add_(p.grad, alpha=-group["lr"])

@@ -1,0 +1,31 @@
+"""Training-curve PNG (matplotlib, Agg backend: no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_curve(history: list[dict], path: str | Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for key, label, style in (("train_score", "train (batch)", "o-"), ("val_score", "validation", "s-")):
+        pts = [(r["step"], r[key]) for r in history if r.get(key) is not None]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
+    reverted = [r["step"] for r in history if r.get("reverted")]
+    for s in reverted:
+        ax.axvline(s, color="grey", alpha=0.3, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("score")
+    ax.set_title("training curve" + (" (grey: reverted steps)" if reverted else ""))
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,80 @@
+"""Evaluation of a model on a list of examples (no graph, eval mode, concurrent, order-stable)."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Callable, Mapping, Sequence
+
+from ..errors import DataError
+from ..grad_mode import no_grad
+from ..variable import Variable
+from .data import Example
+
+
+async def call_model(model, x: Any) -> Variable:
+    """``model.acall(x)``; a Mapping input is spread as keyword arguments (multi-field modules)."""
+    if isinstance(x, Mapping):
+        return await model.acall(**x)
+    return await model.acall(x)
+
+
+async def call_loss(loss_fn, pred: Variable, ex: Example) -> Variable:
+    """Loss contract: a textopt ``nn.Module`` loss is called with ``(pred, ex.y)`` when it declares
+    ``needs_target = True`` (metric and code losses) and with ``(pred)`` otherwise (``TextLoss``); any other
+    callable is called as ``loss_fn(pred, example)`` and may be async."""
+    from ..nn.module import Module
+    if isinstance(loss_fn, Module):
+        if getattr(loss_fn, "needs_target", False):
+            return await loss_fn.acall(pred, ex.y)
+        return await loss_fn.acall(pred)
+    out = loss_fn(pred, ex)
+    if inspect.isawaitable(out):
+        out = await out
+    return out
+
+
+def loss_score(loss: Variable) -> float:
+    score = loss.meta.get("score") if isinstance(loss, Variable) else None
+    if score is None:
+        raise DataError(f"the loss {loss!r} carries no numeric score (meta['score']); give the Trainer a "
+                        "metric=callable(prediction_text, example) -> float, or use a metric loss "
+                        "(ExactMatch, NumberMatch, Regex, F1, CodeTestsLoss)")
+    return float(score)
+
+
+def make_scorer(metric: Callable | None, loss_fn) -> Callable:
+    """An async ``score(pred, example) -> float``: ``metric(pred_text, example)`` or the loss's own score."""
+    async def score(pred: Variable, ex: Example) -> float:
+        if metric is not None:
+            out = metric(pred.value if isinstance(pred, Variable) else pred, ex)
+            if inspect.isawaitable(out):
+                out = await out
+            return float(out)
+        return loss_score(await call_loss(loss_fn, pred, ex))
+    return score
+
+
+async def aevaluate(model, data: Sequence[Example], scorer: Callable, *, concurrency: int = 8,
+                    progress=None) -> tuple[float, list[float]]:
+    """Mean score and per-example scores (in data order) with the model in eval mode and no graph."""
+    if not data:
+        return float("nan"), []
+    sem = asyncio.Semaphore(concurrency)
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+
+    async def one(ex: Example) -> float:
+        async with sem:
+            with no_grad():
+                pred = await call_model(model, ex.x)
+                s = await scorer(pred, ex)
+            if progress is not None:
+                progress.update(1)
+            return s
+    try:
+        scores = list(await asyncio.gather(*(one(ex) for ex in data)))
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+    return sum(scores) / len(scores), scores

@@ -1,0 +1,300 @@
+"""``Trainer``: the training loop for text (and tensor) parameters, with exact resume.
+
+Contract (the CLI builds on it; keep it stable)::
+
+    trainer = Trainer(model, loss_fn, optimizer, train=train_examples, val=val_examples, test=test_examples,
+                      metric=None, batch_size=3, steps=12, out_dir="runs/x", seed=0)
+    result = trainer.fit()                 # or trainer.fit(resume=True) / trainer.resume()
+
+- ``model``: an ``nn.Module``; each example's ``x`` is passed to ``await model.acall(x)`` (a dict ``x`` is spread
+  as keyword arguments).
+- ``loss_fn``: a loss ``nn.Module`` — called ``(pred, example.y)`` if it declares ``needs_target`` (ExactMatch,
+  NumberMatch, Regex, F1, CodeTestsLoss), else ``(pred)`` (TextLoss) — or any callable ``(pred, example)``,
+  sync or async, returning a loss Variable.
+- ``metric``: ``callable(prediction_text, example) -> float`` for validation/test; None uses the loss's own
+  ``meta["score"]``.
+- examples: :class:`Example`, dicts with "x"/"y", or ``(x, y)`` pairs.
+
+One step: a seeded minibatch -> concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch
+feedback) -> backward -> ``optimizer.step()`` -> validation; with ``revert_if_worse`` a step that lowers the
+validation score is undone (parameters only; the optimizer keeps the rejected attempt in its history).
+``patience`` stops after that many steps without a new best. At the end the best parameters are loaded and the
+test set is scored.
+
+Files in ``out_dir``: ``log.jsonl`` (one row per step: scores, parameter values, usage by role),
+``checkpoint.json`` (written atomically after every step: parameters, optimizer state, RNG states, sampler
+position, usage, best-so-far), ``result.json`` and ``curve.png``. ``fit(resume=True)`` continues from the
+checkpoint and ends exactly where an uninterrupted run would (same parameters, log and usage), provided the
+engines answer deterministically (replay, scripted, cached or temperature-0 local).
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..engines import Engine, get_engine
+from ..engines.usage import merge
+from ..errors import CheckpointError, DataError
+from ..runtime import run_sync
+from ..variable import Variable
+from . import checkpoint as ckpt
+from .data import Example, Sampler, as_examples
+from .evaluate import aevaluate, call_loss, call_model, loss_score, make_scorer
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_val: float | None
+    test_score: float | None
+    params: dict
+    stopped_early: bool
+    out_dir: str | None
+    history: list = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, model, loss_fn, optimizer, train: Iterable[Any], val: Iterable[Any] | None = None,
+                 test: Iterable[Any] | None = None, *, metric: Callable | None = None, batch_size: int = 3,
+                 steps: int = 12, out_dir: str | Path | None = None, seed: int = 0, revert_if_worse: bool = True,
+                 patience: int | None = None, backward_engine: "Engine | str | None" = None,
+                 engines: Sequence[Engine] | None = None, aggregate_max_tokens: int = 1024,
+                 eval_concurrency: int = 8, progress: bool = True, plot: bool = True):
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.train_set = as_examples(train, "train")
+        self.val_set = as_examples(val, "val")
+        self.test_set = as_examples(test, "test")
+        if not self.train_set:
+            raise DataError("Trainer needs at least one training example")
+        if steps < 0:
+            raise DataError(f"steps must be >= 0, got {steps}")
+        self.batch_size, self.steps, self.seed = batch_size, steps, seed
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.revert_if_worse, self.patience = revert_if_worse, patience
+        self.backward_engine = backward_engine
+        self.aggregate_max_tokens = aggregate_max_tokens
+        self.eval_concurrency, self.progress, self.plot = eval_concurrency, progress, plot
+        self.scorer = make_scorer(metric, loss_fn)
+        self.engines = list(engines) if engines is not None else self._find_engines()
+        self.sampler = Sampler(len(self.train_set), batch_size, seed)
+        self.step_count = 0
+        self.best_val: float | None = None
+        self.best_params: dict | None = None
+        self.bad_steps = 0
+        self.stopped_early = False
+        self.history: list[dict] = []
+
+    # -- engines and usage ---------------------------------------------------------------------------------
+    def _find_engines(self) -> list[Engine]:
+        found: list[Engine] = []
+
+        def add(e):
+            if isinstance(e, Engine) and all(e is not f for f in found):
+                found.append(e)
+        for obj in (self.model, self.loss_fn):
+            if hasattr(obj, "named_modules"):
+                for _, m in obj.named_modules():
+                    for v in vars(m).values():
+                        add(v)
+        add(getattr(self.optimizer, "engine", None))
+        if self.backward_engine is not None:
+            add(get_engine(self.backward_engine))
+        return found
+
+    def usage(self) -> dict:
+        return merge(e.usage for e in self.engines).as_dict()
+
+    def _backward_engine(self):
+        if self.backward_engine is not None:
+            return self.backward_engine
+        from ..engines import _BACKWARD_ENGINE
+        return _BACKWARD_ENGINE.get() or getattr(self.optimizer, "engine", None)
+
+    # -- one step ------------------------------------------------------------------------------------------
+    def _param_values(self) -> dict:
+        return {n: ckpt.to_jsonable(v.value) for n, v in self.model.named_parameters()}
+
+    async def _train_step(self, batch: list[int]) -> float | None:
+        from ..nn.aggregate import aaggregate
+        examples = [self.train_set[i] for i in batch]
+        self.model.train()
+        self.optimizer.zero_grad()
+        self.model.zero_grad()
+        preds = await asyncio.gather(*(call_model(self.model, ex.x) for ex in examples))
+        losses = await asyncio.gather(*(call_loss(self.loss_fn, p, ex) for p, ex in zip(preds, examples)))
+        try:
+            train_score = sum(loss_score(l) for l in losses) / len(losses)
+        except DataError:
+            train_score = None
+        total = await aaggregate(list(losses), max_tokens=self.aggregate_max_tokens) if len(losses) > 1 \
+            else losses[0]
+        if total.requires_grad:
+            await total.abackward(engine=self._backward_engine())
+            await self.optimizer._astep_with_hooks()
+        return train_score
+
+    async def _validate(self, desc: str) -> float | None:
+        if not self.val_set:
+            return None
+        bar = tqdm(total=len(self.val_set), desc=desc, leave=False, disable=not self.progress)
+        try:
+            score, _ = await aevaluate(self.model, self.val_set, self.scorer, concurrency=self.eval_concurrency,
+                                       progress=bar)
+        finally:
+            bar.close()
+        return score
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path | None:
+        return self.out_dir / "log.jsonl" if self.out_dir else None
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / "checkpoint.json" if self.out_dir else None
+
+    def _log(self, row: dict) -> None:
+        self.history.append(row)
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+
+    def state_dict(self) -> dict:
+        return {"version": CHECKPOINT_VERSION, "step": self.step_count, "steps": self.steps, "seed": self.seed,
+                "params": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": ckpt.rng_states(), "sampler": self.sampler.state_dict(),
+                "usage": [{"engine": e.name, "usage": e.usage.as_dict()} for e in self.engines],
+                "best_val": self.best_val, "best_params": self.best_params, "bad_steps": self.bad_steps,
+                "stopped_early": self.stopped_early, "history": self.history}
+
+    def load_state_dict(self, d: dict) -> None:
+        if d.get("version") != CHECKPOINT_VERSION:
+            raise CheckpointError(f"checkpoint version {d.get('version')} is not {CHECKPOINT_VERSION}")
+        if d["seed"] != self.seed:
+            raise CheckpointError(f"checkpoint was made with seed {d['seed']}, this trainer has seed {self.seed}")
+        names = [u["engine"] for u in d["usage"]]
+        if names != [e.name for e in self.engines]:
+            raise CheckpointError(f"checkpoint usage is for engines {names}, this run has "
+                                  f"{[e.name for e in self.engines]}; build the run with the same engines")
+        self.model.load_state_dict(d["params"])
+        self.optimizer.load_state_dict(d["optimizer"])
+        ckpt.set_rng_states(d["rng"])
+        self.sampler.load_state_dict(d["sampler"])
+        for e, u in zip(self.engines, d["usage"]):
+            e.usage.load_dict(u["usage"])
+        self.step_count, self.best_val, self.best_params = d["step"], d["best_val"], d["best_params"]
+        self.bad_steps, self.stopped_early, self.history = d["bad_steps"], d["stopped_early"], d["history"]
+
+    def _save(self) -> None:
+        if self.checkpoint_path is not None:
+            ckpt.save(self.checkpoint_path, self.state_dict())
+
+    def _restore_log(self) -> None:
+        """Rewrite the log to exactly the checkpointed rows (drops rows of a step that crashed after logging)."""
+        if self.log_path is not None:
+            text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in self.history)
+            ckpt.atomic_write_text(self.log_path, text)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    async def afit(self, *, resume: bool = False, max_steps: int | None = None) -> TrainResult:
+        """Train. ``resume``: continue from ``out_dir/checkpoint.json`` (a fresh start if there is none).
+        ``max_steps``: stop after this many steps in this call (the checkpoint lets a later call continue)."""
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            self.load_state_dict(ckpt.load(self.checkpoint_path))
+            self._restore_log()
+        else:
+            if self.log_path is not None and self.log_path.exists():
+                self.log_path.unlink()
+            random.seed(self.seed)
+            torch.manual_seed(self.seed)
+            val = await self._validate("validate (initial)")
+            self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
+            self._log({"step": 0, "kind": "init", "val_score": val, "train_score": None, "reverted": False,
+                       "batch": [], "params": self._param_values(), "usage": self.usage()})
+            self._save()
+        done_now = 0
+        bar = tqdm(total=self.steps, initial=self.step_count, desc="train", disable=not self.progress)
+        try:
+            while self.step_count < self.steps and not self.stopped_early:
+                if max_steps is not None and done_now >= max_steps:
+                    break
+                await self._one_step()
+                done_now += 1
+                bar.update(1)
+        finally:
+            bar.close()
+        if self.step_count >= self.steps or self.stopped_early:
+            return await self._finish()
+        return self._result(None)
+
+    async def _one_step(self) -> None:
+        batch = self.sampler.next_batch()
+        before = copy.deepcopy(self.model.state_dict())
+        train_score = await self._train_step(batch)
+        self.step_count += 1
+        val = await self._validate(f"validate (step {self.step_count})")
+        reverted = False
+        if val is not None:
+            if self.best_val is not None and val < self.best_val:
+                self.bad_steps += 1
+                if self.revert_if_worse:
+                    self.model.load_state_dict(before)
+                    reverted = True
+            else:
+                if self.best_val is not None and val == self.best_val:
+                    self.bad_steps += 1
+                else:
+                    self.bad_steps = 0
+                self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
+            if self.patience is not None and self.bad_steps >= self.patience:
+                self.stopped_early = True
+        self._log({"step": self.step_count, "kind": "step", "train_score": train_score, "val_score": val,
+                   "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
+                   "usage": self.usage()})
+        self._save()
+
+    async def _finish(self) -> TrainResult:
+        if self.best_params is not None and self.val_set:
+            self.model.load_state_dict(self.best_params)
+        test_score = None
+        if self.test_set:
+            bar = tqdm(total=len(self.test_set), desc="test", leave=False, disable=not self.progress)
+            try:
+                test_score, _ = await aevaluate(self.model, self.test_set, self.scorer,
+                                                concurrency=self.eval_concurrency, progress=bar)
+            finally:
+                bar.close()
+        result = self._result(test_score)
+        if self.out_dir is not None:
+            ckpt.atomic_write_text(self.out_dir / "result.json", json.dumps(
+                {"steps": result.steps, "best_val": result.best_val, "test_score": test_score,
+                 "stopped_early": result.stopped_early, "params": result.params, "usage": self.usage()},
+                indent=1, ensure_ascii=False))
+            if self.plot:
+                from .curve import plot_curve
+                plot_curve(self.history, self.out_dir / "curve.png")
+        return result
+
+    def _result(self, test_score) -> TrainResult:
+        return TrainResult(steps=self.step_count, best_val=self.best_val, test_score=test_score,
+                           params=self._param_values(), stopped_early=self.stopped_early,
+                           out_dir=str(self.out_dir) if self.out_dir else None, history=list(self.history))
+
+    def fit(self, *, resume: bool = False, max_steps: int | None = None) -> TrainResult:
+        return run_sync(self.afit(resume=resume, max_steps=max_steps))
+
+    def resume(self, *, max_steps: int | None = None) -> TrainResult:
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            raise CheckpointError(f"nothing to resume: no checkpoint.json in {self.out_dir}")
+        return self.fit(resume=True, max_steps=max_steps)
