@@ -17,3 +17,6 @@ __version__ = "0.1.0"
 __all__ = ["Variable", "Feedback", "Function", "Node", "concat", "no_grad", "enable_grad", "is_grad_enabled",
            "backward", "abackward", "backward_engine", "get_engine", "Engine", "Request", "Response", "usage",
            "graph", "nn", "errors", "function", "aggregate", "optim", "train", "TextoptError", "BudgetExceeded"]
+from .solution import aoptimize_solution, optimize_solution  # noqa: E402  (test-time optimization, issue 5)
+
+__all__ += ["optimize_solution", "aoptimize_solution"]

@@ -3,3 +3,16 @@ from .optimizer import OPTIMIZERS, Optimizer, register_optimizer
 from .tgd import TGD
 
 __all__ = ["Optimizer", "OPTIMIZERS", "register_optimizer", "TGD"]
+
+# search optimizers (issue 5): importing registers them in OPTIMIZERS
+from .beam import BeamSearch  # noqa: E402
+from .demos import DemoBootstrap  # noqa: E402
+from .guards import CopyDetector, OptimizerData, Splits, split_dataset  # noqa: E402
+from .opro import OPRO  # noqa: E402
+from .pareto import ParetoEvolution  # noqa: E402
+from .search_base import MaxSteps, NoImprovement, SearchOptimizer, StopFile, Timeout  # noqa: E402
+from .store import Evaluator  # noqa: E402
+
+__all__ += ["SearchOptimizer", "BeamSearch", "ParetoEvolution", "OPRO", "DemoBootstrap", "Evaluator",
+            "CopyDetector", "Splits", "OptimizerData", "split_dataset", "MaxSteps", "NoImprovement", "Timeout",
+            "StopFile"]

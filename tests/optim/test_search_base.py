@@ -1,0 +1,183 @@
+"""The shared search machinery: evaluation cache, evaluator contract, module evaluator, concurrency, stoppers,
+callbacks, held-out splits and the copy detector."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+import textopt as tx
+from textopt.engines import ScriptedEngine
+from textopt.errors import DataError, InvalidVariableError
+from textopt.optim import (BeamSearch, CopyDetector, Evaluator, MaxSteps, NoImprovement, OPRO, ParetoEvolution,
+                           StopFile, Timeout, split_dataset)
+from textopt.optim.store import CandidateStore, candidate_hash, normalize_result, pareto_front
+from textopt.runtime import run_sync
+from tests.optim import search_world as W
+
+
+def _opt(cls=BeamSearch, evaluate=W.evaluate, **kw):
+    kw.setdefault("engine", W.make_engine())
+    return cls([W.make_param()], evaluate, trainset=W.TRAIN, valset=W.VAL, seed=0, **kw)
+
+
+def test_candidate_hash_ignores_key_order_and_is_stable():
+    assert candidate_hash({"a": "x", "b": "y"}) == candidate_hash({"b": "y", "a": "x"})
+    assert candidate_hash({"a": "x"}) != candidate_hash({"a": "x "})
+    assert len(candidate_hash({"a": "x"})) == 16
+
+
+def test_evaluation_cache_is_keyed_by_candidate_example_and_split():
+    calls = []
+
+    async def evaluate(cand, ex):
+        calls.append((cand["prompt"], ex["id"]))
+        return await W.evaluate(cand, ex)
+
+    opt = _opt(evaluate=evaluate)
+    h = opt.seed_hash
+    run_sync(opt.evaluate(h, "val", [0, 1]))
+    run_sync(opt.evaluate(h, "val", [1, 2]))          # 1 is cached
+    run_sync(opt.evaluate(h, "train", [1]))           # same position, other split: a new call
+    other = opt.store.add({"prompt": "other"})
+    run_sync(opt.evaluate(other, "val", [1]))
+    assert calls == [(W.SEED_PROMPT, "v0"), (W.SEED_PROMPT, "v1"), (W.SEED_PROMPT, "v2"), (W.SEED_PROMPT, "t1"),
+                     ("other", "v1")]
+    assert opt.metric_calls == 5
+
+
+def test_evaluations_run_concurrently_under_the_limit_and_are_stored_in_example_order():
+    state = {"now": 0, "peak": 0}
+
+    async def evaluate(cand, ex):
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await asyncio.sleep(0.01 * (6 - int(ex["id"][1:])))   # later examples finish first
+        state["now"] -= 1
+        return float(ex["kind"]), f"fb {ex['id']}", None
+
+    opt = _opt(evaluate=evaluate, max_concurrency=3)
+    evals = run_sync(opt.evaluate(opt.seed_hash, "val"))
+    assert state["peak"] == 3
+    assert [e.feedback["score"] for e in evals] == [f"fb v{i}" for i in range(6)]
+    assert list(opt.store.scored(opt.seed_hash, "val")) == [f"v{i}" for i in range(6)]
+
+
+def test_evaluator_results_are_validated_with_clear_errors():
+    assert normalize_result(0.5, ["score"]).scores == {"score": 0.5}
+    ev = normalize_result((1, [tx.Feedback("too long", objective="length"), tx.Feedback("ok")], {"x": {1, 2}}),
+                          ["score"])
+    assert ev.feedback == {"length": "too long", "score": "ok"} and isinstance(ev.trace["x"], str)
+    with pytest.raises(InvalidVariableError, match=r"\(score, feedback, trace\)"):
+        normalize_result("great", ["score"])
+    with pytest.raises(InvalidVariableError, match="float"):
+        normalize_result(("high", "", None), ["score"])
+
+
+def test_module_evaluator_loads_each_candidate_and_never_mixes_them():
+    import random
+    rng = random.Random(0)
+
+    async def respond(req):
+        await asyncio.sleep(rng.uniform(0, 0.01))
+        return f"{req.system}|{req.messages[-1].content}"
+
+    prompt = tx.Variable("p0", role="system prompt", requires_grad=True)
+    module = tx.nn.LLMCall(ScriptedEngine(respond), system_prompt=prompt)
+    ev = Evaluator.from_module(module, lambda out, ex: (float(out.startswith("good")), "fb"), input="question")
+
+    async def many():
+        jobs = [ev({"system_prompt": f"p{i % 3}"}, {"question": f"q{i}"}) for i in range(12)]
+        return await asyncio.gather(*jobs)
+
+    outs = run_sync(many())
+    for i, (score, fb, trace) in enumerate(outs):
+        assert trace["output"] == f"p{i % 3}|q{i}"
+    opt = BeamSearch(module.named_parameters(), ev, engine=W.make_engine(), trainset=W.TRAIN, valset=W.VAL)
+    assert opt.names == ["system_prompt"]
+    with pytest.raises(DataError, match="input="):
+        run_sync(ev({"system_prompt": "x"}, {"text": "q"}))
+
+
+def test_parameters_must_be_named_text_variables():
+    a = tx.Variable("x", role="r", requires_grad=True, name="same")
+    b = tx.Variable("y", role="r", requires_grad=True, name="same")
+    with pytest.raises(InvalidVariableError, match="distinct names"):
+        BeamSearch([a, b], W.evaluate, trainset=W.TRAIN, valset=W.VAL)
+    import torch
+    t = tx.Variable(torch.zeros(2), requires_grad=True)
+    with pytest.raises(InvalidVariableError, match="text Variables"):
+        BeamSearch({"t": t}, W.evaluate, trainset=W.TRAIN, valset=W.VAL)
+
+
+def test_stoppers_and_callbacks(tmp_path):
+    events = []
+    opt = _opt(stoppers=[MaxSteps(2)], callbacks=[lambda e, info: events.append(e)])
+    info = opt.run()
+    assert info["step"] == 2 and info["stopped"] == "reached 2 steps"
+    assert {"proposed", "step", "new_best"} <= set(events)
+    stop = tmp_path / "STOP"
+    opt = _opt(stoppers=[StopFile(stop)])
+    opt.step()
+    stop.touch()
+    assert opt.step()["stopped"].startswith("stop file") and opt.step_count == 1
+    assert _opt(stoppers=[Timeout(-1)]).run()["stopped"].startswith("timeout")
+    flat = _opt(engine=ScriptedEngine(lambda r: "<new_value>be brief</new_value>"), stoppers=[NoImprovement(2)])
+    info = flat.run(max_steps=10)
+    assert info["stopped"] == "no improvement in 2 steps" and info["step"] == 3
+
+
+def test_copy_detector_rejects_training_text_and_logs_why(caplog):
+    long_q = "A farmer has seventeen sheep and all but nine run away; how many are left"
+    train = [{"id": "x1", "question": long_q, "answer": "nine sheep are left over", "kind": 0}] + W.TRAIN
+    det = CopyDetector(train)
+    assert det.check("Think step by step and count carefully.") is None
+    assert "training example" in det.check(f"Example: {long_q.upper()}. Answer: 9")
+    assert "verbatim" in det.check("Remember: nine sheep are left over!")
+    assert det.check("The farmer has sheep.") is None   # a few shared words are not a copy
+
+    def paste(req):
+        return f"<new_value>Solve it. For instance: {long_q}</new_value>"
+
+    p = W.make_param()
+    opt = OPRO([p], W.evaluate, engine=ScriptedEngine(paste), trainset=train, valset=W.VAL, seed=0)
+    with caplog.at_level(logging.INFO, logger="textopt.optim.guards"):
+        opt.step()
+    assert long_q not in p.value
+    assert opt.store.rejected and "copies a training example" in opt.store.rejected[0]["reason"]
+    assert "copies a training example" in caplog.text
+    loose = OPRO([W.make_param()], W.evaluate, engine=ScriptedEngine(paste), trainset=train, valset=W.VAL,
+                 copy_guard=False)
+    loose.step()
+    assert not loose.store.rejected
+
+
+def test_the_test_split_cannot_reach_an_optimizer():
+    data = [{"id": str(i), "q": f"question {i}"} for i in range(20)]
+    splits = split_dataset(data, val=0.25, test=0.25, seed=1)
+    ids = [{e["id"] for e in s} for s in (splits.train, splits.val, splits.test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2]) and sum(map(len, ids)) == 20
+    with pytest.raises(DataError, match="for_optimizer"):
+        BeamSearch([W.make_param()], W.evaluate, data=splits)
+    with pytest.raises(DataError, match="test split"):
+        BeamSearch([W.make_param()], W.evaluate, trainset=splits.train, valset=splits.test)
+    with pytest.raises(DataError, match="valset"):
+        BeamSearch([W.make_param()], W.evaluate, trainset=splits.train)
+    opt = ParetoEvolution([W.make_param()], W.evaluate, data=splits.for_optimizer())
+    assert opt.val.name == "val" and not hasattr(opt, "test")
+
+
+def test_pareto_front_over_objectives():
+    pts = {"a": {"acc": 1.0, "len": 0.0}, "b": {"acc": 0.5, "len": 0.5}, "c": {"acc": 0.4, "len": 0.4},
+           "d": {"acc": 0.0, "len": 1.0}}
+    assert pareto_front(pts) == ["a", "b", "d"]
+
+
+def test_store_state_survives_sorted_json():
+    import json
+    s = CandidateStore()
+    for v in ["zeta", "alpha", "mid"]:
+        s.add({"p": v})
+    again = CandidateStore.from_state(json.loads(json.dumps(s.state_dict(), sort_keys=True)))
+    assert list(again.candidates) == list(s.candidates)

@@ -1,0 +1,355 @@
+"""``SearchOptimizer``: the shared base of BeamSearch, ParetoEvolution, OPRO and DemoBootstrap.
+
+One ``step()`` is one search iteration. Every optimizer here:
+- keeps a :class:`~textopt.optim.store.CandidateStore` (evaluation cache keyed by (candidate, example, split));
+- selects on the held-out ``val`` split only (``trainset`` feeds proposals) and never returns a candidate that
+  scores lower on the full val split than the starting values (promotion is gated on full-val score);
+- respects budgets: ``max_metric_calls`` (uncached evaluator calls, checked BEFORE calling), and a
+  :class:`~textopt.engines.usage.Budget` (calls/tokens/dollars, enforced by the engines that share it — a
+  ``BudgetExceeded`` stops the search cleanly);
+- stops on ``stoppers`` (``NoImprovement``, ``Timeout``, ``StopFile``, ``MaxSteps``) and reports to
+  ``callbacks`` (``callback(event, info)``: "proposed", "rejected", "accepted", "new_best", "step", "stop");
+- resumes exactly from ``state_dict()`` (RNG, store, frontier/beam/history, step, counters, budget figures);
+- runs evaluations concurrently (``asyncio.gather`` under a semaphore) and records results in example order.
+After each step the parameters hold the best candidate found so far.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..engines import Request, get_engine
+from ..engines.structured import agenerate_tagged
+from ..engines.usage import Budget
+from ..errors import BudgetExceeded, InvalidVariableError, ParseError
+from ..variable import Variable
+from .guards import CopyDetector, optimizer_data
+from .guards import log as guard_log
+from .optimizer import Optimizer
+from .prompts_search import (PROPOSAL_TAG, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM, render_examples,
+                             render_objectives)
+from .store import (DEFAULT_OBJECTIVE, CandidateStore, Evaluation, as_evaluator, example_id, normalize_result,
+                    pareto_front)
+
+class SearchExhausted(Exception):
+    """Internal: the metric-call budget does not allow the next evaluation."""
+
+
+# -- stoppers: stopper(opt) -> reason to stop, or None -------------------------------------------------------------
+class MaxSteps:
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, opt) -> str | None:
+        return f"reached {self.n} steps" if opt.step_count >= self.n else None
+
+
+class NoImprovement:
+    """Stop after ``patience`` steps without a new best val score."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+
+    def __call__(self, opt) -> str | None:
+        h = opt.best_history
+        if len(h) > self.patience and max(h[-self.patience:]) <= h[-self.patience - 1]:
+            return f"no improvement in {self.patience} steps"
+        return None
+
+
+class Timeout:
+    def __init__(self, seconds: float):
+        self.seconds, self._t0 = seconds, None
+
+    def __call__(self, opt) -> str | None:
+        self._t0 = self._t0 or time.monotonic()
+        return f"timeout after {self.seconds:g} s" if time.monotonic() - self._t0 > self.seconds else None
+
+
+class StopFile:
+    """Stop when ``path`` exists (touch it to end a long run gracefully)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __call__(self, opt) -> str | None:
+        return f"stop file {self.path} exists" if self.path.exists() else None
+
+
+def _named_params(params: Any, evaluate: Any) -> tuple[list[str], list[Variable]]:
+    if isinstance(params, Mapping):
+        pairs = list(params.items())
+    else:
+        items = list(params)
+        if items and isinstance(items[0], tuple):
+            pairs = [(str(n), v) for n, v in items]
+        else:
+            by_id = {id(v): n for n, v in getattr(evaluate, "variables", {}).items()}
+            pairs = [(by_id.get(id(v)) or v.name or f"param{i}", v) for i, v in enumerate(items)]
+    names = [n for n, _ in pairs]
+    if len(set(names)) != len(names):
+        raise InvalidVariableError(f"search parameters need distinct names, got {names}; pass a dict "
+                                   f"{{name: Variable}} or module.named_parameters()")
+    for n, v in pairs:
+        if not isinstance(v, Variable) or not v.is_text:
+            raise InvalidVariableError(f"search optimizers optimize text Variables; {n!r} is {v!r}")
+    return names, [v for _, v in pairs]
+
+
+class SearchOptimizer(Optimizer):
+    registry_name = "search"
+
+    def __init__(self, params, evaluate, *, engine=None, data=None, trainset: Sequence | None = None,
+                 valset: Sequence | None = None, objectives: Mapping[str, float] | None = None,
+                 max_metric_calls: int | None = None, budget: Budget | None = None,
+                 stoppers: Iterable[Callable] = (), callbacks: Iterable[Callable] = (), max_concurrency: int = 8,
+                 seed: int = 0, copy_guard: bool = True, copy_exempt: Iterable[str] = (),
+                 copy_detector: CopyDetector | None = None, temperature: float = 0.7, max_tokens: int = 512,
+                 **defaults):
+        self.evaluator = as_evaluator(evaluate)
+        self.names, variables = _named_params(params, self.evaluator)
+        super().__init__(variables, defaults)
+        self.engine = get_engine(engine) if engine is not None else None
+        d = optimizer_data(data, trainset, valset)
+        self.train, self.val = d.train, d.val
+        self.weights = dict(objectives or {DEFAULT_OBJECTIVE: 1.0})
+        if not self.weights or any(not isinstance(w, (int, float)) for w in self.weights.values()):
+            raise InvalidVariableError(f"objectives must map objective names to numeric weights, got {objectives!r}")
+        self.max_metric_calls = max_metric_calls
+        self.budget = budget
+        self.stoppers, self.callbacks = list(stoppers), list(callbacks)
+        if max_concurrency < 1:
+            raise InvalidVariableError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        self.max_concurrency = max_concurrency
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.copy_exempt = set(copy_exempt)
+        self.copy_detector = copy_detector or (CopyDetector(self.train) if copy_guard else None)
+        self.rng = random.Random(seed)
+        self.store = CandidateStore()
+        self.step_count = 0
+        self.metric_calls = 0
+        self.best: str | None = None
+        self.best_score = float("-inf")
+        self.best_history: list[float] = []
+        self.stopped: str | None = None
+        self.seed_hash = self.store.add(self.current_values(), origin="seed")
+        self._ids = {s: [example_id(ex, i) for i, ex in enumerate(data_)] for s, data_ in
+                     (("train", self.train), ("val", self.val))}
+
+    # -- candidates ----------------------------------------------------------------------------------------
+    def current_values(self) -> dict[str, str]:
+        return {n: v.value for n, v in zip(self.names, self.params())}
+
+    def apply(self, h: str) -> None:
+        for n, v in zip(self.names, self.params()):
+            v.value = self.store.values(h)[n]
+
+    def admit(self, values: Mapping[str, str], *, parents: Sequence[str] = (), origin: str = "") -> str | None:
+        """Register a proposed candidate; None when a guard rejects it (reason logged and stored)."""
+        reason = None
+        for n, text in values.items():
+            if any(f"<{t}>" in text or f"</{t}>" in text for t in RESERVED_TAGS):
+                reason = f"parameter {n!r} contains the optimizer's own tags"
+        if reason is None and self.copy_detector is not None:
+            reason = self.copy_detector.check_candidate(values, self.copy_exempt)
+        if reason is not None:
+            self.store.rejected.append({"values": dict(values), "reason": reason, "step": self.step_count})
+            guard_log.info("%s rejected a candidate: %s", type(self).__name__, reason)
+            self._emit("rejected", values=dict(values), reason=reason)
+            return None
+        h = self.store.add(values, parents=parents, origin=origin, step=self.step_count)
+        self._emit("proposed", hash=h, origin=origin)
+        return h
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+    def split_data(self, split: str) -> Sequence:
+        return self.train if split == "train" else self.val
+
+    async def evaluate(self, h: str, split: str, indices: Sequence[int] | None = None) -> list[Evaluation]:
+        """Evaluations of candidate ``h`` on ``split`` (all examples, or ``indices``), cached, budgeted."""
+        data = self.split_data(split)
+        indices = list(range(len(data))) if indices is None else list(indices)
+        ids = self._ids[split]
+        todo = [i for i in indices if self.store.get(h, split, ids[i]) is None]
+        allowed = len(todo) if self.max_metric_calls is None else max(0, self.max_metric_calls - self.metric_calls)
+        run, short = todo[:allowed], len(todo) > allowed
+        self.metric_calls += len(run)
+        sem = asyncio.Semaphore(self.max_concurrency)
+        values = self.store.values(h)
+
+        async def one(i):
+            async with sem:
+                return normalize_result(await self.evaluator(dict(values), data[i]), list(self.weights))
+
+        results = await asyncio.gather(*(one(i) for i in run), return_exceptions=True)
+        error = None
+        for i, res in zip(run, results):
+            if isinstance(res, BaseException):
+                error = error or res
+            else:
+                self.store.put(h, split, ids[i], res)
+        if error is not None:
+            raise error
+        if short:
+            raise SearchExhausted(f"metric-call budget of {self.max_metric_calls} reached")
+        return [self.store.get(h, split, ids[i]) for i in indices]
+
+    async def evaluate_many(self, hashes: Sequence[str], split: str, indices: Sequence[int] | None = None,
+                            ) -> list[list[Evaluation]]:
+        """Several candidates concurrently; every finished result is stored before the first error is raised."""
+        results = await asyncio.gather(*(self.evaluate(h, split, indices) for h in hashes), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return results
+
+    def mean(self, evals: Sequence[Evaluation]) -> float:
+        return sum(e.total(self.weights) for e in evals) / len(evals) if evals else float("-inf")
+
+    def known_score(self, h: str, split: str) -> float:
+        """Mean over whatever is cached for ``h`` on ``split`` (no new calls)."""
+        return self.mean(list(self.store.scored(h, split).values()))
+
+    async def full_val(self, h: str) -> float:
+        return self.mean(await self.evaluate(h, "val"))
+
+    async def promote(self, h: str) -> bool:
+        """Score ``h`` on the whole val split; it becomes the best (and the parameters' value) only if higher."""
+        score = await self.full_val(h)
+        if score > self.best_score:
+            self.best, self.best_score = h, score
+            self.apply(h)
+            self._emit("new_best", hash=h, score=score)
+            return True
+        return False
+
+    def minibatch(self, split: str, k: int) -> list[int]:
+        n = len(self.split_data(split))
+        return sorted(self.rng.sample(range(n), min(k, n)))
+
+    # -- proposals -----------------------------------------------------------------------------------------
+    async def propose(self, system: str, user: str, tag: str, *, sample: int = 0) -> str | None:
+        """One tagged proposal from the optimizer engine (role="optimizer"); None when it cannot be parsed."""
+        if self.engine is None:
+            raise InvalidVariableError(f"{type(self).__name__} needs engine=... to propose new values")
+        req = Request.chat(user, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
+                           role="optimizer", node=self.registry_name, sample_index=sample)
+        try:
+            value, _ = await agenerate_tagged(self.engine, req, tag)
+        except ParseError as exc:
+            self.store.rejected.append({"values": {}, "reason": f"unparseable proposal: {exc}",
+                                        "step": self.step_count})
+            self._emit("rejected", values={}, reason=str(exc))
+            return None
+        return value.strip()
+
+    async def reflect(self, h: str, name: str, evals: Sequence[Evaluation], *, sample: int = 0) -> dict | None:
+        """A new candidate: ``h`` with parameter ``name`` rewritten from the traces and per-objective feedback."""
+        values = self.store.values(h)
+        user = REFLECT_PROMPT.format(role=self.role_of(name), value=values[name],
+                                     examples=render_examples(evals, self.weights),
+                                     objectives=render_objectives(self.weights))
+        new = await self.propose(SEARCH_SYSTEM, user, PROPOSAL_TAG, sample=sample)
+        if new is None or new == values[name]:
+            return None
+        return {**values, name: new}
+
+    def objective_front(self) -> list[str]:
+        """Candidates scored on the whole val split that no other such candidate beats on every objective."""
+        n = len(self.val)
+        points = {}
+        for h in self.store.candidates:
+            evs = self.store.scored(h, "val")
+            if len(evs) == n:
+                points[h] = {k: sum(e.scores.get(k, 0.0) for e in evs.values()) / n for k in self.weights}
+        return pareto_front(points)
+
+    def role_of(self, name: str) -> str:
+        return self.params()[self.names.index(name)].role
+
+    # -- the step ------------------------------------------------------------------------------------------
+    async def search_step(self) -> None:
+        raise NotImplementedError
+
+    def _budget_reason(self) -> str | None:
+        if self.max_metric_calls is not None and self.metric_calls >= self.max_metric_calls:
+            return f"metric-call budget of {self.max_metric_calls} used"
+        b = self.budget
+        if b is not None and ((b.max_calls is not None and b.calls >= b.max_calls)
+                              or (b.max_tokens is not None and b.tokens >= b.max_tokens)
+                              or (b.max_usd is not None and b.usd >= b.max_usd)):
+            return f"budget used: {b!r}"
+        return None
+
+    async def astep(self) -> dict:
+        if self.stopped is None:
+            self.stopped = self._budget_reason() or next((r for s in self.stoppers if (r := s(self))), None)
+        if self.stopped is not None:
+            return self.info()
+        try:
+            if self.best is None:
+                await self.promote(self.seed_hash)
+            await self.search_step()
+            self.step_count += 1
+            self.best_history.append(self.best_score)
+        except (SearchExhausted, BudgetExceeded) as exc:
+            self.stopped = f"budget: {exc}"
+        if self.stopped is not None:
+            self._emit("stop", reason=self.stopped)
+        self._emit("step", **self.info())
+        return self.info()
+
+    async def arun(self, max_steps: int | None = None) -> dict:
+        """Step until a stopper, a budget or ``max_steps`` ends the search; return :meth:`info`."""
+        n = 0
+        while self.stopped is None and (max_steps is None or n < max_steps):
+            await self._astep_with_hooks()
+            n += 1
+        return self.info()
+
+    def run(self, max_steps: int | None = None) -> dict:
+        from ..runtime import run_sync
+        return run_sync(self.arun(max_steps))
+
+    def info(self) -> dict:
+        return {"step": self.step_count, "best": self.best, "best_score": self.best_score,
+                "best_values": self.store.values(self.best) if self.best else None,
+                "metric_calls": self.metric_calls, "candidates": len(self.store.candidates),
+                "rejected": len(self.store.rejected), "stopped": self.stopped,
+                "objective_front": self.objective_front() if len(self.weights) > 1 else None}
+
+    def _emit(self, event: str, **info) -> None:
+        for cb in self.callbacks:
+            cb(event, info)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def search_state(self) -> dict:
+        return {}
+
+    def load_search_state(self, d: dict) -> None:
+        pass
+
+    def _extra_state(self) -> dict:
+        version, internal, gauss = self.rng.getstate()
+        return {"rng": [version, list(internal), gauss], "store": self.store.state_dict(), "seed": self.seed_hash,
+                "step": self.step_count, "metric_calls": self.metric_calls, "best": self.best,
+                "best_score": self.best_score, "best_history": list(self.best_history), "stopped": self.stopped,
+                "budget": self.budget.state_dict() if self.budget is not None else None,
+                "search": self.search_state()}
+
+    def _load_extra_state(self, d: dict) -> None:
+        if not d:
+            return
+        version, internal, gauss = d["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.store = CandidateStore.from_state(d["store"])
+        self.seed_hash = d["seed"]
+        self.step_count, self.metric_calls = d["step"], d["metric_calls"]
+        self.best, self.best_score = d["best"], d["best_score"]
+        self.best_history, self.stopped = list(d["best_history"]), d["stopped"]
+        if self.budget is not None and d.get("budget"):
+            self.budget.load_state_dict(d["budget"])
+        self.load_search_state(d.get("search", {}))
