@@ -8,16 +8,19 @@
    key, so results never depend on completion order or memory addresses.
 4. Seed: the loss's own text (an evaluation) — or ``loss.meta["feedback"]`` (a metric's explanation) — starts
    the pass. A tensor loss then runs one torch backward for the numeric part.
+5. Hybrid graphs (``Function.hybrid``, see :mod:`textopt.numeric`): before the text pass, one ``autograd.grad``
+   gives each text->number bridge d loss / d its output (``ctx.output_grad``); bridges turn it into text feedback
+   and number->text bridges turn text feedback into numeric gradients on their tensor inputs; the pass ends with
+   ONE torch backward over the tensor loss and those gradients.
 """
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 
-import torch
-
 from .errors import GraphError
 from .function import BackwardContext, Node
+from .numeric.hybrid import output_sensitivities, tensor_backward
 from .runtime import run_sync
 from .variable import Feedback, Variable
 
@@ -43,10 +46,10 @@ def collect(loss: Variable) -> list[Node]:
 
 
 def _targets(node: Node) -> list[Variable]:
-    """Distinct inputs of ``node`` that need feedback, in first-position order."""
+    """Distinct inputs of ``node`` that need feedback (text; tensors too for hybrid nodes), in first-position order."""
     out, seen = [], set()
     for var in node.inputs:
-        if var.requires_grad and var.is_text and id(var) not in seen:
+        if var.requires_grad and (var.is_text or getattr(node.fn, "hybrid", False)) and id(var) not in seen:
             seen.add(id(var))
             out.append(var)
     return out
@@ -87,17 +90,22 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     if loss.is_text:
         deliver(loss, _seed(loss))
     ctx = BackwardContext(engine, limit)
+    ctx.output_grads = output_sensitivities(loss, nodes)
+    numeric: list[tuple[tuple, Variable, object]] = []  # (key, tensor variable, gradient) from hybrid nodes
 
     async def run(node: Node) -> list[Node]:
         feedback = sorted(incoming.get(id(node.output), []), key=lambda f: f.key)
         targets = _targets(node)
-        results = await node.fn.backward(ctx, node, feedback, targets) if targets and feedback else []
-        if targets and feedback and len(results) != len(targets):
+        call = bool(targets) and (bool(feedback) or getattr(node.fn, "hybrid", False))
+        results = await node.fn.backward(ctx, node, feedback, targets) if call else []
+        if call and len(results) != len(targets):
             raise GraphError(f"{type(node.fn).__name__}.backward returned {len(results)} feedback entries for "
                              f"{len(targets)} inputs")
         ready = []
         for var, res in zip(targets, results):
-            if res is not None:
+            if res is not None and not var.is_text:
+                numeric.append(((index[id(node)], node.inputs.index(var)), var, res))
+            elif res is not None:
                 fb = res if isinstance(res, Feedback) else Feedback(str(res), var, source=node.name)
                 fb.role = f"feedback to {var.role}"
                 fb.source = fb.source or node.name
@@ -127,9 +135,7 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
 
     for vid, fbs in incoming.items():
         holders[vid]._extend_grad(sorted(fbs, key=lambda f: f.key))
-    if isinstance(loss.value, torch.Tensor) and loss.value.grad_fn is not None:
-        grad = torch.ones_like(loss.value) if loss.value.dim() > 0 else None
-        loss.value.backward(grad, retain_graph=True)
+    tensor_backward(loss, numeric)
 
 
 def backward(loss: Variable, engine=None, *, max_concurrency: int | None = None) -> None:

@@ -78,3 +78,11 @@ class CheckpointError(TextoptError):
 
 class DataError(TextoptError, ValueError):
     """A data file or record is malformed (the message names the file and line)."""
+
+
+class KernelError(TextoptError, ValueError):
+    """A numeric kernel got inputs of the wrong shape, dtype or device (the message says which and how to fix)."""
+
+
+class ExpressionError(TextoptError, ValueError):
+    """A math expression (e.g. written by an LLM) uses syntax the restricted evaluator does not allow."""

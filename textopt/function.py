@@ -39,6 +39,10 @@ class Function:
     """
 
     name = "function"
+    #: A hybrid Function (text <-> number bridges, numeric ops) also receives its tensor inputs as targets,
+    #: is called even when no text feedback reached its output, and may return a torch.Tensor for a tensor
+    #: target (a numeric gradient, added to the one torch backward that ends the pass). See textopt.numeric.
+    hybrid = False
 
     def attach(self, inputs: Sequence[Variable], value: Any, role: str, *, saved: dict | None = None,
                name: str | None = None, meta: dict | None = None) -> Variable:
@@ -68,6 +72,11 @@ class BackwardContext:
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
+
+    def output_grad(self, var: Variable) -> "torch.Tensor | None":
+        """The numeric gradient of the loss w.r.t. a tensor output, when the pass computed one (hybrid nodes)."""
+        return self.output_grads.get(id(var))
 
     @property
     def engine(self) -> "Engine":

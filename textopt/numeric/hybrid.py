@@ -1,0 +1,80 @@
+"""The numeric half of a hybrid backward pass (called by :mod:`textopt.backward`).
+
+Order of one ``loss.backward()`` over a graph holding text and tensor Variables:
+
+1. ``output_sensitivities``: if the loss is a tensor, ONE ``torch.autograd.grad`` gives d loss / d output for every
+   text->number bridge (a hybrid node whose ``fn.needs_output_grad`` is True). Nothing is accumulated into
+   ``.grad`` here; the bridges read the result through ``ctx.output_grad(node.output)`` and turn its sign and size
+   into text feedback on their text inputs ("raise this score: d loss / d score = -0.5").
+2. The text pass runs as usual. Number->text bridges return a ``torch.Tensor`` for their tensor inputs (a numeric
+   gradient derived from the text feedback on their output); the scheduler collects them with their order key.
+3. ``tensor_backward``: ONE ``torch.autograd.backward`` over the tensor loss (seeded with ones) and every collected
+   (tensor, gradient) pair, in key order, so torch sums them deterministically into the leaf parameters' ``.grad``
+   exactly as plain autograd would.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from ..errors import GraphError
+from ..variable import Variable
+
+
+def output_sensitivities(loss: Variable, nodes: Iterable[Any]) -> dict[int, torch.Tensor]:
+    """id(output Variable) -> d loss / d output for bridge outputs that ask for it (empty when the loss is text)."""
+    lv = loss.value
+    if not isinstance(lv, torch.Tensor) or not lv.requires_grad:
+        return {}
+    outs = [n.output for n in nodes if getattr(n.fn, "needs_output_grad", False) and not n.output.is_text
+            and n.output.value.requires_grad]
+    if not outs:
+        return {}
+    grads: dict[int, torch.Tensor] = {}
+    rest = []
+    for o in outs:
+        if o.value is lv:
+            grads[id(o)] = torch.ones_like(lv)
+        else:
+            rest.append(o)
+    if rest and lv.grad_fn is not None:
+        got = torch.autograd.grad(lv, [o.value for o in rest], grad_outputs=torch.ones_like(lv),
+                                  retain_graph=True, allow_unused=True)
+        for o, g in zip(rest, got):
+            if g is not None:
+                grads[id(o)] = g.detach()
+    return grads
+
+
+def tensor_backward(loss: Variable, numeric: list[tuple[tuple, Variable, Any]]) -> None:
+    """One torch backward over the tensor loss and the numeric gradients that bridges produced."""
+    roots: list[torch.Tensor] = []
+    seeds: list[torch.Tensor] = []
+    lv = loss.value
+    if isinstance(lv, torch.Tensor) and lv.grad_fn is not None:
+        roots.append(lv)
+        seeds.append(torch.ones_like(lv))
+    for _, var, grad in sorted(numeric, key=lambda item: item[0]):
+        value = var.value
+        grad = torch.as_tensor(grad, dtype=value.dtype, device=value.device)
+        if grad.shape != value.shape:
+            raise GraphError(f"a bridge returned a numeric gradient of shape {tuple(grad.shape)} for the tensor "
+                             f"{var.role!r} of shape {tuple(value.shape)}; they must match")
+        if value.requires_grad:
+            roots.append(value)
+            seeds.append(grad)
+    if roots:
+        torch.autograd.backward(roots, seeds, retain_graph=True)
+
+
+def direction(grad: torch.Tensor | None) -> tuple[str, float]:
+    """('increase' | 'decrease' | 'keep', d loss / d value summed) for a scalar-like bridge output."""
+    if grad is None:
+        return "keep", 0.0
+    g = float(grad.detach().sum())
+    if g < 0:
+        return "increase", g
+    if g > 0:
+        return "decrease", g
+    return "keep", g

@@ -1,0 +1,55 @@
+"""Numeric operations in the textopt graph: torch computes, the graph only records the edge.
+
+``apply(fn, *vars)`` runs ``fn`` on the tensors (torch autograd tracks it as usual) and, when an input requires
+grad, records a hybrid node so the backward scheduler can walk from a tensor loss back to the text->number bridges
+that feed it. The node's own backward returns nothing: torch's single backward at the end of the pass does the
+differentiation, so tensor gradients are exactly those of plain torch.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..errors import InvalidVariableError
+from ..function import Function
+from ..variable import Variable
+
+
+class NumericFn(Function):
+    """A torch computation as a graph node (hybrid: its tensor inputs are walked, torch differentiates them)."""
+
+    hybrid = True
+
+    def __init__(self, fn: Callable[..., torch.Tensor], name: str | None = None):
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "numeric")
+
+    async def backward(self, ctx, node, feedback, targets):
+        return [None] * len(targets)
+
+
+def apply(fn: Callable[..., torch.Tensor], *inputs: "Variable | torch.Tensor | float", role: str | None = None,
+          name: str | None = None) -> Variable:
+    """``fn(*tensors)`` as a tensor Variable in the graph. Plain tensors and numbers are wrapped as constants."""
+    variables = []
+    for x in inputs:
+        if isinstance(x, Variable):
+            if x.is_text:
+                raise InvalidVariableError(
+                    f"numeric.apply computes on tensors, got the text Variable {x!r}; turn text into a number "
+                    "with a bridge first (textopt.numeric.MetricScore, JudgeScore, LogProbScore, ...)")
+            variables.append(x)
+        else:
+            variables.append(Variable(torch.as_tensor(x), role="constant"))
+    out = fn(*(v.value for v in variables))
+    if not isinstance(out, torch.Tensor):
+        raise InvalidVariableError(f"numeric.apply: {fn!r} must return a torch.Tensor, got {type(out).__name__}")
+    op = NumericFn(fn, name)
+    return op.attach(variables, out, role or f"result of {op.name}", name=op.name)
+
+
+def parameter(value, role: str, *, name: str | None = None) -> Variable:
+    """A learnable tensor Variable (float32 leaf with requires_grad=True)."""
+    t = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone().requires_grad_(True)
+    return Variable(t, role=role, requires_grad=True, name=name)
