@@ -1,0 +1,111 @@
+"""Overhead benchmark: framework cost per graph node, with an engine that answers instantly.
+
+    .venv/bin/python benchmarks/overhead.py [--nodes 10000] [--reps 3] [--no-memory] [--only textopt]
+
+Graph (``benchmarks/workers/graphshape.py``): groups of a 20-call chain followed by a 4-way fan-out joined by a
+sum/concat, all joined by one final sum/concat (10,000 nodes by default). Measures, per framework and in one run
+(alternating order): time to build the graph (forward, instant engine) and to run backward, per node; the
+engine calls made; and the peak of Python allocations during build + backward (tracemalloc, in a separate pass
+so that tracing does not inflate the times).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent / "workers"), str(Path(__file__).resolve().parents[1])]
+
+import graphshape as G  # noqa: E402
+from common import alternate, emit, machine, median, ratio, start_workers  # noqa: E402
+
+TARGET_RATIO = 0.2
+TARGET_US_PER_NODE = 50.0
+
+
+def run(args) -> dict:
+    groups = G.groups_for(args.nodes)
+    nodes = G.node_count(groups)
+    job = {"groups": groups, "chain": G.CHAIN, "fanout": G.FANOUT}
+    runs: dict[str, list[dict]] = {}
+    workers = start_workers(args.only, "overhead")
+    try:
+        names = list(workers)
+        for rep in range(args.reps):
+            for name in alternate(names, rep):
+                runs.setdefault(name, []).append(workers[name].run({**job, "memory": False}))
+        memory = {name: workers[name].run({**job, "memory": True})["peak_bytes"] for name in names} \
+            if args.memory else {}
+        versions = {n: w.versions for n, w in workers.items()}
+    finally:
+        for w in workers.values():
+            w.close()
+    summary = {}
+    for name, rs in runs.items():
+        build = median([r["build_s"] for r in rs])
+        back = median([r["backward_s"] for r in rs])
+        cbuild = median([r["build_cpu_s"] for r in rs])
+        cback = median([r["backward_cpu_s"] for r in rs])
+        summary[name] = {"build_s": round(build, 4), "backward_s": round(back, 4),
+                         "build_us_per_node": round(build / nodes * 1e6, 2),
+                         "backward_us_per_node": round(back / nodes * 1e6, 2),
+                         "total_us_per_node": round((build + back) / nodes * 1e6, 2),
+                         "cpu_build_us_per_node": round(cbuild / nodes * 1e6, 2),
+                         "cpu_backward_us_per_node": round(cback / nodes * 1e6, 2),
+                         "cpu_total_us_per_node": round((cbuild + cback) / nodes * 1e6, 2),
+                         "engine_calls": rs[-1]["engine_calls"], "param_grads": rs[-1]["param_grads"],
+                         "peak_mib": round(memory[name] / 2**20, 2) if name in memory else None,
+                         "all_total_s": [round(r["build_s"] + r["backward_s"], 4) for r in rs]}
+    result = {"benchmark": "overhead", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+              "params": {"nodes": nodes, "groups": groups, "chain": G.CHAIN, "fanout": G.FANOUT, "reps": args.reps},
+              "versions": versions, "frameworks": summary}
+    if "textopt" in summary and "textgrad" in summary:
+        a, b = summary["textopt"], summary["textgrad"]
+        result["ratios_textopt_over_textgrad"] = {
+            k: ratio(a[k], b[k]) for k in ("build_us_per_node", "backward_us_per_node", "total_us_per_node",
+                                           "cpu_total_us_per_node", "peak_mib", "engine_calls")
+            if a[k] is not None and b[k] is not None}
+        r = result["ratios_textopt_over_textgrad"]
+        result["target_met"] = bool(r["total_us_per_node"] <= TARGET_RATIO
+                                    and a["total_us_per_node"] < TARGET_US_PER_NODE)
+        result["target_met_cpu"] = bool(r["cpu_total_us_per_node"] <= TARGET_RATIO
+                                        and a["cpu_total_us_per_node"] < TARGET_US_PER_NODE)
+    return result
+
+
+def table(result: dict) -> str:
+    rows = [f"{result['params']['nodes']} nodes",
+            f"{'framework':<10}{'build us/node':>15}{'bwd us/node':>13}{'total us/node':>15}{'CPU us/node':>13}"
+            f"{'calls':>8}{'peak MiB':>10}"]
+    for name, s in result["frameworks"].items():
+        peak = f"{s['peak_mib']:.1f}" if s["peak_mib"] is not None else "-"
+        rows.append(f"{name:<10}{s['build_us_per_node']:>15.1f}{s['backward_us_per_node']:>13.1f}"
+                    f"{s['total_us_per_node']:>15.1f}{s['cpu_total_us_per_node']:>13.1f}{s['engine_calls']:>8}"
+                    f"{peak:>10}")
+    if "ratios_textopt_over_textgrad" in result:
+        r = result["ratios_textopt_over_textgrad"]
+        rows.append(f"textopt/textgrad per node: build {r['build_us_per_node']}, backward {r['backward_us_per_node']}"
+                    f", total {r['total_us_per_node']} (CPU {r['cpu_total_us_per_node']}), memory {r.get('peak_mib')}"
+                    f" -> target {'MET' if result['target_met'] else 'MISSED'} on wall time, "
+                    f"{'MET' if result['target_met_cpu'] else 'MISSED'} on CPU time (<= {TARGET_RATIO}x and < "
+                    f"{TARGET_US_PER_NODE:.0f} us/node)")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=10_000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-memory", dest="memory", action="store_false", help="skip the tracemalloc pass")
+    ap.add_argument("--only", choices=["textopt", "textgrad"])
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    result = run(args)
+    print(table(result))
+    emit(result, args.json)
+    return result
+
+
+if __name__ == "__main__":
+    main()

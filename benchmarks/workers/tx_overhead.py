@@ -1,0 +1,56 @@
+"""textopt worker of the overhead benchmark: build the graph with an instant engine, then backward."""
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+
+import textopt as tx
+from textopt.engines import ScriptedEngine
+from textopt.runtime import run_sync
+
+import graphshape as G
+from protocol import serve
+
+
+async def build(engine, groups: int, chain: int, fanout: int):
+    prompt = tx.Variable("You are a helpful solver.", role="system prompt", requires_grad=True)
+    head = tx.nn.LLMCall(engine, system_prompt=prompt, name="head")
+    step = tx.nn.LLMCall(engine, name="step")
+    outs = []
+    for g in range(groups):
+        h = await head.acall(tx.Variable(f"question {g}", role="question"))
+        for _ in range(chain - 1):
+            h = await step.acall(h)
+        branches = [await step.acall(h) for _ in range(fanout)]
+        outs.append(tx.concat(branches))
+    return prompt, tx.concat(outs, role="loss")
+
+
+async def measure(job: dict, trace: bool) -> dict:
+    engine = ScriptedEngine("ok")
+    groups, chain, fanout = job["groups"], job["chain"], job["fanout"]
+    gc.collect()
+    if trace:
+        tracemalloc.start()
+    t0, c0 = time.perf_counter(), time.process_time()
+    prompt, loss = await build(engine, groups, chain, fanout)
+    t1, c1 = time.perf_counter(), time.process_time()
+    await loss.abackward(engine=engine)
+    t2, c2 = time.perf_counter(), time.process_time()
+    peak = tracemalloc.get_traced_memory()[1] if trace else None
+    if trace:
+        tracemalloc.stop()
+    return {"build_s": t1 - t0, "backward_s": t2 - t1, "build_cpu_s": c1 - c0, "backward_cpu_s": c2 - c1,
+            "peak_bytes": peak, "engine_calls": engine.usage.total.calls, "param_grads": len(prompt.grad)}
+
+
+def handle(job: dict) -> dict:
+    out = run_sync(measure(job, trace=False))
+    if job.get("memory"):
+        out["peak_bytes"] = run_sync(measure(job, trace=True))["peak_bytes"]
+    return out
+
+
+if __name__ == "__main__":
+    serve(handle, {"textopt": tx.__version__})

@@ -1,0 +1,63 @@
+"""The hot-path changes the overhead benchmark led to in ``engines/base.py`` keep the call path's contract:
+no request key is built when neither a cache nor a cassette needs it, and the first attempt outside tenacity
+still gives exactly ``max_retries + 1`` attempts with the same backoff numbering."""
+import asyncio
+
+import pytest
+
+from textopt.engines import Request, ScriptedEngine
+from textopt.engines.base import Engine
+from textopt.errors import ProviderError
+
+
+def test_no_key_is_built_without_cache_or_cassette(monkeypatch):
+    def boom(self, request):
+        raise AssertionError("request_key called on the hot path")
+    monkeypatch.setattr(Engine, "request_key", boom)
+    engine = ScriptedEngine("ok")
+    assert asyncio.run(engine.generate(Request.chat("hi"))).text == "ok"
+
+
+def test_key_is_still_built_for_the_cache():
+    engine = ScriptedEngine(lambda r: str(len(engine.requests)), cache="memory")
+    first = asyncio.run(engine.generate(Request.chat("hi")))
+    second = asyncio.run(engine.generate(Request.chat("hi")))
+    assert (first.text, second.text, second.cached) == ("1", "1", True)
+    assert len(engine.requests) == 1
+
+
+class Flaky(ScriptedEngine):
+    """Fails with a retryable error ``fails`` times, then answers."""
+
+    def __init__(self, fails: int, **kw):
+        super().__init__("ok", **kw)
+        self.fails = fails
+        self.attempts = 0
+
+    async def _send(self, request):
+        self.attempts += 1
+        if self.attempts <= self.fails:
+            raise TimeoutError("slow")
+        return await super()._send(request)
+
+
+@pytest.mark.parametrize("fails,max_retries,ok", [(0, 2, True), (1, 2, True), (2, 2, True), (3, 2, False),
+                                                  (1, 0, False)])
+def test_attempt_count_is_max_retries_plus_one(fails, max_retries, ok, monkeypatch):
+    waits = []
+
+    async def no_sleep(s):
+        waits.append(s)
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    engine = Flaky(fails, max_retries=max_retries, retry_initial_wait=1.0, retry_max_wait=100.0)
+    if ok:
+        assert asyncio.run(engine.generate(Request.chat("hi"))).text == "ok"
+        assert engine.attempts == fails + 1
+    else:
+        with pytest.raises(ProviderError, match=f"after {max_retries + 1} attempts"):
+            asyncio.run(engine.generate(Request.chat("hi")))
+        assert engine.attempts == max_retries + 1
+    # equal-jitter backoff: wait k lies in [step/2, step] with step = initial * 2**(k-1)
+    assert len(waits) == min(fails, max_retries)
+    for k, w in enumerate(waits, 1):
+        assert 2 ** (k - 1) / 2 <= w <= 2 ** (k - 1)
