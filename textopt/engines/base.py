@@ -11,14 +11,17 @@ their own retries off, so there is exactly one retry layer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import json
+import random
 import threading
 import time
 import weakref
 from pathlib import Path
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ..errors import EngineError, ProviderError, TextoptError
 from ..runtime import run_sync
@@ -39,14 +42,19 @@ class Retryable(Exception):
 
 
 class Engine:
-    """Base engine. ``cache``: True (default disk cache), False, "memory", a path, or a cache object."""
+    """Base engine. ``cache``: True (default disk cache), False, "memory", a path, or a cache object
+    (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
+    the in-flight ceiling (AIMD below it when ``adaptive_concurrency``). ``max_retries``, ``retry_initial_wait``,
+    ``retry_max_wait``: the tenacity backoff (a provider's Retry-After wins, capped at ``retry_max_wait``).
+    ``record``: append every answered call to this JSONL cassette (``replay:PATH``). ``prices``: USD per 1M
+    (prompt, completion) tokens by model, over ``usage.DEFAULT_PRICES``. ``dry_run``: count and estimate only."""
 
     provider = "base"
 
     def __init__(self, model: str, *, cache: Any = False, budget: Budget | None = None, max_concurrency: int = 8,
                  adaptive_concurrency: bool = True, max_retries: int = 4, retry_max_wait: float = 30.0,
-                 record: str | Path | None = None, prices: dict | None = None, dry_run: bool = False,
-                 name: str | None = None):
+                 retry_initial_wait: float = 0.2, record: str | Path | None = None, prices: dict | None = None,
+                 dry_run: bool = False, name: str | None = None):
         self.model = model
         self.name = name or f"{self.provider}:{model}"
         self.cache = _make_cache(cache)
@@ -54,6 +62,7 @@ class Engine:
         self.limiter = AdaptiveLimiter(max_concurrency, adaptive=adaptive_concurrency)
         self.max_retries = max_retries
         self.retry_max_wait = retry_max_wait
+        self.retry_initial_wait = retry_initial_wait
         self.prices = prices
         self.dry_run = dry_run
         self.usage = Usage()
@@ -74,14 +83,34 @@ class Engine:
             return Retryable(exc)
         return ProviderError(f"{self.name}: {type(exc).__name__}: {exc}")
 
-    def cache_model_id(self) -> str:
-        """What identifies the model in cache keys (a server URL + model for OpenAI-compatible servers)."""
-        return self.name
+    def cache_model_id(self, model: str | None = None) -> str:
+        """What identifies the model in cache keys and cassettes (a server URL + model for OpenAI-compatible
+        servers); ``model`` is a per-request model override (None: the engine's model). Never a credential."""
+        return self.name if model in (None, self.model) else f"{self.provider}:{model}"
+
+    def _describe_failure(self, error: BaseException) -> str:
+        """The end of the message raised when the retries ran out on ``error``."""
+        return f"{type(error).__name__}: {error}"
+
+    def request_key(self, request: Request) -> tuple[str, dict]:
+        """(cache/cassette key, canonical request) — ``request.model`` is folded into the engine's model id, so
+        the same model asked through two engines (two servers) never shares an entry."""
+        if request.model in (None, self.model):
+            model_id, request = self.cache_model_id(), (request if request.model is None
+                                                        else dataclasses.replace(request, model=None))
+        else:
+            if inspect.signature(self.cache_model_id).parameters:
+                model_id = self.cache_model_id(request.model)
+            else:  # an engine overriding the older no-argument form
+                model_id = f"{self.cache_model_id()}>{request.model}"
+            request = dataclasses.replace(request, model=None)
+        return request.key(model_id), request.canonical(model_id)
 
     # -- the shared path -----------------------------------------------------------------------------------
     async def generate(self, request: Request) -> Response:
-        key = request.key(self.cache_model_id())
         use_cache = self.cache is not None and request.use_cache is not False
+        # the key (JSON + SHA-256 of the whole request) only when a cache or a cassette needs it: hot path
+        key, canonical = self.request_key(request) if use_cache or self.record_path is not None else (None, None)
         if use_cache:
             hit = self.cache.get(key)
             if hit is not None:
@@ -89,6 +118,8 @@ class Engine:
                 resp.cached = True
                 self.usage.record(request.role, request.node, resp.prompt_tokens, resp.completion_tokens,
                                   resp.cost, cached=True)
+                if self.record_path is not None:  # a cassette must replay the whole run, cache hits included
+                    self._record(key, canonical, Response.from_dict(hit))
                 return resp
         est_prompt = request.prompt_chars() // 4 + 8
         est_cost = cost_of(request.model or self.model, est_prompt, request.max_tokens, self.prices)
@@ -111,7 +142,7 @@ class Engine:
             if use_cache:
                 self.cache.set(key, resp.to_dict())
             if self.record_path is not None:
-                self._record(key, request, resp)
+                self._record(key, canonical, resp)
         return resp
 
     async def _send_with_retries(self, request: Request) -> Response:
@@ -119,38 +150,57 @@ class Engine:
             err = state.outcome.exception()
             if isinstance(err, Retryable) and err.retry_after is not None:
                 return min(err.retry_after, self.retry_max_wait)
-            return wait_exponential_jitter(initial=0.2, max=self.retry_max_wait)(state)
+            # exponential backoff with "equal jitter": half the step fixed, half random (scales with the step)
+            step = min(self.retry_initial_wait * 2 ** (state.attempt_number - 1), self.retry_max_wait)
+            return step / 2 + random.uniform(0, step / 2)
 
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), wait=wait,
-                                 retry=retry_if_exception(lambda e: isinstance(e, Retryable)), reraise=True)
+        async def attempt_once() -> Response:
+            async with self.limiter as slot:
+                t0 = time.perf_counter()
+                try:
+                    resp = await self._send(request)
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    verdict = self._classify(exc)
+                    if isinstance(verdict, Retryable) and verdict.rate_limited:
+                        self.limiter.on_rate_limit(slot)
+                    raise verdict from exc
+                self.limiter.on_success()
+                resp.latency = time.perf_counter() - t0
+                return resp
+
         try:
+            # Hot path: the first attempt runs without building tenacity's machinery (about half of the
+            # per-call overhead on a fast engine); only a retryable failure enters the retry loop below.
+            try:
+                return await attempt_once()
+            except Retryable as first:
+                if self.max_retries < 1:
+                    raise
+                first_state = RetryCallState(None, None, (), {})
+                first_state.set_exception((type(first), first, first.__traceback__))
+                await asyncio.sleep(wait(first_state))
+            retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries), reraise=True,
+                                     wait=lambda state: wait(_shifted(state)),
+                                     retry=retry_if_exception(lambda e: isinstance(e, Retryable)))
             async for attempt in retrying:
                 with attempt:
-                    async with self.limiter:
-                        t0 = time.perf_counter()
-                        try:
-                            resp = await self._send(request)
-                        except Exception as exc:  # noqa: BLE001 - classified below
-                            verdict = self._classify(exc)
-                            if isinstance(verdict, Retryable) and verdict.rate_limited:
-                                self.limiter.on_rate_limit()
-                            raise verdict from exc
-                        self.limiter.on_success()
-                        resp.latency = time.perf_counter() - t0
-                        return resp
+                    return await attempt_once()
         except Retryable as final:
             err = self._classify(final.error)
             if isinstance(err, Retryable):
                 from ..errors import RateLimitError
                 cls = RateLimitError if final.rate_limited else ProviderError
                 raise cls(f"{self.name}: gave up after {self.max_retries + 1} attempts: "
-                          f"{type(final.error).__name__}: {final.error}") from final.error
+                          f"{self._describe_failure(final.error)}") from final.error
             raise err from final.error
         raise EngineError("unreachable")  # pragma: no cover
 
-    def _record(self, key: str, request: Request, resp: Response) -> None:
-        line = json.dumps({"key": key, "request": request.canonical(self.cache_model_id()),
-                           "response": resp.to_dict()}, ensure_ascii=False)
+    def _record(self, key: str, canonical: dict, resp: Response) -> None:
+        # the engine's abilities decide how structured requests are shaped: replay must shape them the same way
+        caps = {"supports_schema": bool(getattr(self, "supports_schema", False)),
+                "supports_prefill": bool(getattr(self, "supports_prefill", False))}
+        line = json.dumps({"key": key, "request": canonical, "response": resp.to_dict(), "engine": caps},
+                          ensure_ascii=False)
         with self._record_lock:
             self.record_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.record_path, "a", encoding="utf-8") as fh:
@@ -169,6 +219,14 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+def _shifted(state: RetryCallState) -> RetryCallState:
+    """The retry loop starts at the second attempt (the first ran on the hot path): number waits accordingly."""
+    shifted = RetryCallState(state.retry_object, state.fn, state.args, state.kwargs)
+    shifted.attempt_number = state.attempt_number + 1
+    shifted.outcome = state.outcome
+    return shifted
 
 
 def _make_cache(cache: Any):

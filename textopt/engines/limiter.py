@@ -1,5 +1,10 @@
 """Adaptive concurrency (AIMD): halve the in-flight limit on a rate-limit answer, raise it by one after a run
-of successes. Loop-aware: the engine may be used from textopt's private loop and from a user's own loop."""
+of successes. Loop-aware: the engine may be used from textopt's private loop and from a user's own loop.
+
+A burst of 429s answering requests that were all sent under the same limit halves the limit ONCE (each slot
+carries the epoch of the limit it was admitted under; only answers to slots admitted since the last decrease
+count), as TCP does once per round trip — otherwise eight simultaneous 429s would collapse the limit to 1.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -17,41 +22,101 @@ class AdaptiveLimiter:
         self.increase_after = increase_after
         self.in_flight = 0
         self.peak = 0
+        self.decreases = 0          # how many times a rate limit lowered the limit
+        self._epoch = 0
         self._successes = 0
-        self._conds: dict[int, asyncio.Condition] = {}
+        self._waiters: dict[asyncio.AbstractEventLoop, asyncio.Condition] = {}
         self._lock = threading.Lock()
 
     def _cond(self) -> asyncio.Condition:
         loop = asyncio.get_running_loop()
         with self._lock:
-            cond = self._conds.get(id(loop))
+            for other in [lp for lp in self._waiters if lp.is_closed()]:
+                del self._waiters[other]
+            cond = self._waiters.get(loop)
             if cond is None:
-                cond = self._conds[id(loop)] = asyncio.Condition()
+                cond = self._waiters[loop] = asyncio.Condition()
             return cond
 
-    async def __aenter__(self):
-        cond = self._cond()
-        async with cond:
-            await cond.wait_for(lambda: self.in_flight < self.limit)
+    def _try_acquire(self) -> int | None:
+        with self._lock:
+            if self.in_flight >= self.limit:
+                return None
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
-        return self
+            return self._epoch
 
-    async def __aexit__(self, *exc):
+    async def acquire(self) -> int:
+        """Wait for a slot; returns the epoch it was admitted under (pass it to ``on_rate_limit``)."""
+        epoch = self._try_acquire()
+        if epoch is not None:
+            return epoch
         cond = self._cond()
         async with cond:
+            while True:
+                epoch = self._try_acquire()
+                if epoch is not None:
+                    return epoch
+                await cond.wait()
+
+    def release(self) -> None:
+        with self._lock:
             self.in_flight -= 1
-            cond.notify_all()
+            waiters = list(self._waiters.items())
+        self._wake(waiters)
+
+    @staticmethod
+    def _wake(waiters) -> None:
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, cond in waiters:
+            if loop is current:
+                asyncio.ensure_future(_notify(cond))
+            elif not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(lambda c=cond: asyncio.ensure_future(_notify(c)))
+                except RuntimeError:  # loop closed meanwhile
+                    pass
+
+    async def __aenter__(self) -> int:
+        return await self.acquire()
+
+    async def __aexit__(self, *exc):
+        self.release()
         return False
 
-    def on_rate_limit(self) -> None:
-        if self.adaptive:
+    def on_rate_limit(self, epoch: int | None = None) -> None:
+        """A slot admitted under ``epoch`` was rate limited (None: always lower the limit)."""
+        if not self.adaptive:
+            return
+        with self._lock:
+            if epoch is not None and epoch != self._epoch:
+                return   # sent before the last decrease: already accounted for
             self.limit = max(1, self.limit // 2)
+            self._epoch += 1
+            self.decreases += 1
             self._successes = 0
 
     def on_success(self) -> None:
-        if self.adaptive and self.limit < self.max_limit:
+        if not self.adaptive:
+            return
+        with self._lock:
+            if self.limit >= self.max_limit:
+                return
             self._successes += 1
-            if self._successes >= self.increase_after:
-                self.limit += 1
-                self._successes = 0
+            if self._successes < self.increase_after:
+                return
+            self.limit += 1
+            self._successes = 0
+            waiters = list(self._waiters.items())
+        self._wake(waiters)
+
+    def __repr__(self) -> str:
+        return f"AdaptiveLimiter(limit={self.limit}/{self.max_limit}, in_flight={self.in_flight})"
+
+
+async def _notify(cond: asyncio.Condition) -> None:
+    async with cond:
+        cond.notify_all()

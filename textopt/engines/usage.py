@@ -105,12 +105,22 @@ def merge(usages) -> Usage:
     return out
 
 
-def format_report(usage: Usage) -> str:
+def format_report(usage: Usage, max_nodes: int = 15) -> str:
+    """Calls, cache hits, tokens and dollars per role, then the costliest graph nodes."""
     d = usage.as_dict()
-    lines = [f"{'role':<12}{'calls':>8}{'cached':>8}{'prompt tok':>12}{'compl tok':>12}{'USD':>11}"]
-    for role, t in list(d["by_role"].items()) + [("TOTAL", d["total"])]:
-        lines.append(f"{role:<12}{t['calls']:>8}{t['cached']:>8}{t['prompt_tokens']:>12}"
-                     f"{t['completion_tokens']:>12}{t['cost']:>11.4f}")
+
+    def row(name, t):
+        return (f"{name[:24]:<24}{t['calls']:>8}{t['cached']:>8}{t['prompt_tokens']:>12}"
+                f"{t['completion_tokens']:>12}{t['cost']:>11.4f}")
+    header = f"{{:<24}}{'calls':>8}{'cached':>8}{'prompt tok':>12}{'compl tok':>12}{'USD':>11}"
+    lines = [header.format("role")]
+    lines += [row(role, t) for role, t in list(d["by_role"].items()) + [("TOTAL", d["total"])]]
+    if d["by_node"]:
+        nodes = sorted(d["by_node"].items(),
+                       key=lambda kv: (-kv[1]["cost"], -(kv[1]["prompt_tokens"] + kv[1]["completion_tokens"]), kv[0]))
+        lines += ["", header.format("node")] + [row(n, t) for n, t in nodes[:max_nodes]]
+        if len(nodes) > max_nodes:
+            lines.append(f"... {len(nodes) - max_nodes} more nodes")
     return "\n".join(lines)
 
 

@@ -1,0 +1,135 @@
+"""OpenAI and any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp server) through the official SDK.
+
+Specs: ``openai:gpt-4o-mini`` (key from ``OPENAI_API_KEY``; ``OPENAI_BASE_URL`` honoured) and
+``openai:http://127.0.0.1:8000/v1#MODEL`` (key optional: ``api_key=`` or ``api_key_env=``; your OpenAI key is
+deliberately NOT sent to third-party servers unless you name it).
+
+The SDK client is built with ``max_retries=0`` (tenacity in ``base.py`` is the only retry layer) and one client
+is kept per event loop (an httpx pool belongs to the loop that opened it).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+import weakref
+
+import openai
+
+from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
+from . import sdk_common
+from .base import Engine
+from .secrets import Secret
+from .types import Request, Response
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+class OpenAIEngine(Engine):
+    provider = "openai"
+    supports_schema = True
+    supports_prefill = False
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 api_key_env: str | None = None, timeout: float = 60.0, json_schema: bool = True,
+                 organization: str | None = None, **kw):
+        if not model:
+            raise EngineSpecError("an OpenAI engine needs a model name, e.g. 'openai:gpt-4o-mini'")
+        server = base_url is not None
+        base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        self.base_url = base_url
+        self.is_official = base_url == OPENAI_URL
+        if api_key_env is None and not server:
+            api_key_env = "OPENAI_API_KEY"
+        key = api_key or (os.environ.get(api_key_env) if api_key_env else None)
+        if not key and not server:
+            raise MissingAPIKeyError(f"openai:{model} needs an API key: set the environment variable {api_key_env} "
+                                     f"(or pass api_key=...). For a local OpenAI-compatible server use "
+                                     f"'openai:http://HOST:PORT/v1#MODEL'.")
+        self._api_key = Secret(key)
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.organization = organization
+        self.supports_schema = json_schema
+        name = f"openai:{model}" if self.is_official else f"openai:{base_url}#{model}"
+        kw.setdefault("name", name)
+        super().__init__(model, **kw)
+        self._clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = \
+            weakref.WeakKeyDictionary()
+        self._clients_lock = threading.Lock()
+
+    def cache_model_id(self, model: str | None = None) -> str:
+        model = model or self.model
+        return f"openai:{model}" if self.is_official else f"openai:{self.base_url}#{model}"
+
+    def _client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            client = self._clients.get(loop)
+            if client is None:
+                client = openai.AsyncOpenAI(api_key=self._api_key.get() or "none", base_url=self.base_url,
+                                            organization=self.organization, timeout=self.timeout, max_retries=0,
+                                            http_client=sdk_common.http_client(openai, self.timeout))
+                self._clients[loop] = client
+            return client
+
+    def _payload(self, request: Request) -> dict:
+        if request.prefill:
+            raise BadRequestError(f"{self.name} cannot continue an assistant prefill (supports_prefill is False); "
+                                  f"use textopt.engines.structured helpers, which adapt to the engine, or drop "
+                                  f"Request.prefill")
+        body: dict = {"model": request.model or self.model,
+                      "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+                      "temperature": request.temperature}
+        body["max_completion_tokens" if self.is_official else "max_tokens"] = request.max_tokens
+        if request.n != 1:
+            body["n"] = request.n
+        for name in ("top_p", "seed"):
+            if getattr(request, name) is not None:
+                body[name] = getattr(request, name)
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.logprobs:
+            body["logprobs"] = True
+        if request.schema is not None and self.supports_schema:
+            title = re.sub(r"[^a-zA-Z0-9_-]", "_", str(request.schema.get("title") or "output"))[:64]
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": title, "schema": dict(request.schema)}}
+        return body
+
+    async def _send(self, request: Request) -> Response:
+        completion = await self._client().chat.completions.create(**self._payload(request))
+        try:
+            choice = completion.choices[0]
+            text = choice.message.content or ""
+            logprobs = None
+            if request.logprobs and choice.logprobs is not None and choice.logprobs.content is not None:
+                logprobs = [float(t.logprob) for t in choice.logprobs.content]
+            usage = completion.usage
+            return Response(text=text, prompt_tokens=int(usage.prompt_tokens if usage else 0),
+                            completion_tokens=int(usage.completion_tokens if usage else 0),
+                            model=completion.model or request.model or self.model,
+                            finish_reason=choice.finish_reason, logprobs=logprobs)
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise sdk_common.MalformedResponse(f"unexpected chat.completions answer: {exc}") from None
+
+    def _classify(self, exc: BaseException):
+        return sdk_common.classify(self, exc, openai, (self._api_key,), self.api_key_env)
+
+    def _describe_failure(self, error: BaseException) -> str:
+        return sdk_common.describe_failure(self, error, openai, self.base_url, self.timeout, (self._api_key,))
+
+
+def from_spec(rest: str, **kw) -> OpenAIEngine:
+    rest = rest.strip()
+    if rest.startswith(("http://", "https://")):
+        url, sep, model = rest.rpartition("#")
+        if not sep or not model or not url:
+            raise EngineSpecError(f"'openai:{rest}' names a server but no model: write "
+                                  f"'openai:{rest.split('#')[0]}#MODEL' (the model name the server serves)")
+        return OpenAIEngine(model, base_url=url, **kw)
+    if not rest:
+        raise EngineSpecError("'openai:' needs a model, e.g. 'openai:gpt-4o-mini' or "
+                              "'openai:http://127.0.0.1:8000/v1#MODEL'")
+    return OpenAIEngine(rest, **kw)
