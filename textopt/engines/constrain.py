@@ -1,0 +1,215 @@
+"""Token-level constrained decoding for the local engine: the vocabulary table and regular patterns.
+
+A constraint is a small state machine fed one token at a time by the decode loop:
+
+    mask = c.allowed(remaining)   # bool tensor over the vocabulary; ``remaining`` = tokens left in the budget
+    c.advance(token_id)           # after the loop picked a token from the mask
+    c.done                        # the output is complete: stop this row
+
+Every mask is *budget-aware*: a token is allowed only if the output can still be completed within the tokens
+left, so running out of ``max_tokens`` can never leave a half-written answer. Patterns compile to a DFA
+(``interegular``); the tokens allowed from a DFA state are found by walking a character trie of the vocabulary
+once per state (cached), and the budget check uses the shortest distance from each state to an accepting one.
+JSON schemas live in ``constrain_json.py``.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import torch
+
+from ..errors import BadRequestError
+
+_INF = 1 << 30
+
+
+class VocabTable:
+    """Decoded text of every token, a text -> id map, a character trie (lazy) and per-token JSON tables."""
+
+    def __init__(self, tokenizer, size: int):
+        self.size = size
+        self.eos_id = tokenizer.eos_token_id
+        special = set(tokenizer.all_special_ids)
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False,
+                                       clean_up_tokenization_spaces=False)
+        self.texts: list[str | None] = [None] * size
+        self.tok2id: dict[str, int] = {}
+        for i, t in enumerate(texts[:size]):
+            if i in special or not t or "\ufffd" in t:
+                continue
+            self.texts[i] = t
+            self.tok2id.setdefault(t, i)
+        self._tokenizer = tokenizer
+        self._trie: dict | None = None
+        self._lock = threading.Lock()
+        self._encoded: dict[str, list[int]] = {}
+        content = torch.full((size,), -1, dtype=torch.int32)
+        close = torch.full((size,), -1, dtype=torch.int32)
+        for i, t in enumerate(self.texts):
+            if t is None:
+                continue
+            if _json_content(t):
+                content[i] = len(t)
+            elif t.endswith('"') and _json_content(t[:-1], allow_empty=True):
+                close[i] = len(t) - 1
+        self.content_len, self.close_len = content, close
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` alone (no special tokens), cached."""
+        ids = self._encoded.get(text)
+        if ids is None:
+            ids = self._tokenizer.encode(text, add_special_tokens=False) if text else []
+            self._encoded[text] = ids
+        return ids
+
+    def empty_mask(self) -> torch.Tensor:
+        return torch.zeros(self.size, dtype=torch.bool)
+
+    @property
+    def trie(self) -> dict:
+        with self._lock:
+            if self._trie is None:
+                root: dict = {}
+                for i, t in enumerate(self.texts):
+                    if t is None:
+                        continue
+                    node = root
+                    for ch in t:
+                        node = node.setdefault(ch, {})
+                    node.setdefault(None, []).append(i)
+                self._trie = root
+            return self._trie
+
+
+def _json_content(t: str, allow_empty: bool = False) -> bool:
+    """Text that may stand inside a JSON string without escaping."""
+    if not t:
+        return allow_empty
+    return all(c != '"' and c != "\\" and ord(c) >= 0x20 for c in t)
+
+
+class CompiledPattern:
+    """A regex as a DFA plus, per state, the tokens it accepts (ids and end states) and the char distance to
+    an accepting state."""
+
+    def __init__(self, pattern: str, vocab: VocabTable):
+        import interegular
+
+        try:
+            fsm = interegular.parse_pattern(pattern).to_fsm()
+        except Exception as exc:  # noqa: BLE001 - interegular raises several types
+            raise BadRequestError(f"the local engine cannot constrain to pattern {pattern!r}: {exc}; use plain "
+                                  f"regular-expression syntax (classes, groups, |, ?, *, +, {{m,n}}), without "
+                                  f"look-arounds or back-references") from exc
+        self.pattern, self.fsm, self.vocab = pattern, fsm, vocab
+        self.finals = set(fsm.finals)
+        self.dist = self._distances()
+        if self.dist.get(fsm.initial, _INF) >= _INF:
+            raise BadRequestError(f"pattern {pattern!r} matches no string; fix the pattern")
+        self._steps: dict[int, tuple] = {}
+        self._lock = threading.Lock()
+
+    def _distances(self) -> dict[int, int]:
+        reverse: dict[int, set[int]] = {}
+        for s, trans in self.fsm.map.items():
+            for nxt in trans.values():
+                reverse.setdefault(nxt, set()).add(s)
+        dist = {s: 0 for s in self.finals}
+        queue = deque(self.finals)
+        while queue:
+            s = queue.popleft()
+            for p in reverse.get(s, ()):
+                if p not in dist:
+                    dist[p] = dist[s] + 1
+                    queue.append(p)
+        return dist
+
+    def step(self, state: int, ch: str) -> int | None:
+        nxt = self.fsm.map.get(state, {}).get(self.fsm.alphabet[ch])
+        return nxt if nxt is not None and self.dist.get(nxt, _INF) < _INF else None
+
+    def tokens_from(self, state: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """(token ids, distances of their end states, end states) for every token whose whole text the DFA accepts from ``state``."""
+        with self._lock:
+            hit = self._steps.get(state)
+            if hit is not None:
+                return hit
+            ids: list[int] = []
+            ends: list[int] = []
+            stack = [(self.vocab.trie, state)]
+            while stack:
+                node, s = stack.pop()
+                for ch, child in node.items():
+                    if ch is None:
+                        continue
+                    nxt = self.step(s, ch)
+                    if nxt is None:
+                        continue
+                    for i in child.get(None, ()):
+                        ids.append(i)
+                        ends.append(nxt)
+                    stack.append((child, nxt))
+            hit = (torch.tensor(ids, dtype=torch.long), torch.tensor([self.dist[e] for e in ends], dtype=torch.long),
+                   ends)
+            self._steps[state] = hit
+            return hit
+
+
+class PatternConstraint:
+    """The generated text must fullmatch ``pattern``; EOS is allowed only in an accepting state."""
+
+    def __init__(self, compiled: CompiledPattern, max_tokens: int):
+        self.c = compiled
+        self.state = compiled.fsm.initial
+        self.done = False
+        if compiled.dist[self.state] > max_tokens:
+            raise BadRequestError(f"max_tokens={max_tokens} is too small for pattern {compiled.pattern!r}: the "
+                                  f"shortest match needs {compiled.dist[self.state]} characters")
+
+    def allowed(self, remaining: int) -> torch.Tensor:
+        mask = self.c.vocab.empty_mask()
+        ids, dists, _ = self.c.tokens_from(self.state)
+        if len(ids):
+            ok = dists <= remaining - 1
+            if not bool(ok.any()):  # multi-character tokens can beat the char distance; never leave no choice
+                ok = dists == dists.min()
+            mask[ids[ok]] = True
+        if self.state in self.c.finals:
+            mask[self.c.vocab.eos_id] = True
+        return mask
+
+    def advance(self, token_id: int) -> None:
+        if token_id == self.c.vocab.eos_id:
+            self.done = True
+            return
+        ids, _, ends = self.c.tokens_from(self.state)
+        pos = (ids == token_id).nonzero()
+        if not len(pos):
+            raise BadRequestError(f"token {token_id} is not allowed by pattern {self.c.pattern!r}")  # a bug
+        self.state = ends[int(pos[0])]
+        if self.state in self.c.finals and not len(self.c.tokens_from(self.state)[0]):
+            self.done = True
+
+
+class ConstraintFactory:
+    """Builds constraints for requests; compiled patterns and schemas are cached per engine."""
+
+    def __init__(self, tokenizer, vocab_size: int):
+        self.vocab = VocabTable(tokenizer, vocab_size)
+        self._patterns: dict[str, CompiledPattern] = {}
+        self._lock = threading.Lock()
+
+    def for_request(self, request):
+        if request.schema is not None and request.pattern is not None:
+            raise BadRequestError("a request may carry a schema or a pattern, not both")
+        if request.pattern is not None:
+            with self._lock:
+                compiled = self._patterns.get(request.pattern)
+                if compiled is None:
+                    compiled = self._patterns[request.pattern] = CompiledPattern(request.pattern, self.vocab)
+            return PatternConstraint(compiled, request.max_tokens)
+        if request.schema is not None:
+            from .constrain_json import JsonConstraint, compile_schema
+            return JsonConstraint(compile_schema(request.schema, self.vocab), self.vocab, request.max_tokens)
+        return None
