@@ -25,6 +25,7 @@ class AdaptiveLimiter:
         self.decreases = 0          # how many times a rate limit lowered the limit
         self._epoch = 0
         self._successes = 0
+        self._waiting = 0           # tasks parked in acquire(): only then does a release wake anyone
         self._waiters: dict[asyncio.AbstractEventLoop, asyncio.Condition] = {}
         self._lock = threading.Lock()
 
@@ -52,16 +53,24 @@ class AdaptiveLimiter:
         if epoch is not None:
             return epoch
         cond = self._cond()
-        async with cond:
-            while True:
-                epoch = self._try_acquire()
-                if epoch is not None:
-                    return epoch
-                await cond.wait()
+        with self._lock:
+            self._waiting += 1
+        try:
+            async with cond:
+                while True:
+                    epoch = self._try_acquire()
+                    if epoch is not None:
+                        return epoch
+                    await cond.wait()
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def release(self) -> None:
         with self._lock:
             self.in_flight -= 1
+            if not self._waiting:
+                return
             waiters = list(self._waiters.items())
         self._wake(waiters)
 
@@ -110,6 +119,8 @@ class AdaptiveLimiter:
                 return
             self.limit += 1
             self._successes = 0
+            if not self._waiting:
+                return
             waiters = list(self._waiters.items())
         self._wake(waiters)
 
