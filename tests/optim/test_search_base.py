@@ -181,3 +181,27 @@ def test_store_state_survives_sorted_json():
         s.add({"p": v})
     again = CandidateStore.from_state(json.loads(json.dumps(s.state_dict(), sort_keys=True)))
     assert list(again.candidates) == list(s.candidates)
+
+
+def test_parameters_hold_the_best_candidate_after_each_step_with_a_module_evaluator():
+    """The module evaluator loads every candidate it scores into the module's parameters (which ARE the
+    optimizer's parameters); after a step they must hold the best candidate again, not the last one scored."""
+    prompt = tx.Variable(W.SEED_PROMPT, role="system prompt of the solver", requires_grad=True)
+    module = tx.nn.LLMCall(ScriptedEngine(lambda req: req.system), system_prompt=prompt)
+    ev = Evaluator.from_module(module, lambda out, ex: float(W.GOOD[ex["kind"]] in out), input="question")
+    opt = BeamSearch(module.named_parameters(), ev, engine=W.make_engine(), trainset=W.TRAIN, valset=W.VAL,
+                     seed=0, beam_width=1, edits=3)
+    for _ in range(3):
+        opt.step()
+        assert prompt.value == opt.store.values(opt.best)["system_prompt"]
+        assert len(opt.store.candidates) > 1
+
+
+def test_module_evaluator_accepts_a_metric_loss_module():
+    module = tx.nn.LLMCall(ScriptedEngine(lambda req: "The answer is 8."),
+                           system_prompt=tx.Variable("s", role="system prompt", requires_grad=True))
+    ev = Evaluator.from_module(module, tx.nn.NumberMatch(), input="question", target="answer")
+    good = run_sync(ev({"system_prompt": "s"}, {"question": "4+4?", "answer": 8}))
+    bad = run_sync(ev({"system_prompt": "s"}, {"question": "4+3?", "answer": 7}))
+    assert good[0] == 1.0 and bad[0] == 0.0
+    assert "7" in bad[1] and bad[2] == {"input": "4+3?", "output": "The answer is 8."}

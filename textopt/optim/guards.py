@@ -123,7 +123,7 @@ class CopyDetector:
     whole words). Shorter fields (answers like "8") cannot be told apart from chance and are ignored.
     """
 
-    def __init__(self, examples: Iterable[Any], *, n: int = 6, threshold: float = 0.5, min_chars: int = 16):
+    def __init__(self, examples: Iterable[Any], *, n: int = 6, threshold: float = 0.5, min_chars: int = 12):
         if n < 1 or not 0 <= threshold < 1:
             raise DataError(f"CopyDetector needs n >= 1 and 0 <= threshold < 1, got n={n}, threshold={threshold}")
         self.n, self.threshold, self.min_chars = n, threshold, min_chars

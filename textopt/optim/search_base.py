@@ -297,6 +297,8 @@ class SearchOptimizer(Optimizer):
             self.best_history.append(self.best_score)
         except (SearchExhausted, BudgetExceeded) as exc:
             self.stopped = f"budget: {exc}"
+        finally:  # an evaluator may have loaded other candidates into the parameters
+            self.apply(self.best or self.seed_hash)
         if self.stopped is not None:
             self._emit("stop", reason=self.stopped)
         self._emit("step", **self.info())

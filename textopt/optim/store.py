@@ -122,14 +122,15 @@ class Evaluator:
 
     @classmethod
     def from_module(cls, module, metric: Callable, *, input: Callable[[Any], Any] | str = "input",
-                    ) -> "Evaluator":
+                    target: str = "answer") -> "Evaluator":
         """Evaluate a ``textopt.nn.Module``: load the candidate into its parameters, run it on the example's
         input (``example[input]``, or ``input(example)``), score the output with ``metric(output_text, example)``
-        -> float or (float, feedback). Parameter names are ``module.named_parameters()`` names.
+        -> float or (float, feedback) — or with a metric loss module (``tx.nn.ExactMatch()`` ...), called as
+        ``metric(output_text, example[target])``. Parameter names are ``module.named_parameters()`` names.
 
         Candidates are loaded one at a time: examples of the same candidate run concurrently, different
         candidates take turns (the module's parameters hold one value at a time)."""
-        return cls(_ModuleRunner(module, metric, input), variables=dict(module.named_parameters()))
+        return cls(_ModuleRunner(module, metric, input, target), variables=dict(module.named_parameters()))
 
 
 def as_evaluator(evaluate: Any) -> Evaluator:
@@ -137,8 +138,8 @@ def as_evaluator(evaluate: Any) -> Evaluator:
 
 
 class _ModuleRunner:
-    def __init__(self, module, metric, input_key):
-        self.module, self.metric, self.input_key = module, metric, input_key
+    def __init__(self, module, metric, input_key, target_key):
+        self.module, self.metric, self.input_key, self.target_key = module, metric, input_key, target_key
         self.params = dict(module.named_parameters())
         self._loaded: str | None = None
         self._users = 0
@@ -162,9 +163,14 @@ class _ModuleRunner:
             with no_grad():
                 out = await self.module.acall(x)
             text = getattr(out, "value", out)
-            res = self.metric(text, example)
-            if inspect.isawaitable(res):
-                res = await res
+            if hasattr(self.metric, "acall"):  # a metric loss module: a Scored Variable (score + explanation)
+                with no_grad():
+                    res = await self.metric.acall(text, _field(example, self.target_key))
+                res = (res.meta["score"], res.meta.get("feedback", res.value))
+            else:
+                res = self.metric(text, example)
+                if inspect.isawaitable(res):
+                    res = await res
         finally:
             async with self._cond:
                 self._users -= 1
@@ -214,12 +220,24 @@ class CandidateStore:
         return Evaluation(**d) if d is not None else None
 
     def put(self, h: str, split: str, ex_id: str, ev: Evaluation) -> None:
-        self.evals[self.key(h, split, ex_id)] = ev.to_dict()
+        key = self.key(h, split, ex_id)
+        if key not in self.evals:
+            self._by_candidate().setdefault((h, split), []).append(ex_id)
+        self.evals[key] = ev.to_dict()
+
+    def _by_candidate(self) -> dict:
+        """(hash, split) -> example ids in insertion order (built once, kept up to date by ``put``)."""
+        if getattr(self, "_index", None) is None:
+            self._index = {}
+            for k in self.evals:
+                h, split, ex_id = k.split("|", 2)
+                self._index.setdefault((h, split), []).append(ex_id)
+        return self._index
 
     def scored(self, h: str, split: str) -> dict[str, Evaluation]:
-        """All cached evaluations of ``h`` on ``split``: example id -> Evaluation."""
-        prefix = f"{h}|{split}|"
-        return {k[len(prefix):]: Evaluation(**v) for k, v in self.evals.items() if k.startswith(prefix)}
+        """All cached evaluations of ``h`` on ``split``: example id -> Evaluation (in the order they were made)."""
+        ids = self._by_candidate().get((h, split), [])
+        return {i: Evaluation(**self.evals[self.key(h, split, i)]) for i in ids}
 
     def state_dict(self) -> dict:
         """Lists of pairs, not dicts: insertion order is meaningful (tie-breaks) and must survive a checkpoint
