@@ -131,6 +131,12 @@ def test_malformed_json_is_retried(provider, serve):
     assert len(srv.requests) == 2
 
 
+def test_wrong_shaped_json_is_retried(provider, serve):
+    srv = serve("readable", faults=[Fault.malformed('{"id": "x", "type": "message"}')])
+    assert make(provider, srv).generate_sync(Request.chat("x")).text == "readable"
+    assert len(srv.requests) == 2
+
+
 def test_persistent_malformed_json_gives_one_clear_error(provider, serve):
     srv = serve("never", faults=["malformed"] * 2)
     with pytest.raises(ProviderError, match="unreadable body"):

@@ -55,9 +55,9 @@ class Fault:
         return cls("hang", 0, seconds=seconds)
 
     @classmethod
-    def malformed(cls) -> "Fault":
-        """200 OK whose JSON body is cut in the middle."""
-        return cls("malformed", 200)
+    def malformed(cls, body: str | None = None) -> "Fault":
+        """200 OK whose JSON body is cut in the middle (or ``body``: e.g. valid JSON of the wrong shape)."""
+        return cls("malformed", 200, message=body)
 
     @classmethod
     def unauthorized(cls, message: str | None = None) -> "Fault":
@@ -252,6 +252,8 @@ class LoopbackServer:
             self._stop.wait(fault.seconds)
             return 0, {}, b""
         if fault.kind == "malformed":
+            if fault.message is not None:
+                return 200, {}, fault.message.encode()
             return 200, {}, b'{"id": "cut", "choices": [{"index": 0, "message": {"role": "assis'
         if fault.kind == "rate_limit":
             headers = {} if fault.retry_after is None else {"Retry-After": wire.retry_after_header(fault.retry_after)}
