@@ -41,6 +41,11 @@ def test_cosine_topk_triton_matches_reference(shape, dtype, seed):
     check_topk(cosine_topk(q, c, k, backend="triton"), q, c, k)
 
 
+def test_kernels_are_interpreted_on_cpu_only_in_this_process():
+    from textopt.kernels import kernels_interpreted
+    assert kernels_interpreted() == (DEVICE == "cpu")
+
+
 def test_cosine_topk_triton_many_splits_and_tiles():
     from textopt.kernels.topk_triton import cosine_topk_triton
     g = torch.Generator().manual_seed(1)
@@ -99,7 +104,8 @@ def test_cosine_topk_errors(q, c, k, match):
 
 
 def test_triton_backend_on_cpu_without_interpreter_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    from textopt.kernels import dispatch
+    monkeypatch.setattr(dispatch, "kernels_interpreted", lambda: False)
     with pytest.raises(KernelError, match="TRITON_INTERPRET"):
         cosine_topk(torch.randn(1, 2), torch.randn(3, 2), 1, backend="triton")
 

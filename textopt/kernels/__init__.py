@@ -5,8 +5,9 @@
 
 ``reference`` holds the torch ground truths; ``benchmarks/kernels.py`` measures both against torch eager.
 """
-from .dispatch import TokenLogProb, TopK, cosine_topk, interpreting, token_logprobs, triton_available
+from .dispatch import (TokenLogProb, TopK, cosine_topk, interpreting, kernels_interpreted, token_logprobs,
+                       triton_available)
 from .reference import cosine_topk_reference, token_logprobs_reference
 
 __all__ = ["cosine_topk", "token_logprobs", "TokenLogProb", "TopK", "cosine_topk_reference",
-           "token_logprobs_reference", "triton_available", "interpreting"]
+           "token_logprobs_reference", "triton_available", "interpreting", "kernels_interpreted"]

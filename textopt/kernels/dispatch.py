@@ -1,7 +1,8 @@
 """Dispatchers: CUDA tensors -> Triton kernels; CPU tensors -> torch references (chunked, memory-bounded).
 
-``backend``: "auto" (default), "triton" (forces the kernel; on CPU tensors this needs ``TRITON_INTERPRET=1`` set
-before triton is first imported — that is how the tests run the kernels without a GPU) or "torch".
+``backend``: "auto" (default), "triton" (forces the kernel; on CPU tensors the kernel modules must have been
+imported with ``TRITON_INTERPRET=1`` set, which makes triton build interpreted functions — that is how the tests
+run the kernels without a GPU, see tests/kernels/conftest.py) or "torch".
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def kernels_interpreted() -> bool:
+    """True when the Triton kernels were built by triton's CPU interpreter (TRITON_INTERPRET=1 at their import)."""
+    return type(_topk_module()._cosine_topk_kernel).__name__ == "InterpretedFunction"
+
+
 def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
@@ -40,9 +46,10 @@ def _use_triton(backend: str, device: torch.device) -> bool:
         return device.type == "cuda" and triton_available()
     if not triton_available():
         raise KernelError("backend='triton' needs the triton package: pip install triton")
-    if device.type != "cuda" and not interpreting():
-        raise KernelError("backend='triton' on CPU tensors needs TRITON_INTERPRET=1 in the environment before "
-                          "triton is imported (interpreter mode, for tests); use backend='auto' or move to CUDA")
+    if device.type != "cuda" and not kernels_interpreted():
+        raise KernelError("backend='triton' on CPU tensors needs the interpreted kernels: set TRITON_INTERPRET=1 "
+                          "before textopt.kernels' Triton modules are first imported (tests do); otherwise use "
+                          "backend='auto' / 'torch', or move the tensors to CUDA")
     return True
 
 
