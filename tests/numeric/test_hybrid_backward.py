@@ -151,3 +151,10 @@ def test_text_only_graph_unchanged():
 def test_apply_rejects_text():
     with pytest.raises(tx.errors.InvalidVariableError, match="bridge"):
         N.apply(torch.sin, tx.Variable("x"))
+
+
+def test_no_grad_builds_neither_graph():
+    a = N.parameter(torch.ones(2), "a")
+    with tx.no_grad():
+        out = N.apply(lambda x: x * 2, a)
+    assert out.node is None and out.value.grad_fn is None and not out.requires_grad

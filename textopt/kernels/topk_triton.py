@@ -94,7 +94,7 @@ def cosine_topk_triton(queries: torch.Tensor, corpus: torch.Tensor, k: int, *, e
     n = c.shape[0]
     k_eff = min(k, n)
     big_k = max(16, triton.next_power_of_2(k))
-    block_b = 16 if b <= 16 or interpret else (32 if b <= 32 else 64)
+    block_b = 16 if b <= 16 or interpret or big_k >= 64 else (32 if b <= 32 else 64)  # big K: fewer rows/regs
     block_n = block_n or (32 if interpret else 128)
     block_d = 32 if interpret else 64
     nb = triton.cdiv(b, block_b)

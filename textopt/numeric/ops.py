@@ -1,8 +1,8 @@
 """Numeric operations in the textopt graph: torch computes, the graph only records the edge.
 
-``apply(fn, *vars)`` runs ``fn`` on the tensors (torch autograd tracks it as usual) and, when an input requires
-grad, records a hybrid node so the backward scheduler can walk from a tensor loss back to the text->number bridges
-that feed it. The node's own backward returns nothing: torch's single backward at the end of the pass does the
+``apply(fn, *vars)`` runs ``fn`` on the tensors (torch autograd tracks it as usual; under ``tx.no_grad()`` torch
+builds no graph either) and, when an input requires grad, records a hybrid node so the backward scheduler can walk
+from a tensor loss back to the text->number bridges that feed it. The node's own backward returns nothing: torch's single backward at the end of the pass does the
 differentiation, so tensor gradients are exactly those of plain torch.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 
 from ..errors import InvalidVariableError
 from ..function import Function
+from ..grad_mode import is_grad_enabled
 from ..variable import Variable
 
 
@@ -42,7 +43,8 @@ def apply(fn: Callable[..., torch.Tensor], *inputs: "Variable | torch.Tensor | f
             variables.append(x)
         else:
             variables.append(Variable(torch.as_tensor(x), role="constant"))
-    out = fn(*(v.value for v in variables))
+    with torch.set_grad_enabled(torch.is_grad_enabled() and is_grad_enabled()):  # tx.no_grad: no torch graph either
+        out = fn(*(v.value for v in variables))
     if not isinstance(out, torch.Tensor):
         raise InvalidVariableError(f"numeric.apply: {fn!r} must return a torch.Tensor, got {type(out).__name__}")
     op = NumericFn(fn, name)

@@ -51,7 +51,7 @@ async def judge_items(ctx, node, items: Sequence[str], feedback: str, role: str)
                                                    Field(min_length=n, max_length=n)))
     listing = "\n".join(P.ITEM_LINE.format(i=i + 1, text=t) for i, t in enumerate(items))
     req = Request.chat(P.ITEMS_USER.format(role=role, items=listing, feedback=feedback, n=n), system=P.ITEMS_SYSTEM,
-                       max_tokens=64 + 8 * n)
+                       max_tokens=96 + 12 * n)
     parsed, _ = await agenerate_structured(_CtxEngine(ctx, node), req, model)
     return [LABEL_VALUE[label] for label in parsed.labels]
 
