@@ -12,7 +12,9 @@ from .conftest import make
 
 
 def test_limit_drops_under_429s_as_the_server_sees_it(provider, serve):
-    srv = serve("x", latency=0.15, capacity=2, capacity_retry_after=0.02)
+    # the first wave answers slowly so that even a loaded CPU gets all 8 slots onto the wire at once
+    srv = serve("x", latency=lambda body: 0.6 if len(srv.requests) <= 8 else 0.1, capacity=2,
+                capacity_retry_after=0.02)
     eng = make(provider, srv, max_concurrency=8, max_retries=12)
 
     async def run():
