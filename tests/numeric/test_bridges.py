@@ -114,13 +114,13 @@ def test_sampled_items_reinforce_gradient_and_baseline():
     leaf = torch.tensor([0.0, 1.0, -1.0, 0.5], requires_grad=True)
     (g,) = torch.autograd.grad(N.plackett_luce_logprob(leaf, torch.tensor(order), 0.5), leaf)
     assert torch.allclose(logits.grad, -(0.0 - 0.0) * g)  # R = mean(+1, -1) = 0, first baseline 0
-    assert sampler.baseline == 0.0
+    assert sampler.current_baseline() == 0.0
     logits.zero_grad()
     out2 = sampler(logits, items)
     tx.concat([out2, tx.Variable("good", role="evaluation")]).backward(engine=eng)
     (g2,) = torch.autograd.grad(N.plackett_luce_logprob(leaf, torch.tensor(out2.node.saved["order"]), 0.5), leaf)
     assert torch.allclose(logits.grad, -(1.0 - 0.0) * g2)
-    assert sampler.baseline == pytest.approx(0.2)
+    assert sampler.current_baseline() == pytest.approx(0.2)
 
 
 def test_item_bridges_reject_bad_input():
@@ -165,3 +165,26 @@ def test_hashing_embedder_is_deterministic_and_normalised():
     a, b = emb("Paris is the capital"), emb("Paris is the capital")
     assert torch.equal(a, b) and float(a.norm()) == pytest.approx(1.0)
     assert float(a @ emb("capital Paris")) > float(a @ emb("bananas grow"))
+
+
+def test_sampled_items_baseline_ignores_backward_completion_order():
+    """Two draws, backward in reverse order: the baseline folds rewards in draw order and each gradient uses the
+    baseline as of its own forward."""
+    def respond(req):
+        content = req.messages[-1].content
+        if "For each of the" in content:
+            return json.dumps({"labels": ["helpful"] if "[1] a" in content else ["harmful"]})
+        return "fb"
+    eng = ScriptedEngine(respond)
+    results = []
+    for order in ((0, 1), (1, 0)):
+        sampler = N.SampledItems(1, tau=1.0, seed=0)
+        outs = []
+        for items in (["a", "b"], ["c", "d"]):
+            logits = N.parameter(torch.tensor([5.0, -5.0]), "logits")
+            outs.append((logits, sampler(logits, items)))
+        for i in order:
+            tx.concat([outs[i][1], tx.Variable("eval", role="evaluation")]).backward(engine=eng)
+        results.append((sampler.current_baseline(), [o[0].grad.clone() for o in outs]))
+    assert results[0][0] == results[1][0] == pytest.approx(0.8 * 1.0 + 0.2 * -1.0)
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))

@@ -9,11 +9,25 @@
 * :mod:`~textopt.numeric.expr` — restricted evaluator for LLM-written expressions; :mod:`~textopt.numeric.embed`
   — an offline hashing embedder.
 """
+import importlib
+
 from .embed import HashingEmbedder
 from .expr import Expression, compile_expression
 from .ops import NumericFn, apply, parameter
-from .to_number import EmbeddingSimilarity, JudgeScore, LogProbScore, MetricScore
-from .to_text import SampledItems, WeightedItems, judge_items, plackett_luce_logprob
+
+# The bridges import engines and nn; textopt.backward imports this package, so they load on first use (no cycle).
+_LAZY = {"EmbeddingSimilarity": "to_number", "JudgeScore": "to_number", "LogProbScore": "to_number",
+         "MetricScore": "to_number", "SampledItems": "to_text", "WeightedItems": "to_text",
+         "judge_items": "to_text", "plackett_luce_logprob": "to_text"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["apply", "parameter", "NumericFn", "MetricScore", "JudgeScore", "LogProbScore", "EmbeddingSimilarity",
            "WeightedItems", "SampledItems", "judge_items", "plackett_luce_logprob", "HashingEmbedder",

@@ -8,7 +8,8 @@ one torch backward at the end of the pass carries to the tensor parameters (quer
   given the feedback (structured output); labels y in {+1, -1, 0} give d loss / d w_i = -strength * y_i, the
   gradient of the surrogate loss -strength * sum_i y_i w_i. Helpful items gain weight, harmful ones lose it.
 * ``SampledItems`` (a discrete choice: k items sampled without replacement from softmax(logits / tau)).
-  Score-function (REINFORCE) estimator: reward R = mean of the per-item labels, baseline b = running mean of R,
+  Score-function (REINFORCE) estimator: reward R = mean of the per-item labels, baseline b = running mean (EMA) of
+  the rewards of earlier draws (as of this draw's forward, so the estimate stays unbiased and order-independent),
   d loss / d logits = -(R - b) * d log p(sample) / d logits (Plackett-Luce log-probability, computed exactly).
 """
 from __future__ import annotations
@@ -117,11 +118,9 @@ class SampledItemsFn(Function):
         chosen = node.saved["chosen"]
         labels = await judge_items(ctx, node, chosen, "\n\n".join(f.value for f in feedback), node.output.role)
         reward = sum(labels) / len(labels)
-        baseline = self.owner.baseline
-        self.owner.baseline = reward if baseline is None else (1 - self.owner.momentum) * baseline + \
-            self.owner.momentum * reward
-        node.saved.update(labels=labels, reward=reward, baseline=baseline or 0.0)
-        grad = -(reward - (baseline or 0.0)) * node.saved["score_fn"]
+        self.owner._pending[node.saved["draw"]] = reward  # folded into the baseline in draw order (deterministic)
+        node.saved.update(labels=labels, reward=reward)
+        grad = -(reward - node.saved["baseline"]) * node.saved["score_fn"]
         return [grad if t is node.inputs[0] else None for t in targets]
 
 
@@ -148,10 +147,19 @@ class SampledItems(Module):
         if k < 1 or tau <= 0:
             raise InvalidVariableError(f"SampledItems needs k >= 1 and tau > 0, got k={k}, tau={tau}")
         self.k, self.tau, self.momentum, self.sep, self.role = k, tau, momentum, sep, role
-        self.baseline: float | None = None
+        self.baseline: float | None = None   # running mean of rewards (EMA), as of the last forward
+        self._pending: dict[int, float] = {}  # draw number -> reward, from backward passes not yet folded in
+        self._draws = 0
         self.generator = torch.Generator().manual_seed(seed)
         self.fn = SampledItemsFn(self)
         self.fn.name = name
+
+    def current_baseline(self) -> float:
+        """Fold the rewards seen so far (in draw order, so concurrent backward passes cannot reorder them)."""
+        for draw in sorted(self._pending):
+            r = self._pending.pop(draw)
+            self.baseline = r if self.baseline is None else (1 - self.momentum) * self.baseline + self.momentum * r
+        return 0.0 if self.baseline is None else self.baseline
 
     def forward(self, logits: Variable, items: Sequence[str]) -> Variable:
         if not isinstance(logits, Variable) or logits.is_text or logits.value.dim() != 1:
@@ -167,5 +175,7 @@ class SampledItems(Module):
             (score_fn,) = torch.autograd.grad(plackett_luce_logprob(leaf, order.to(leaf.device), self.tau), leaf)
         chosen = [items[i] for i in order.tolist()]
         text = _format(chosen, None, False, self.sep)
-        return self.fn.attach([logits], text, self.role, name=self.fn.name,
-                              saved={"chosen": chosen, "order": order.tolist(), "score_fn": score_fn})
+        saved = {"chosen": chosen, "order": order.tolist(), "score_fn": score_fn, "draw": self._draws,
+                 "baseline": self.current_baseline()}
+        self._draws += 1
+        return self.fn.attach([logits], text, self.role, name=self.fn.name, saved=saved)
