@@ -205,3 +205,29 @@ def test_module_evaluator_accepts_a_metric_loss_module():
     bad = run_sync(ev({"system_prompt": "s"}, {"question": "4+3?", "answer": 7}))
     assert good[0] == 1.0 and bad[0] == 0.0
     assert "7" in bad[1] and bad[2] == {"input": "4+3?", "output": "The answer is 8."}
+
+
+def test_dollar_and_token_budgets_stop_the_search_cleanly():
+    from textopt.engines import Budget
+    for budget in (Budget(max_usd=0.05), Budget(max_tokens=3000)):
+        engine = ScriptedEngine(W.editor, budget=budget, prices={"scripted": (10.0, 10.0)})
+        opt = _opt(engine=engine, budget=budget)
+        info = opt.run(max_steps=50)
+        assert info["stopped"] and "budget" in info["stopped"]
+        assert (budget.usd <= 0.05) if budget.max_usd else (budget.tokens <= 3000)
+        assert opt.step()["step"] == info["step"]          # a stopped search stays stopped
+        assert opt.params()[0].value == opt.store.values(opt.best)["prompt"]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_words = st.lists(st.sampled_from("alpha beta gamma delta river stone cloud seven apple north".split()),
+                  min_size=6, max_size=14).map(" ".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(question=_words, before=_words, after=_words)
+def test_copy_detector_flags_any_verbatim_training_input(question, before, after):
+    det = CopyDetector([{"question": question, "answer": "x"}])
+    assert det.check(f"{before}. {question.capitalize()}! {after}") is not None
+    assert det.check("Count the objects carefully and answer with a number.") is None

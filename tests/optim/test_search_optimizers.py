@@ -19,7 +19,7 @@ def test_each_search_optimizer_finds_the_optimum_within_its_budget(cls, kw, seed
     p = W.make_param()
     engine = W.make_engine()
     opt = cls([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=seed, max_metric_calls=300,
-              stoppers=[MaxSteps(40)], **kw)
+              stoppers=[MaxSteps(80)], **kw)
     while opt.stopped is None and opt.best_score < 1.0:
         opt.step()
     assert opt.best_score == 1.0, opt.info()
@@ -122,4 +122,7 @@ def test_optimizer_tags_never_reach_a_parameter():
     opt = BeamSearch([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=0)
     opt.step()
     assert "<current_value>" not in p.value
-    assert any("own tags" in r["reason"] for r in opt.store.rejected)
+    assert any("contains the tag <current_value>" in r["reason"] for r in opt.store.rejected)
+    repairs = [r.messages[-1].content for r in engine.requests if "could not be used" in r.messages[-1].content]
+    assert repairs and all("<current_value>" in r for r in repairs)   # each bad answer got one repair request
+    assert len(engine.requests) == 2 * len(repairs)

@@ -79,6 +79,15 @@ class StopFile:
         return f"stop file {self.path} exists" if self.path.exists() else None
 
 
+def _check_proposal(value: str) -> None:
+    """Raise ValueError (-> one repair request) for an empty proposal or one holding the optimizer's tags."""
+    if not value.strip():
+        raise ValueError("the new value is empty; write the complete new value")
+    for t in RESERVED_TAGS:
+        if f"<{t}" in value or f"</{t}>" in value:
+            raise ValueError(f"the new value contains the tag <{t}>; write only the value itself")
+
+
 def _named_params(params: Any, evaluate: Any) -> tuple[list[str], list[Variable]]:
     if isinstance(params, Mapping):
         pairs = list(params.items())
@@ -127,6 +136,7 @@ class SearchOptimizer(Optimizer):
         self.temperature, self.max_tokens = temperature, max_tokens
         self.copy_exempt = set(copy_exempt)
         self.copy_detector = copy_detector or (CopyDetector(self.train) if copy_guard else None)
+        self.seed = seed
         self.rng = random.Random(seed)
         self.store = CandidateStore()
         self.step_count = 0
@@ -236,9 +246,9 @@ class SearchOptimizer(Optimizer):
         if self.engine is None:
             raise InvalidVariableError(f"{type(self).__name__} needs engine=... to propose new values")
         req = Request.chat(user, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
-                           role="optimizer", node=self.registry_name, sample_index=sample)
+                           seed=self.seed, role="optimizer", node=self.registry_name, sample_index=sample)
         try:
-            value, _ = await agenerate_tagged(self.engine, req, tag)
+            value, _ = await agenerate_tagged(self.engine, req, tag, validate=_check_proposal)
         except ParseError as exc:
             self.store.rejected.append({"values": {}, "reason": f"unparseable proposal: {exc}",
                                         "step": self.step_count})
