@@ -158,3 +158,34 @@ def test_no_grad_builds_neither_graph():
     with tx.no_grad():
         out = N.apply(lambda x: x * 2, a)
     assert out.node is None and out.value.grad_fn is None and not out.requires_grad
+
+
+def test_retrieval_kernel_in_the_graph_trains_the_adapter_like_torch():
+    from textopt.kernels import cosine_topk
+    eng = ScriptedEngine(responder(("harmful", "helpful")))
+    g = torch.Generator().manual_seed(0)
+    corpus, e = torch.randn(20, 6, generator=g), torch.randn(6, generator=g)
+    a0 = torch.rand(6, generator=g) + 0.5
+    adapter = N.parameter(a0, "query adapter")
+    top = cosine_topk(e * adapter.value.detach(), corpus, 2)
+    rows = corpus[top.indices]
+    weights = N.apply(lambda a: torch.softmax(torch.nn.functional.cosine_similarity((e * a)[None], rows, dim=-1)
+                                              / 0.1, 0), adapter)
+    text = N.WeightedItems()(weights, [f"passage {i}" for i in top.indices.tolist()])
+    tx.nn.TextLoss("judge", eng)(text).backward(engine=eng)
+    ra = a0.clone().requires_grad_()
+    w = torch.softmax(torch.nn.functional.cosine_similarity((e * ra)[None], rows, dim=-1) / 0.1, 0)
+    w.backward(torch.tensor([1.0, -1.0]))
+    assert torch.equal(adapter.grad, ra.grad)
+
+
+def test_fused_logprob_kernel_as_a_numeric_loss_in_the_graph():
+    from textopt.kernels import token_logprobs, token_logprobs_reference
+    g = torch.Generator().manual_seed(1)
+    x0, y = torch.randn(5, 11, generator=g), torch.randint(0, 11, (5,), generator=g)
+    logits = N.parameter(x0, "logits")
+    loss = N.apply(lambda l: -token_logprobs(l, y).sum(), logits)
+    loss.backward()
+    r = x0.clone().requires_grad_()
+    (-token_logprobs_reference(r, y).sum()).backward()
+    assert torch.allclose(logits.grad, r.grad, atol=1e-6)
