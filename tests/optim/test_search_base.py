@@ -231,3 +231,20 @@ def test_copy_detector_flags_any_verbatim_training_input(question, before, after
     det = CopyDetector([{"question": question, "answer": "x"}])
     assert det.check(f"{before}. {question.capitalize()}! {after}") is not None
     assert det.check("Count the objects carefully and answer with a number.") is None
+
+
+def test_module_evaluator_with_one_metric_per_objective():
+    module = tx.nn.LLMCall(ScriptedEngine(lambda req: "The answer is 8, as computed at length."),
+                           system_prompt=tx.Variable("s", role="system prompt", requires_grad=True))
+    ev = Evaluator.from_module(module, {"accuracy": tx.nn.NumberMatch(),
+                                        "brevity": lambda out, ex: (float(len(out) < 20), "too long")},
+                               input="question")
+    opt = BeamSearch(module.named_parameters(), ev, engine=W.make_engine(), objectives={"accuracy": 1.0,
+                     "brevity": 0.5}, trainset=[{"question": "4+4?", "answer": 8}] * 2,
+                     valset=[{"question": "4+4?", "answer": 8}], copy_guard=False)
+    (res,) = run_sync(opt.evaluate(opt.seed_hash, "val"))
+    assert res.scores == {"accuracy": 1.0, "brevity": 0.0} and res.feedback["brevity"] == "too long"
+    assert opt.mean([res]) == 1.0
+    with pytest.raises(DataError, match="target="):
+        run_sync(Evaluator.from_module(module, tx.nn.NumberMatch(), input="question")(
+            {"system_prompt": "s"}, {"question": "q", "solution": 8}))

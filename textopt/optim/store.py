@@ -126,7 +126,8 @@ class Evaluator:
         """Evaluate a ``textopt.nn.Module``: load the candidate into its parameters, run it on the example's
         input (``example[input]``, or ``input(example)``), score the output with ``metric(output_text, example)``
         -> float or (float, feedback) — or with a metric loss module (``tx.nn.ExactMatch()`` ...), called as
-        ``metric(output_text, example[target])``. Parameter names are ``module.named_parameters()`` names.
+        ``metric(output_text, example[target])``; a dict ``{objective: metric}`` scores several objectives,
+        each with its own feedback. Parameter names are ``module.named_parameters()`` names.
 
         Candidates are loaded one at a time: examples of the same candidate run concurrently, different
         candidates take turns (the module's parameters hold one value at a time)."""
@@ -163,27 +164,36 @@ class _ModuleRunner:
             with no_grad():
                 out = await self.module.acall(x)
             text = getattr(out, "value", out)
-            if hasattr(self.metric, "acall"):  # a metric loss module: a Scored Variable (score + explanation)
-                with no_grad():
-                    res = await self.metric.acall(text, _field(example, self.target_key))
-                res = (res.meta["score"], res.meta.get("feedback", res.value))
+            if isinstance(self.metric, Mapping):   # several objectives: one metric (and one feedback) each
+                results = {k: await self._score(m, text, example) for k, m in self.metric.items()}
+                score = {k: r[0] for k, r in results.items()}
+                fb = {k: r[1] for k, r in results.items()}
             else:
-                res = self.metric(text, example)
-                if inspect.isawaitable(res):
-                    res = await res
+                score, fb = await self._score(self.metric, text, example)
         finally:
             async with self._cond:
                 self._users -= 1
                 self._cond.notify_all()
+        return score, fb, {"input": x, "output": text}
+
+    async def _score(self, metric, text: str, example: Any) -> tuple[float, str]:
+        from ..grad_mode import no_grad
+        if hasattr(metric, "acall"):  # a metric loss module: a Scored Variable (score + explanation)
+            with no_grad():
+                res = await metric.acall(text, _field(example, self.target_key, "target"))
+            return float(res.meta["score"]), str(res.meta.get("feedback", res.value))
+        res = metric(text, example)
+        if inspect.isawaitable(res):
+            res = await res
         score, fb = (res if isinstance(res, tuple) else (res, ""))
-        return float(score), fb, {"input": x, "output": text}
+        return float(score), str(fb)
 
 
-def _field(example: Any, key: str) -> Any:
+def _field(example: Any, key: str, what: str = "input") -> Any:
     if isinstance(example, Mapping):
         if key not in example:
-            raise DataError(f"example has no {key!r} field (fields: {sorted(example)}); pass input=... to "
-                            f"Evaluator.from_module to say which field is the module's input")
+            raise DataError(f"example has no {key!r} field (fields: {sorted(example)}); pass {what}=... to "
+                            f"Evaluator.from_module to say which field is the module's {what}")
         return example[key]
     if isinstance(example, (tuple, list)):
         return example[0]
