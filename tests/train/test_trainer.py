@@ -80,8 +80,8 @@ def test_resume_after_crash_matches_uninterrupted(tmp_path, k):
     def crashing(req):
         if req.role == "optimizer":
             calls["n"] += 1
-            if calls["n"] == k + 1:  # the step after step k dies mid-way (after forward and backward)
-                raise Crash("power cut")
+            if calls["n"] == k + 1:  # the step after step k dies mid-way (after forward and backward calls)
+                raise Crash("power cut")  # a provider error: not a bad answer, so it propagates
         return inner(req)
     teacher.responder = crashing
     teacher.max_retries = 0
@@ -146,3 +146,15 @@ def test_example_coercion_and_errors():
         fwd, teacher = make_engines()
         p = tx.Variable("x", role="r", requires_grad=True)
         Trainer(tx.nn.LLMCall(fwd, system_prompt=p), tx.nn.NumberMatch(), tx.optim.TGD([p]), train=[])
+
+
+def test_unusable_optimizer_answer_is_logged_and_skipped(tmp_path):
+    tr, p, fwd, teacher = build(tmp_path, steps=2)
+    teacher.responder = lambda req: "I cannot help with that." if req.role == "optimizer" else "fb"
+    res = tr.fit()
+    assert res.steps == 2 and p.value == "Solve the sum."
+    assert all("NEW_VALUE" in r["step_error"] for r in res.history[1:])
+    tr2, p2, _, teacher2 = build(tmp_path, name="strict", steps=1, skip_invalid_updates=False)
+    teacher2.responder = teacher.responder
+    with pytest.raises(tx.errors.OptimizerStepError):
+        tr2.fit()

@@ -1,5 +1,6 @@
 """textopt.nn: modules, LLM calls and losses (torch.nn's twin for text pipelines)."""
 from .aggregate import aggregate
+from .code_tests import CodeTestsLoss
 from .formatted import FormattedLLMCall
 from .llm import LLMCall, LLMCallFn
 from .losses import TextLoss
@@ -10,4 +11,4 @@ from .pyfunction import function
 from .scored import Scored
 
 __all__ = ["Module", "LLMCall", "LLMCallFn", "FormattedLLMCall", "TextLoss", "MultiFieldLoss", "MetricLoss",
-           "ExactMatch", "NumberMatch", "Regex", "F1", "Scored", "aggregate", "function"]
+           "CodeTestsLoss", "ExactMatch", "NumberMatch", "Regex", "F1", "Scored", "aggregate", "function"]

@@ -16,7 +16,7 @@ from ..errors import InvalidVariableError
 from ..prompts import BACKWARD_SYSTEM
 from ..variable import Feedback, Variable, as_variable
 from . import prompts as P
-from .llm import LLMCallFn, ctx_max_tokens
+from .llm import LLMCallFn, backward_max_tokens
 from .module import Module
 
 
@@ -36,7 +36,7 @@ class FormattedLLMCallFn(LLMCallFn):
         user = P.BACKWARD_FORMATTED.format(system=saved.get("system", ""), template=saved["template"],
                                            field=field, role=target.role, value=target.value,
                                            input=saved["input"], output=node.output.value, feedback_block=block)
-        resp = await ctx.generate(Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=ctx_max_tokens(ctx)), node)
+        resp = await ctx.generate(Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=backward_max_tokens(ctx, node)), node)
         conv = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},
                 {"role": "assistant", "content": resp.text}]
         return Feedback(resp.text, target, conversation=conv, source=node.name)
@@ -63,8 +63,10 @@ class FormattedLLMCall(Module):
 
     def __init__(self, engine: "Engine | str", template: str, system_prompt: "Variable | str | None" = None, *,
                  field_roles: dict[str, str] | None = None, output_role: str = "response of the language model",
-                 temperature: float = 0.0, max_tokens: int = 512, name: str | None = None, **request_kw):
+                 temperature: float = 0.0, max_tokens: int = 512, name: str | None = None,
+                 backward_max_tokens: int | None = None, **request_kw):
         super().__init__()
+        self.backward_max_tokens = backward_max_tokens
         if not isinstance(template, str):
             raise InvalidVariableError(f"FormattedLLMCall template must be a str, got {type(template).__name__}")
         self.template = template
@@ -103,6 +105,7 @@ class FormattedLLMCall(Module):
                            role="forward" if self.training else "eval", node=self.node_name, **self.request_kw)
         resp = await self.engine.generate(req)
         inputs = ([self.system_prompt] if self.system_prompt is not None else []) + list(fields.values())
-        saved = {"system": system or "", "input": text, "template": self.template, "fields": fields}
+        saved = {"system": system or "", "input": text, "template": self.template, "fields": fields,
+                 "backward_max_tokens": self.backward_max_tokens}
         return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name,
                               meta={"usage": (resp.prompt_tokens, resp.completion_tokens)})

@@ -26,7 +26,7 @@ class LLMCallFn(Function):
             user = BACKWARD_LLM_EVAL.format(**fields)
         else:
             user = BACKWARD_LLM.format(feedback="\n\n".join(f.value for f in feedback), **fields)
-        request = Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=ctx_max_tokens(ctx))
+        request = Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=backward_max_tokens(ctx, node))
         resp = await ctx.generate(request, node)
         conversation = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},
                         {"role": "assistant", "content": resp.text}]
@@ -37,18 +37,25 @@ def ctx_max_tokens(ctx) -> int:
     return getattr(ctx, "max_tokens", 384)
 
 
+def backward_max_tokens(ctx, node) -> int:
+    """The node's own cap on backward answers (``backward_max_tokens=`` of the module), else the pass's."""
+    return node.saved.get("backward_max_tokens") or ctx_max_tokens(ctx)
+
+
 class LLMCall(Module):
     """``LLMCall(engine, system_prompt=p)(x)`` -> response Variable with an edge from ``p`` and ``x``.
 
     ``engine`` is an Engine or a spec string. ``system_prompt`` may be a Variable (learnable when it requires
-    grad), a plain string, or None.
+    grad), a plain string, or None. ``backward_max_tokens`` caps the backward LLM's answers for this call.
     """
 
     def __init__(self, engine: "Engine | str", system_prompt: "Variable | str | None" = None, *,
                  output_role: str = "response of the language model", temperature: float = 0.0,
-                 max_tokens: int = 512, name: str | None = None, **request_kw):
+                 max_tokens: int = 512, name: str | None = None, backward_max_tokens: int | None = None,
+                 **request_kw):
         super().__init__()
         self.engine = get_engine(engine)
+        self.backward_max_tokens = backward_max_tokens
         if system_prompt is not None:
             system_prompt = as_variable(system_prompt, role="system prompt")
             if not system_prompt.is_text:
@@ -73,6 +80,7 @@ class LLMCall(Module):
         role = "forward" if self.training else "eval"
         resp = await self.engine.generate(self._request(x, role))
         inputs = [v for v in (self.system_prompt, x) if v is not None]
-        saved = {"system": self.system_prompt.value if self.system_prompt is not None else "", "input": x.value}
+        saved = {"system": self.system_prompt.value if self.system_prompt is not None else "", "input": x.value,
+                 "backward_max_tokens": self.backward_max_tokens}
         return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name,
                               meta={"usage": (resp.prompt_tokens, resp.completion_tokens)})

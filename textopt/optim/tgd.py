@@ -137,8 +137,10 @@ class TGD(Optimizer):
                 raise r  # cancellation and the like propagate untouched
         if failures:
             detail = "; ".join(f"{n}: {type(r).__name__}: {r}" for n, r in failures)
-            raise OptimizerStepError(f"TGD step changed no parameter because {len(failures)} of {len(jobs)} "
+            err = OptimizerStepError(f"TGD step changed no parameter because {len(failures)} of {len(jobs)} "
                                      f"update(s) failed after a repair attempt — {detail}")
+            err.failures = failures  # [(parameter name, exception)]
+            raise err
         updated = {}
         for (p, group, name), new in zip(jobs, results):
             st = self.state[p]

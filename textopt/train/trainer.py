@@ -18,8 +18,10 @@ Contract (the CLI builds on it; keep it stable)::
 One step: a seeded minibatch -> concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch
 feedback) -> backward -> ``optimizer.step()`` -> validation; with ``revert_if_worse`` a step that lowers the
 validation score is undone (parameters only; the optimizer keeps the rejected attempt in its history).
-``patience`` stops after that many steps without a new best. At the end the best parameters are loaded and the
-test set is scored.
+``patience`` stops after that many steps without a new best. An optimizer step whose LLM answers stayed
+unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) changed nothing: with
+``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
+At the end the best parameters are loaded and the test set is scored.
 
 Files in ``out_dir``: ``log.jsonl`` (one row per step: scores, parameter values, usage by role),
 ``checkpoint.json`` (written atomically after every step: parameters, optimizer state, RNG states, sampler
@@ -42,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ..engines import Engine, get_engine
 from ..engines.usage import merge
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, DataError, OptimizerStepError, ParseError
 from ..runtime import run_sync
 from ..variable import Variable
 from . import checkpoint as ckpt
@@ -69,7 +71,8 @@ class Trainer:
                  steps: int = 12, out_dir: str | Path | None = None, seed: int = 0, revert_if_worse: bool = True,
                  patience: int | None = None, backward_engine: "Engine | str | None" = None,
                  engines: Sequence[Engine] | None = None, aggregate_max_tokens: int = 1024,
-                 eval_concurrency: int = 8, progress: bool = True, plot: bool = True):
+                 eval_concurrency: int = 8, progress: bool = True, plot: bool = True,
+                 skip_invalid_updates: bool = True):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_set = as_examples(train, "train")
         self.val_set = as_examples(val, "val")
@@ -84,6 +87,7 @@ class Trainer:
         self.backward_engine = backward_engine
         self.aggregate_max_tokens = aggregate_max_tokens
         self.eval_concurrency, self.progress, self.plot = eval_concurrency, progress, plot
+        self.skip_invalid_updates = skip_invalid_updates
         self.scorer = make_scorer(metric, loss_fn)
         self.engines = list(engines) if engines is not None else self._find_engines()
         self.sampler = Sampler(len(self.train_set), batch_size, seed)
@@ -124,7 +128,7 @@ class Trainer:
     def _param_values(self) -> dict:
         return {n: ckpt.to_jsonable(v.value) for n, v in self.model.named_parameters()}
 
-    async def _train_step(self, batch: list[int]) -> float | None:
+    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None]:
         from ..nn.aggregate import aaggregate
         examples = [self.train_set[i] for i in batch]
         self.model.train()
@@ -138,10 +142,18 @@ class Trainer:
             train_score = None
         total = await aaggregate(list(losses), max_tokens=self.aggregate_max_tokens) if len(losses) > 1 \
             else losses[0]
+        step_error = None
         if total.requires_grad:
             await total.abackward(engine=self._backward_engine())
-            await self.optimizer._astep_with_hooks()
-        return train_score
+            try:
+                await self.optimizer._astep_with_hooks()
+            except OptimizerStepError as exc:
+                failures = getattr(exc, "failures", None)
+                if not (self.skip_invalid_updates and failures
+                        and all(isinstance(e, ParseError) for _, e in failures)):
+                    raise
+                step_error = str(exc)  # the model's answer was unusable; nothing changed; go on
+        return train_score, step_error
 
     async def _validate(self, desc: str) -> float | None:
         if not self.val_set:
@@ -241,7 +253,7 @@ class Trainer:
     async def _one_step(self) -> None:
         batch = self.sampler.next_batch()
         before = copy.deepcopy(self.model.state_dict())
-        train_score = await self._train_step(batch)
+        train_score, step_error = await self._train_step(batch)
         self.step_count += 1
         val = await self._validate(f"validate (step {self.step_count})")
         reverted = False
@@ -261,7 +273,7 @@ class Trainer:
                 self.stopped_early = True
         self._log({"step": self.step_count, "kind": "step", "train_score": train_score, "val_score": val,
                    "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
-                   "usage": self.usage()})
+                   "step_error": step_error, "usage": self.usage()})
         self._save()
 
     async def _finish(self) -> TrainResult:

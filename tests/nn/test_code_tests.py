@@ -1,0 +1,41 @@
+"""CodeTestsLoss: pass rate, failure traces as feedback, hostile candidates, backward routing."""
+import textopt as tx
+from textopt.nn import CodeTestsLoss
+
+TESTS = "def test_add():\n    assert add(2, 3) == 5\n\ndef test_neg():\n    assert add(-1, 1) == 0\n"
+
+
+def code(text):
+    return tx.Variable(text, role="candidate implementation of add", requires_grad=True)
+
+
+def test_pass_rate_and_traces():
+    ok = CodeTestsLoss(TESTS)(code("def add(a, b):\n    return a + b\n"))
+    assert ok.meta["score"] == 1.0 and float(ok.score) == 1.0 and ok.value == "Passed 2 of 2 tests."
+    half = CodeTestsLoss(["assert add(1, 1) == 2", "assert add(1, 2) == 4"])(code("def add(a, b):\n    return a + b"))
+    assert half.meta["score"] == 0.5
+    assert "FAILED test_2" in half.value and "assert add(1, 2) == 4" in half.value
+
+
+def test_fenced_code_and_per_example_tests():
+    loss_fn = CodeTestsLoss()
+    assert loss_fn.needs_target
+    out = loss_fn(code("Here it is:\n```python\ndef add(a, b):\n    return abs(a) + b\n```"), TESTS)
+    assert out.meta["score"] == 0.5
+    assert "FAILED test_neg" in out.value and "FAILED test_add" not in out.value
+
+
+def test_hostile_candidates_score_zero_with_a_reason():
+    loop = CodeTestsLoss(TESTS, per_test_timeout=0.5)(code("def add(a, b):\n    while True:\n        pass\n"))
+    assert loop.meta["score"] == 0.0 and "TimeoutError" in loop.value
+    hang_on_load = CodeTestsLoss(TESTS, timeout=1.5, per_test_timeout=10)(code("while True:\n    pass\n"))
+    assert hang_on_load.meta["score"] == 0.0 and "time limit" in hang_on_load.value
+    syntax = CodeTestsLoss(TESTS)(code("def add(a, b:\n"))
+    assert syntax.meta["score"] == 0.0 and "failed to load" in syntax.value
+
+
+def test_backward_routes_the_failures_to_the_code():
+    c = code("def add(a, b):\n    return a * b\n")
+    loss = CodeTestsLoss(TESTS)(c)
+    loss.backward(engine=tx.engines.ScriptedEngine("unused"))
+    assert len(c.grad) == 1 and "FAILED" in c.grad[0].value

@@ -1,0 +1,78 @@
+"""The sandbox contains hostile code: infinite loop, fork bomb, huge allocation, env secrets, sockets."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from textopt.errors import SandboxError
+from textopt.nn.sandbox import run_python
+
+
+def _procs_with(tag: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if tag in l and "ps -eo" not in l]
+
+
+def test_normal_code_runs_in_a_temp_dir():
+    r = run_python("import os; print('hello', os.getcwd())")
+    assert r.ok and r.stdout.startswith("hello ")
+    cwd = r.stdout.split()[1]
+    assert "textopt-sandbox-" in cwd and not os.path.exists(cwd)  # removed afterwards
+    assert "rlimits" in r.isolation and "audit-hook" in r.isolation
+
+
+def test_infinite_loop_is_killed_at_the_timeout():
+    t0 = time.monotonic()
+    r = run_python("while True:\n    pass\n", timeout=1.5)
+    assert r.timed_out and not r.ok
+    assert time.monotonic() - t0 < 8
+
+
+def test_fork_bomb_is_contained_and_leaves_no_process():
+    tag = "forkbomb-" + os.urandom(4).hex()
+    code = (f"# {tag}\nimport os\nn = 0\nwhile n < 100000:\n    n += 1\n    try:\n        os.fork()\n"
+            f"    except OSError:\n        pass\n")
+    r = run_python(code, timeout=2, max_processes=16)
+    assert not r.ok
+    time.sleep(0.5)
+    assert _procs_with("_sandbox_child.py") == []  # every forked copy died with the sandbox
+    # the machine is still able to start processes
+    assert subprocess.run(["true"]).returncode == 0
+
+
+def test_huge_allocation_fails_inside_the_sandbox():
+    r = run_python("x = bytearray(8 * 1024 ** 3)\nprint('allocated')", memory_mb=256)
+    assert "allocated" not in r.stdout and "MemoryError" in r.stderr
+
+
+def test_environment_secrets_are_not_visible(monkeypatch):
+    monkeypatch.setenv("TEXTOPT_TEST_SECRET_KEY", "sk-not-for-sandboxes")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    r = run_python("import os\nprint(sorted(os.environ))\nprint(os.environ.get('OPENAI_API_KEY'))\n"
+                   "try:\n    print(open(f'/proc/{os.getppid()}/environ').read())\nexcept Exception as e:\n"
+                   "    print('denied', type(e).__name__)\n")
+    assert r.ok
+    assert "sk-" not in r.stdout and "TEXTOPT_TEST_SECRET_KEY" not in r.stdout and "OPENAI" not in r.stdout
+
+
+def test_sockets_cannot_be_opened():
+    r = run_python("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+                   "s.settimeout(1)\ns.connect(('127.0.0.1', 22))\nprint('connected')\n")
+    assert "connected" not in r.stdout and not r.ok
+    assert "not allowed" in r.stderr or "Network is unreachable" in r.stderr
+
+
+def test_network_namespace_when_root():
+    r = run_python("print('x')")
+    if os.geteuid() == 0:
+        assert "netns" in r.isolation
+    else:
+        assert "netns" not in r.isolation
+
+
+def test_bad_arguments_raise_one_clear_error():
+    with pytest.raises(SandboxError, match="str"):
+        run_python(123)
+    with pytest.raises(SandboxError, match="escapes"):
+        run_python("print(1)", files={"../evil.py": "x"})

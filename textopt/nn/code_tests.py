@@ -1,0 +1,159 @@
+"""``CodeTestsLoss``: score candidate code by running unit tests on it in the sandbox (:mod:`.sandbox`).
+
+    loss_fn = CodeTestsLoss(tests="def test_add():\\n    assert add(2, 3) == 5\\n")
+    loss = loss_fn(code_var)            # or CodeTestsLoss()(code_var, tests) with per-example tests
+    loss.meta["score"]                  # pass rate in [0, 1]; loss.score is the tensor
+    loss.meta["feedback"]               # "Passed 1 of 2 tests." + each failure's trace (bounded)
+
+Tests are a Python source (each ``test_*`` function is one test; without any, each top-level statement is one
+test, e.g. ``assert f(1) == 2`` lines) or a list of snippets (one test each). They run after the candidate in
+the same namespace, each under its own time limit (``per_test_timeout``); the whole run has ``timeout``.
+Markdown code fences around the candidate are removed. A candidate that crashes, hangs or exhausts memory
+scores 0 with the reason as feedback. Backward routes the feedback to the code variable (no LLM call).
+"""
+from __future__ import annotations
+
+import asyncio
+import ast
+import json
+import re
+import secrets
+from typing import Sequence
+
+from ..errors import InvalidVariableError
+from ..variable import Variable, as_variable
+from .aggregate import clip
+from .metrics import MetricFn
+from .module import Module
+from .sandbox import SandboxResult, run_python
+from .scored import scored
+
+HARNESS = r'''
+import json, linecache, signal, sys, traceback
+CANDIDATE = {candidate!r}
+TESTS = {tests!r}
+PER_TEST = {per_test!r}
+MARK = {marker!r}
+
+def _alarm(signum, frame):
+    raise TimeoutError(f"test exceeded {{PER_TEST}}s")
+
+signal.signal(signal.SIGALRM, _alarm)
+for _fname, _src in [("candidate.py", CANDIDATE)] + [(t[0] + ".py", t[1]) for t in TESTS]:
+    linecache.cache[_fname] = (len(_src), None, _src.splitlines(True), _fname)
+results = []
+ns = {{"__name__": "candidate"}}
+try:
+    signal.setitimer(signal.ITIMER_REAL, PER_TEST)
+    exec(compile(CANDIDATE, "candidate.py", "exec"), ns)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    load_error = None
+except BaseException:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    load_error = traceback.format_exc(limit=-4)
+for name, src, call in TESTS:
+    if load_error is not None:
+        results.append([name, False, "the candidate code failed to load:\n" + load_error])
+        continue
+    try:
+        signal.setitimer(signal.ITIMER_REAL, PER_TEST)
+        exec(compile(src, name + ".py", "exec"), ns)
+        if call:
+            ns[call]()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        results.append([name, True, ""])
+    except BaseException as exc:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        results.append([name, False, traceback.format_exc(limit=-3)])
+sys.stdout.flush()
+print("\n" + MARK + json.dumps(results))
+'''
+
+
+def split_tests(tests: str | Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """[(name, source, function to call or None)] — see the module docstring."""
+    if isinstance(tests, (list, tuple)):
+        if not tests or not all(isinstance(t, str) for t in tests):
+            raise InvalidVariableError("CodeTestsLoss tests must be a Python source or a non-empty list of snippets")
+        return [(f"test_{i + 1}", t, None) for i, t in enumerate(tests)]
+    if not isinstance(tests, str) or not tests.strip():
+        raise InvalidVariableError("CodeTestsLoss needs tests: a Python source or a list of snippets")
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError as exc:
+        raise InvalidVariableError(f"CodeTestsLoss tests are not valid Python: {exc}") from exc
+    funcs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and n.name.startswith("test")]
+    if funcs:  # the module body (helpers, imports) runs with the first test; each test_* is called
+        return [(f, tests if i == 0 else "", f) for i, f in enumerate(funcs)]
+    return [(f"test_{i + 1}", ast.get_source_segment(tests, n) or ast.unparse(n), None)
+            for i, n in enumerate(tree.body)]
+
+
+def strip_fences(code: str) -> str:
+    m = re.search(r"```(?:python|py)?[ \t]*\n(.*?)```", code, re.S)
+    return m.group(1) if m else code
+
+
+def summarize(result: SandboxResult, marker: str, names: list[str], max_chars: int) -> tuple[float, str]:
+    line = next((l for l in result.stdout.splitlines() if l.startswith(marker)), None)
+    if line is None:
+        if result.timed_out:
+            why = "the run was stopped after the time limit (an infinite loop or very slow code?)"
+        elif result.returncode in (-9, 137) or "MemoryError" in result.stderr:
+            why = "the run was killed (memory or process limit exceeded?)"
+        else:
+            why = f"the test run crashed (exit code {result.returncode})"
+        return 0.0, clip(f"Passed 0 of {len(names)} tests: {why}.\n{result.stderr.strip()}", max_chars)
+    rows = json.loads(line[len(marker):])
+    passed = sum(1 for _, ok, _ in rows if ok)
+    parts = [f"Passed {passed} of {len(rows)} tests."]
+    budget = max_chars // max(1, len(rows) - passed) if passed < len(rows) else max_chars
+    for name, ok, trace in rows:
+        if not ok:
+            parts.append(clip(f"FAILED {name}:\n{trace.strip()}", budget))
+    return passed / len(rows), "\n".join(parts)
+
+
+class CodeTestsLoss(Module):
+    def __init__(self, tests: str | Sequence[str] | None = None, *, timeout: float = 10.0,
+                 per_test_timeout: float = 3.0, memory_mb: int = 512, max_feedback_chars: int = 3000,
+                 name: str = "code_tests"):
+        super().__init__()
+        self.tests = split_tests(tests) if tests is not None else None
+        self.needs_target = tests is None
+        self.timeout, self.per_test_timeout, self.memory_mb = timeout, per_test_timeout, memory_mb
+        self.max_feedback_chars = max_feedback_chars
+        self.fn = MetricFn()
+        self.node_name = name
+
+    def _prepare(self, code, tests):
+        code = as_variable(code, role="candidate code")
+        if not code.is_text:
+            raise InvalidVariableError(f"CodeTestsLoss evaluates code text, got {code!r}")
+        if tests is not None:
+            tests = split_tests(tests.value if isinstance(tests, Variable) else tests)
+        elif self.tests is not None:
+            tests = self.tests
+        else:
+            raise InvalidVariableError("CodeTestsLoss has no tests: give tests=... or call loss(code, tests)")
+        marker = "#textopt-results-" + secrets.token_hex(8) + ":"
+        program = HARNESS.format(candidate=strip_fences(code.value), tests=tests, per_test=self.per_test_timeout,
+                                 marker=marker)
+        return code, tests, marker, program
+
+    def _finish(self, code, tests, marker, result):
+        score, feedback = summarize(result, marker, [t[0] for t in tests], self.max_feedback_chars)
+        out = self.fn.attach([code], feedback, f"test results of the {code.role}", name=self.node_name,
+                             meta={"score": score, "feedback": feedback, "isolation": result.isolation})
+        return scored(out)
+
+    def forward(self, code, tests=None) -> Variable:
+        code, tests, marker, program = self._prepare(code, tests)
+        result = run_python(program, timeout=self.timeout, memory_mb=self.memory_mb)
+        return self._finish(code, tests, marker, result)
+
+    async def aforward(self, code, tests=None) -> Variable:
+        code, tests, marker, program = self._prepare(code, tests)
+        result = await asyncio.to_thread(run_python, program, timeout=self.timeout, memory_mb=self.memory_mb)
+        return self._finish(code, tests, marker, result)
