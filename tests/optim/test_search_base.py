@@ -164,6 +164,10 @@ def test_the_test_split_cannot_reach_an_optimizer():
         BeamSearch([W.make_param()], W.evaluate, trainset=splits.train, valset=splits.test)
     with pytest.raises(DataError, match="valset"):
         BeamSearch([W.make_param()], W.evaluate, trainset=splits.train)
+    with pytest.raises(DataError, match="held out"):
+        BeamSearch([W.make_param()], W.evaluate, trainset=splits.train, valset=splits.val + splits.train[:1])
+    with pytest.raises(DataError, match="duplicate example ids"):
+        BeamSearch([W.make_param()], W.evaluate, trainset=splits.train, valset=[{"id": 1}, {"id": 1, "x": 2}])
     opt = ParetoEvolution([W.make_param()], W.evaluate, data=splits.for_optimizer())
     assert opt.val.name == "val" and not hasattr(opt, "test")
 
@@ -240,7 +244,7 @@ def test_module_evaluator_with_one_metric_per_objective():
                                         "brevity": lambda out, ex: (float(len(out) < 20), "too long")},
                                input="question")
     opt = BeamSearch(module.named_parameters(), ev, engine=W.make_engine(), objectives={"accuracy": 1.0,
-                     "brevity": 0.5}, trainset=[{"question": "4+4?", "answer": 8}] * 2,
+                     "brevity": 0.5}, trainset=[{"question": "4+4?", "answer": 8, "id": "t"}],
                      valset=[{"question": "4+4?", "answer": 8}], copy_guard=False)
     (res,) = run_sync(opt.evaluate(opt.seed_hash, "val"))
     assert res.scores == {"accuracy": 1.0, "brevity": 0.0} and res.feedback["brevity"] == "too long"

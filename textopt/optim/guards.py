@@ -9,6 +9,7 @@ above a threshold, or a verbatim copy of a short field); the reason is logged an
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -83,7 +84,16 @@ def optimizer_data(data: Any = None, trainset: Sequence | None = None, valset: S
             raise DataError(f"the test split was passed as {name}; the test split must never reach an optimizer")
     train = trainset if isinstance(trainset, Split) else Split(trainset, "train")
     val = valset if isinstance(valset, Split) else Split(valset, "val")
+    seen = {_canon(ex) for ex in train}
+    shared = sum(_canon(ex) in seen for ex in val)
+    if shared:
+        raise DataError(f"{shared} of the {len(val)} val examples also appear in the trainset; the selection "
+                        f"split must be held out (split_dataset(...) makes disjoint splits)")
     return OptimizerData(train, val)
+
+
+def _canon(example: Any) -> str:
+    return json.dumps(example, sort_keys=True, default=str, ensure_ascii=False)
 
 
 # -- copy detection --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..engines import Request, get_engine
 from ..engines.structured import agenerate_tagged
 from ..engines.usage import Budget
-from ..errors import BudgetExceeded, InvalidVariableError, ParseError
+from ..errors import BudgetExceeded, DataError, InvalidVariableError, ParseError
 from ..variable import Variable
 from .guards import CopyDetector, optimizer_data
 from .guards import log as guard_log
@@ -148,6 +148,10 @@ class SearchOptimizer(Optimizer):
         self.seed_hash = self.store.add(self.current_values(), origin="seed")
         self._ids = {s: [example_id(ex, i) for i, ex in enumerate(data_)] for s, data_ in
                      (("train", self.train), ("val", self.val))}
+        for split, ids in self._ids.items():
+            if len(set(ids)) != len(ids):
+                raise DataError(f"the {split} split has duplicate example ids; ids key the evaluation cache, so "
+                                f"give each example a unique 'id' (or none, to use positions)")
 
     # -- candidates ----------------------------------------------------------------------------------------
     def current_values(self) -> dict[str, str]:
