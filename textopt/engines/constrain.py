@@ -14,6 +14,7 @@ JSON schemas live in ``constrain_json.py``.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 
@@ -49,10 +50,10 @@ class VocabTable:
         for i, t in enumerate(self.texts):
             if t is None:
                 continue
-            if _json_content(t):
-                content[i] = len(t)
-            elif t.endswith('"') and _json_content(t[:-1], allow_empty=True):
-                close[i] = len(t) - 1
+            if _JSON_CONTENT.fullmatch(t):
+                content[i] = _json_len(t)
+            elif t.endswith('"') and (t == '"' or _JSON_CONTENT.fullmatch(t[:-1])):
+                close[i] = _json_len(t[:-1])
         self.content_len, self.close_len = content, close
 
     def encode(self, text: str) -> list[int]:
@@ -82,11 +83,13 @@ class VocabTable:
             return self._trie
 
 
-def _json_content(t: str, allow_empty: bool = False) -> bool:
-    """Text that may stand inside a JSON string without escaping."""
-    if not t:
-        return allow_empty
-    return all(c != '"' and c != "\\" and ord(c) >= 0x20 for c in t)
+# Text that may stand inside a JSON string: plain characters and whole escapes (a token never ends mid-escape).
+_JSON_CONTENT = re.compile(r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])+')
+
+
+def _json_len(t: str) -> int:
+    """Characters of the decoded string (an escape counts as one), as JSON schema's min/maxLength count them."""
+    return len(t) - len(re.findall(r'\\["\\/bfnrt]', t))
 
 
 class CompiledPattern:

@@ -3,8 +3,8 @@
 The schema is compiled to a flat plan: literal segments (braces, keys, colons, commas, opening quotes) that are
 forced token by token, and value slots the model fills under a mask:
 
-- ``str``: tokens that need no escaping inside a JSON string, then a token ending in ``"`` closes it; the
-  character count stays within ``minLength``/``maxLength``.
+- ``str``: tokens made of plain characters and whole escapes (``\\"``, ``\\n`` ...), then a token ending in an
+  unescaped ``"`` closes it; the decoded length stays within ``minLength``/``maxLength``.
 - ``num``: ``-?(0|[1-9][0-9]*)`` (plus ``.digits`` for ``number``), ended by a token that starts the next literal.
 - ``choice``: one of a few JSON texts (``enum``, ``const``, ``boolean``), token by token.
 

@@ -82,15 +82,22 @@ class LocalEngine(Engine):
     def _ensure_loaded(self) -> None:
         if self._model is not None:
             return
-        from .constrain import ConstraintFactory
-
         model, tok, info = load(self.source, self.device, self.model_cache)
-        self._constraints = ConstraintFactory(tok, model.get_input_embeddings().weight.shape[0])
         eos = {tok.eos_token_id}
         gen_eos = getattr(model.generation_config, "eos_token_id", None)
         eos |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else ({gen_eos} if gen_eos is not None else set())
         self._eos = {e for e in eos if e is not None}
         self._model, self._tok, self.load_info = model, tok, info
+
+    @property
+    def constraints(self):
+        """The constraint factory (vocabulary tables; built on the first constrained request, ~1 s)."""
+        with self._start_lock:
+            if self._constraints is None:
+                from .constrain import ConstraintFactory
+
+                self._constraints = ConstraintFactory(self._tok, self._model.get_input_embeddings().weight.shape[0])
+            return self._constraints
 
     def _submit(self, kind: str, payload: Any) -> concurrent.futures.Future:
         with self._start_lock:
@@ -164,7 +171,10 @@ class LocalEngine(Engine):
         rows, ready = [], []
         for job in jobs:  # a bad request fails alone, before the batch starts
             try:
-                rows.append(make_row(self._tok, job[1], self._constraints.for_request(job[1])))
+                req = job[1]
+                constraint = None if req.schema is None and req.pattern is None else \
+                    self.constraints.for_request(req)
+                rows.append(make_row(self._tok, req, constraint))
                 ready.append(job)
             except BaseException as exc:  # noqa: BLE001
                 job[2].set_exception(exc)

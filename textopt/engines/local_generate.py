@@ -85,6 +85,7 @@ def run_batch(model, tokenizer, rows: list[Row], eos_ids: set[int]) -> None:
     cache = DynamicCache()
     ck = _cache_kwarg(model)
     steps = max(r.request.max_tokens for r in rows)
+    live = list(range(len(rows)))  # batch position -> row index; finished rows leave the batch
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1,
                     **{ck: cache})
@@ -92,7 +93,8 @@ def run_batch(model, tokenizer, rows: list[Row], eos_ids: set[int]) -> None:
             logits = out.logits[:, -1, :].float().cpu()
             logp = torch.log_softmax(logits, dim=-1)
             nxt = []
-            for b, row in enumerate(rows):
+            for b, r in enumerate(live):
+                row = rows[r]
                 if row.done:
                     nxt.append(pad)
                     continue
@@ -104,12 +106,21 @@ def run_batch(model, tokenizer, rows: list[Row], eos_ids: set[int]) -> None:
                 tok = _pick(row, logits[b], mask)
                 nxt.append(tok)
                 _accept(row, tok, float(logp[b, tok]), tokenizer, eos_ids)
-            if all(r.done for r in rows):
+            keep = [b for b, r in enumerate(live) if not rows[r].done]
+            if not keep:
                 break
+            if len(keep) < len(live):  # drop finished rows from the KV cache: later steps get cheaper
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                attn, pos = attn[index], pos[index]
+                live, nxt = [live[b] for b in keep], [nxt[b] for b in keep]
             pos = pos[:, -1:] + 1
-            attn = torch.cat([attn, torch.ones((len(rows), 1), dtype=attn.dtype, device=device)], dim=1)
+            attn = torch.cat([attn, torch.ones((len(live), 1), dtype=attn.dtype, device=device)], dim=1)
             out = model(input_ids=torch.tensor(nxt, device=device)[:, None], attention_mask=attn, position_ids=pos,
                         use_cache=True, **{ck: cache})
+    for row in rows:
+        if not row.done:
+            row.done, row.finish = True, "length"
 
 
 def _cache_kwarg(model) -> str:
