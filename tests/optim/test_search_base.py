@@ -252,3 +252,19 @@ def test_module_evaluator_with_one_metric_per_objective():
     with pytest.raises(DataError, match="target="):
         run_sync(Evaluator.from_module(module, tx.nn.NumberMatch(), input="question")(
             {"system_prompt": "s"}, {"question": "q", "solution": 8}))
+
+
+def test_concurrency_limit_is_shared_by_every_evaluation_of_the_optimizer():
+    state = {"now": 0, "peak": 0}
+
+    async def evaluate(cand, ex):
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await asyncio.sleep(0.005)
+        state["now"] -= 1
+        return 0.0, "", None
+
+    opt = _opt(evaluate=evaluate, max_concurrency=2)
+    hs = [opt.store.add({"prompt": f"c{i}"}) for i in range(4)]
+    run_sync(opt.evaluate_many(hs, "val"))
+    assert state["peak"] == 2 and opt.metric_calls == 24

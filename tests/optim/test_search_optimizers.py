@@ -126,3 +126,29 @@ def test_optimizer_tags_never_reach_a_parameter():
     repairs = [r.messages[-1].content for r in engine.requests if "could not be used" in r.messages[-1].content]
     assert repairs and all("<current_value>" in r for r in repairs)   # each bad answer got one repair request
     assert len(engine.requests) == 2 * len(repairs)
+
+
+@pytest.mark.parametrize("cls,kw", SEARCHERS, ids=IDS)
+def test_interrupted_run_resumed_under_replay_matches_the_recorded_run(cls, kw, tmp_path):
+    import json
+
+    from textopt.engines.replay import ReplayEngine
+    tape = tmp_path / "calls.jsonl"
+
+    def build(engine):
+        p = W.make_param()
+        return p, cls([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=3, **kw)
+
+    p, live = build(ScriptedEngine(W.editor, record=tape))
+    for _ in range(4):
+        live.step()
+    q, first = build(ReplayEngine(tape))
+    for _ in range(2):
+        first.step()
+    saved = json.loads(json.dumps(first.state_dict(), sort_keys=True))
+    r, resumed = build(ReplayEngine(tape))
+    resumed.load_state_dict(saved)
+    for _ in range(2):
+        resumed.step()
+    assert r.value == p.value
+    assert json.dumps(resumed.state_dict(), sort_keys=True) == json.dumps(live.state_dict(), sort_keys=True)

@@ -191,7 +191,7 @@ class SearchOptimizer(Optimizer):
         allowed = len(todo) if self.max_metric_calls is None else max(0, self.max_metric_calls - self.metric_calls)
         run, short = todo[:allowed], len(todo) > allowed
         self.metric_calls += len(run)
-        sem = asyncio.Semaphore(self.max_concurrency)
+        sem = self._semaphore()
         values = self.store.values(h)
 
         async def one(i):
@@ -210,6 +210,13 @@ class SearchOptimizer(Optimizer):
         if short:
             raise SearchExhausted(f"metric-call budget of {self.max_metric_calls} reached")
         return [self.store.get(h, split, ids[i]) for i in indices]
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        """ONE limit for every evaluation of this optimizer (per event loop: sync and async callers differ)."""
+        loop = asyncio.get_running_loop()
+        if getattr(self, "_sem_loop", None) is not loop:
+            self._sem, self._sem_loop = asyncio.Semaphore(self.max_concurrency), loop
+        return self._sem
 
     async def evaluate_many(self, hashes: Sequence[str], split: str, indices: Sequence[int] | None = None,
                             ) -> list[list[Evaluation]]:
