@@ -268,3 +268,18 @@ def test_concurrency_limit_is_shared_by_every_evaluation_of_the_optimizer():
     hs = [opt.store.add({"prompt": f"c{i}"}) for i in range(4)]
     run_sync(opt.evaluate_many(hs, "val"))
     assert state["peak"] == 2 and opt.metric_calls == 24
+
+
+def test_state_dict_refuses_other_data_or_parameters():
+    from textopt.errors import CheckpointError
+    opt = _opt()
+    opt.step()
+    sd = opt.state_dict()
+    other = BeamSearch([W.make_param()], W.evaluate, engine=W.make_engine(), trainset=W.TRAIN[:-1], valset=W.VAL)
+    with pytest.raises(CheckpointError, match="different train/val"):
+        other.load_state_dict(sd)
+    assert other.params()[0].value == W.SEED_PROMPT and other.step_count == 0   # nothing changed
+    renamed = BeamSearch({"instructions": W.make_param()}, W.evaluate, engine=W.make_engine(), trainset=W.TRAIN,
+                         valset=W.VAL)
+    with pytest.raises(CheckpointError, match="parameters"):
+        renamed.load_state_dict(sd)

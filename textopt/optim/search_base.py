@@ -17,66 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..engines import Request, get_engine
 from ..engines.structured import agenerate_tagged
 from ..engines.usage import Budget
-from ..errors import BudgetExceeded, DataError, InvalidVariableError, ParseError
+from ..errors import BudgetExceeded, CheckpointError, DataError, InvalidVariableError, ParseError
 from ..variable import Variable
 from .guards import CopyDetector, optimizer_data
 from .guards import log as guard_log
 from .optimizer import Optimizer
 from .prompts_search import (PROPOSAL_TAG, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM, render_examples,
                              render_objectives)
-from .store import (DEFAULT_OBJECTIVE, CandidateStore, Evaluation, as_evaluator, example_id, normalize_result,
-                    pareto_front)
+from .stoppers import MaxSteps, NoImprovement, StopFile, Timeout  # noqa: F401  (re-exported)
+from .store import (DEFAULT_OBJECTIVE, CandidateStore, Evaluation, as_evaluator, candidate_hash, example_id,
+                    normalize_result, pareto_front)
 
 class SearchExhausted(Exception):
     """Internal: the metric-call budget does not allow the next evaluation."""
-
-
-# -- stoppers: stopper(opt) -> reason to stop, or None -------------------------------------------------------------
-class MaxSteps:
-    def __init__(self, n: int):
-        self.n = n
-
-    def __call__(self, opt) -> str | None:
-        return f"reached {self.n} steps" if opt.step_count >= self.n else None
-
-
-class NoImprovement:
-    """Stop after ``patience`` steps without a new best val score."""
-
-    def __init__(self, patience: int):
-        self.patience = patience
-
-    def __call__(self, opt) -> str | None:
-        h = opt.best_history
-        if len(h) > self.patience and max(h[-self.patience:]) <= h[-self.patience - 1]:
-            return f"no improvement in {self.patience} steps"
-        return None
-
-
-class Timeout:
-    def __init__(self, seconds: float):
-        self.seconds, self._t0 = seconds, None
-
-    def __call__(self, opt) -> str | None:
-        self._t0 = self._t0 or time.monotonic()
-        return f"timeout after {self.seconds:g} s" if time.monotonic() - self._t0 > self.seconds else None
-
-
-class StopFile:
-    """Stop when ``path`` exists (touch it to end a long run gracefully)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def __call__(self, opt) -> str | None:
-        return f"stop file {self.path} exists" if self.path.exists() else None
 
 
 def _check_proposal(value: str) -> None:
@@ -358,10 +316,25 @@ class SearchOptimizer(Optimizer):
     def _extra_state(self) -> dict:
         version, internal, gauss = self.rng.getstate()
         return {"rng": [version, list(internal), gauss], "store": self.store.state_dict(), "seed": self.seed_hash,
+                "names": list(self.names), "data": self._data_fingerprint(),
                 "step": self.step_count, "metric_calls": self.metric_calls, "best": self.best,
                 "best_score": self.best_score, "best_history": list(self.best_history), "stopped": self.stopped,
                 "budget": self.budget.state_dict() if self.budget is not None else None,
                 "search": self.search_state()}
+
+    def _data_fingerprint(self) -> str:
+        return candidate_hash({s: "\x1f".join(ids) for s, ids in self._ids.items()})
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._check_extra(state_dict.get("extra") or {})  # before anything changes
+        super().load_state_dict(state_dict)
+
+    def _check_extra(self, d: dict) -> None:
+        if d.get("names", self.names) != self.names:
+            raise CheckpointError(f"this state_dict optimizes parameters {d['names']}, this optimizer {self.names}")
+        if d.get("data", self._data_fingerprint()) != self._data_fingerprint():
+            raise CheckpointError("this state_dict was made on different train/val examples (their ids differ); "
+                                  "resume with the same splits or start a new search")
 
     def _load_extra_state(self, d: dict) -> None:
         if not d:
