@@ -283,3 +283,25 @@ def test_state_dict_refuses_other_data_or_parameters():
                          valset=W.VAL)
     with pytest.raises(CheckpointError, match="parameters"):
         renamed.load_state_dict(sd)
+
+
+def test_works_with_textopt_tasks_examples_metrics_and_splits():
+    T = pytest.importorskip("textopt.tasks")
+    if not hasattr(T, "get_task"):
+        pytest.skip("textopt.tasks has no get_task yet (issue 6)")
+    task = T.get_task("counting")
+    splits = task.splits(4, 3, 3, seed=0)
+    with pytest.raises(DataError, match="test split"):
+        BeamSearch([W.make_param()], W.evaluate, data=splits)
+    prompt = tx.Variable(task.initial_prompt, role="system prompt", requires_grad=True)
+    module = tx.nn.LLMCall(ScriptedEngine(lambda req: "Answer: 3"), system_prompt=prompt)
+    opt = BeamSearch(module.named_parameters(), Evaluator.from_task(module, task), engine=W.make_engine(),
+                     trainset=splits.train, valset=splits.val, seed=0)
+    opt.step()
+    evals = list(opt.store.scored(opt.seed_hash, "val").values())
+    assert len(evals) == 3
+    for ev, ex in zip(evals, splits.val):
+        assert ev.scores["score"] == float(ex.target == "3")
+        assert ev.trace["input"] == ex.input and (ex.target == "3" or "expected" in ev.feedback["score"])
+    det = CopyDetector(splits.train)
+    assert det.check(f"For example: {splits.train[0].input}") is not None

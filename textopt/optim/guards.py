@@ -9,6 +9,7 @@ above a threshold, or a verbatim copy of a short field); the reason is logged an
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -72,6 +73,9 @@ def optimizer_data(data: Any = None, trainset: Sequence | None = None, valset: S
     if isinstance(data, Splits):
         raise DataError("an optimizer got a Splits object holding the test split; pass splits.for_optimizer() "
                         "(train + val only) — the test split is for the final report, never for search")
+    if data is not None and hasattr(data, "test") and not isinstance(data, OptimizerData):
+        raise DataError(f"an optimizer got a {type(data).__name__} holding the test split; pass "
+                        f"trainset=splits.train, valset=splits.val — the test split is never for search")
     if isinstance(data, OptimizerData):
         trainset, valset = data.train, data.val
     elif data is not None:
@@ -122,6 +126,8 @@ def example_texts(example: Any) -> list[str]:
             stack.extend(reversed(list(x)))
         elif isinstance(x, (int, float)) and not isinstance(x, bool):
             out.append(str(x))
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):   # e.g. textopt.tasks.Example
+            stack.extend(reversed([getattr(x, f.name) for f in dataclasses.fields(x) if f.name != "id"]))
     return out
 
 

@@ -121,6 +121,12 @@ class Evaluator:
         return await out if inspect.isawaitable(out) else out
 
     @classmethod
+    def from_task(cls, module, task) -> "Evaluator":
+        """Evaluate ``module`` on a ``textopt.tasks`` task: its examples' ``.input``, scored by ``task.metric``
+        against ``.target`` (the Score's explanation is the feedback)."""
+        return cls.from_module(module, lambda text, ex: task.score(text, ex.target), input="input")
+
+    @classmethod
     def from_module(cls, module, metric: Callable, *, input: Callable[[Any], Any] | str = "input",
                     target: str = "answer") -> "Evaluator":
         """Evaluate a ``textopt.nn.Module``: load the candidate into its parameters, run it on the example's
@@ -185,11 +191,15 @@ class _ModuleRunner:
         res = metric(text, example)
         if inspect.isawaitable(res):
             res = await res
+        if hasattr(res, "value") and hasattr(res, "explanation"):   # a textopt.tasks Score
+            return float(res.value), str(res.explanation)
         score, fb = (res if isinstance(res, tuple) else (res, ""))
         return float(score), str(fb)
 
 
 def _field(example: Any, key: str, what: str = "input") -> Any:
+    if not isinstance(example, Mapping) and hasattr(example, key):   # textopt.tasks.Example: .input, .target
+        return getattr(example, key)
     if isinstance(example, Mapping):
         if key not in example:
             raise DataError(f"example has no {key!r} field (fields: {sorted(example)}); pass {what}=... to "
