@@ -70,8 +70,23 @@ def test_multi_objective_prompt_keeps_objectives_apart_and_states_weights():
     assert acc < length and "ACC-FEEDBACK" not in prompt[length:length + 80]
     front = info["objective_front"]
     assert front and all(h in opt.store.candidates for h in front)
-    # the instance frontier counts (example, objective) pairs: the seed wins every brevity instance
-    assert opt.frontier_wins()[opt.seed_hash] >= len(W.VAL)
+    assert set(opt.frontier_wins()) <= set(opt.pool)
+
+
+def test_pareto_frontier_counts_example_objective_instances_and_drops_dominated_candidates():
+    from textopt.optim.store import Evaluation
+    opt = ParetoEvolution([W.make_param()], W.evaluate, engine=W.make_engine(), trainset=W.TRAIN,
+                          valset=W.VAL, objectives={"acc": 1.0, "len": 1.0})
+    table = {"a": ([1, 0, 0, 0, 0, 0], [1] * 6), "b": ([1, 1, 0, 0, 0, 0], [1] * 6),
+             "c": ([0, 0, 1, 0, 0, 0], [0] * 6), "d": ([0, 0, 1, 0, 0, 0], [0] * 6)}
+    hs = {}
+    for name, (acc, length) in table.items():
+        hs[name] = h = opt.store.add({"prompt": name})
+        for i, ex in enumerate(W.VAL):
+            opt.store.put(h, "val", ex["id"], Evaluation({"acc": acc[i], "len": length[i]}, {}))
+    opt.pool = [hs[n] for n in "abcd"]
+    # a's instances are a subset of b's; d holds exactly c's (c is older); ties at 0 count for everyone
+    assert opt.frontier_wins() == {hs["b"]: 2 + 3 + 6, hs["c"]: 1 + 3}
 
 
 def test_evaluator_missing_an_objective_is_a_clear_error():

@@ -29,9 +29,11 @@ class ParetoEvolution(SearchOptimizer):
 
     # -- frontier ------------------------------------------------------------------------------------------
     def frontier_wins(self) -> dict[str, int]:
-        """Candidate -> number of val instances on which it is (one of) the best. Pool order."""
-        wins = {h: 0 for h in self.pool}
+        """Candidate -> number of val instances on which it is (one of) the best, pool order. A candidate whose
+        won instances are all won by another one too (a subset, or the same set held by an older candidate) is
+        dominated and dropped, so parents come from the real frontier."""
         scored = {h: self.store.scored(h, "val") for h in self.pool}
+        won: dict[str, set] = {h: set() for h in self.pool}
         for ex_id in self._ids["val"]:
             for obj in self.weights:
                 vals = {h: s[ex_id].scores.get(obj, 0.0) for h, s in scored.items() if ex_id in s}
@@ -40,8 +42,16 @@ class ParetoEvolution(SearchOptimizer):
                 top = max(vals.values())
                 for h, v in vals.items():
                     if v == top:
-                        wins[h] += 1
-        return {h: w for h, w in wins.items() if w > 0}
+                        won[h].add((ex_id, obj))
+        order = list(self.pool)
+        keep = {}
+        for i, h in enumerate(order):
+            mine = won[h]
+            dominated = not mine or any(
+                (mine < won[g]) or (mine == won[g] and j < i) for j, g in enumerate(order) if g != h)
+            if not dominated:
+                keep[h] = len(mine)
+        return keep
 
     def _sample(self, wins: dict[str, int], k: int = 1) -> list[str]:
         cands, weights, out = list(wins), list(wins.values()), []
