@@ -36,7 +36,7 @@ def _cosine_topk_kernel(q_ptr, c_ptr, out_ptr, B, N, D, stride_q, stride_c, n_pe
         q = tl.load(q_ptr + rb[:, None].to(tl.int64) * stride_q + rd[None, :],
                     mask=mb[:, None] & (rd[None, :] < D), other=0.0).to(tl.float32)
         qss += tl.sum(q * q, axis=1)
-    q_inv = 1.0 / tl.maximum(tl.sqrt(qss), eps)
+    q_inv = tl.div_rn(1.0, tl.maximum(tl.sqrt_rn(qss), eps))  # correctly rounded (GPU sqrt/div are approximate)
     best = tl.full([BLOCK_B, K], MIN_KEY, dtype=tl.int64)
     start = pid_s * n_per_split
     end = tl.minimum(start + n_per_split, N)
@@ -58,7 +58,7 @@ def _cosine_topk_kernel(q_ptr, c_ptr, out_ptr, B, N, D, stride_q, stride_c, n_pe
                 acc = tl.dot(q, tl.trans(c), acc, input_precision=PRECISION)
             cf = c.to(tl.float32)
             css += tl.sum(cf * cf, axis=1)
-        c_inv = 1.0 / tl.maximum(tl.sqrt(css), eps)
+        c_inv = tl.div_rn(1.0, tl.maximum(tl.sqrt_rn(css), eps))
         s = acc * q_inv[:, None] * c_inv[None, :]
         bits = s.to(tl.int32, bitcast=True)
         ordered = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
