@@ -167,3 +167,14 @@ def test_interrupted_run_resumed_under_replay_matches_the_recorded_run(cls, kw, 
         resumed.step()
     assert r.value == p.value
     assert json.dumps(resumed.state_dict(), sort_keys=True) == json.dumps(live.state_dict(), sort_keys=True)
+
+
+def test_optimizer_instructions_never_leak_into_a_parameter():
+    from textopt.optim.prompts_search import SEARCH_SYSTEM
+    leak = SEARCH_SYSTEM.split(". ")[2]
+    p = W.make_param()
+    engine = ScriptedEngine(lambda r: f"<new_value>{leak}. Think step by step.</new_value>")
+    opt = OPRO([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=0, proposals=2)
+    opt.step()
+    assert leak not in p.value and len(opt.store.candidates) == 1
+    assert all("repeats the instructions" in r["reason"] for r in opt.store.rejected) and opt.store.rejected

@@ -27,8 +27,8 @@ from ..variable import Variable
 from .guards import CopyDetector, optimizer_data
 from .guards import log as guard_log
 from .optimizer import Optimizer
-from .prompts_search import (PROPOSAL_TAG, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM, render_examples,
-                             render_objectives)
+from .prompts_search import (INSTRUCTION_SENTENCES, PROPOSAL_TAG, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM,
+                             render_examples, render_objectives)
 from .stoppers import MaxSteps, NoImprovement, StopFile, Timeout  # noqa: F401  (re-exported)
 from .store import (DEFAULT_OBJECTIVE, CandidateStore, Evaluation, as_evaluator, candidate_hash, example_id,
                     normalize_result, pareto_front)
@@ -37,13 +37,19 @@ class SearchExhausted(Exception):
     """Internal: the metric-call budget does not allow the next evaluation."""
 
 
+_INSTRUCTIONS = CopyDetector(INSTRUCTION_SENTENCES, n=5, threshold=0.5, min_chars=10 ** 9)
+
+
 def _check_proposal(value: str) -> None:
-    """Raise ValueError (-> one repair request) for an empty proposal or one holding the optimizer's tags."""
+    """Raise ValueError (-> one repair request) for an empty proposal, one holding the optimizer's tags, or one
+    copying the optimizer's instructions."""
     if not value.strip():
         raise ValueError("the new value is empty; write the complete new value")
     for t in RESERVED_TAGS:
         if f"<{t}" in value or f"</{t}>" in value:
             raise ValueError(f"the new value contains the tag <{t}>; write only the value itself")
+    if _INSTRUCTIONS.check(value):
+        raise ValueError("the new value repeats the instructions given to you; write only the component's value")
 
 
 def _named_params(params: Any, evaluate: Any) -> tuple[list[str], list[Variable]]:
