@@ -90,7 +90,7 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     if loss.is_text:
         deliver(loss, _seed(loss))
     ctx = BackwardContext(engine, limit)
-    ctx.output_grads = output_sensitivities(loss, nodes)
+    ctx.output_grads, ctx.order = output_sensitivities(loss, nodes), index
     numeric: list[tuple[tuple, Variable, object]] = []  # (key, tensor variable, gradient) from hybrid nodes
 
     async def run(node: Node) -> list[Node]:
@@ -105,6 +105,7 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
         for var, res in zip(targets, results):
             if res is not None and not var.is_text:
                 numeric.append(((index[id(node)], node.inputs.index(var)), var, res))
+                ctx.add_signal(var, numeric[-1][0], res)  # upstream bridges read it via ctx.output_grad
             elif res is not None:
                 fb = res if isinstance(res, Feedback) else Feedback(str(res), var, source=node.name)
                 fb.role = f"feedback to {var.role}"

@@ -73,10 +73,25 @@ class BackwardContext:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
+        self.signals: dict[int, list] = {}  # id(Variable) -> [(key, tensor)]: numeric gradients from bridges
+        self.order: dict[int, int] = {}     # id(Node) -> its index in the pass (the first part of every key)
+
+    def add_signal(self, var: Variable, key: tuple, grad: torch.Tensor) -> None:
+        """Record a numeric gradient on a tensor that downstream hybrid nodes produced during this pass."""
+        self.signals.setdefault(id(var), []).append((key, grad))
+
+    def signal(self, var: Variable) -> "torch.Tensor | None":
+        """Sum of the bridges' numeric gradients on ``var`` (in key order, so deterministic), or None."""
+        items = sorted(self.signals.get(id(var), []), key=lambda kv: kv[0])
+        return sum((g for _, g in items[1:]), items[0][1]) if items else None
 
     def output_grad(self, var: Variable) -> "torch.Tensor | None":
-        """The numeric gradient of the loss w.r.t. a tensor output, when the pass computed one (hybrid nodes)."""
-        return self.output_grads.get(id(var))
+        """d loss / d a tensor output, as far as this pass knows it: the pre-pass (tensor loss) plus the numeric
+        gradients bridges produced downstream (text loss -> number->text bridge -> ... -> this output)."""
+        base, extra = self.output_grads.get(id(var)), self.signal(var)
+        if base is None or extra is None:
+            return base if extra is None else extra
+        return base + extra
 
     @property
     def engine(self) -> "Engine":

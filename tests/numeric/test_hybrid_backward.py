@@ -189,3 +189,40 @@ def test_fused_logprob_kernel_as_a_numeric_loss_in_the_graph():
     r = x0.clone().requires_grad_()
     (-token_logprobs_reference(r, y).sum()).backward()
     assert torch.allclose(logits.grad, r.grad, atol=1e-6)
+
+
+def test_bridge_gradients_reach_upstream_score_through_numeric_ops_with_a_text_loss():
+    """text loss -> WeightedItems -> softmax -> MetricScore: the score's text feedback follows the VJP of the item
+    gradient, and the tensor grads are still plain torch's."""
+    eng = ScriptedEngine(responder(("harmful", "helpful")))
+    draft = tx.Variable("draft exemplar", role="exemplar", requires_grad=True)
+    score = N.MetricScore(lambda s: 0.9, name="quality")(draft)
+    bias = N.parameter(torch.tensor([0.2, 0.0]), "bias")
+    weights = N.apply(lambda s, b: torch.softmax(torch.stack([3 * s, torch.tensor(1.0)]) + b, 0), score, bias)
+    text = N.WeightedItems()(weights, ["the exemplar", "another"])
+    tx.nn.TextLoss("judge", eng)(text).backward(engine=eng)
+    # manual: d loss / d weights = [+1, -1] (harmful, helpful) -> d loss / d score by autograd
+    s = torch.tensor(0.9, requires_grad=True)
+    b = torch.tensor([0.2, 0.0], requires_grad=True)
+    w = torch.softmax(torch.stack([3 * s, torch.tensor(1.0)]) + b, 0)
+    w.backward(torch.tensor([1.0, -1.0]))
+    assert s.grad > 0 and torch.equal(bias.grad, b.grad)
+    fb = draft.grad[0].value
+    assert "decreases" in fb and f"{float(s.grad):+.4g}" in fb
+
+
+def test_output_grad_sums_prepass_and_bridge_signals():
+    eng = ScriptedEngine(responder(("harmful", "helpful")))
+    draft = tx.Variable("draft exemplar", role="exemplar", requires_grad=True)
+    score = N.MetricScore(lambda s: 0.9, name="quality")(draft)
+    weights = N.apply(lambda s: torch.softmax(torch.stack([3 * s, torch.tensor(1.0)]), 0), score)
+    answer = tx.nn.LLMCall(eng, tx.Variable("sys", role="system prompt"))(N.WeightedItems()(weights, ["a", "b"]))
+    judged = N.MetricScore(lambda s: 0.5, name="judge")(answer)
+    loss = N.apply(lambda q, s: (1 - q) + s ** 2, judged, score)
+    loss.backward(engine=eng)
+    s = torch.tensor(0.9, requires_grad=True)
+    torch.softmax(torch.stack([3 * s, torch.tensor(1.0)]), 0).backward(torch.tensor([1.0, -1.0]))
+    expected = 2 * 0.9 + float(s.grad)
+    fbs = [f.value for f in draft.grad]
+    assert len(fbs) == 1 and f"{expected:+.4g}" in fbs[0]
+    assert torch.allclose(score.grad, torch.tensor(expected))  # torch's own accumulation agrees

@@ -7,7 +7,9 @@ Order of one ``loss.backward()`` over a graph holding text and tensor Variables:
    ``.grad`` here; the bridges read the result through ``ctx.output_grad(node.output)`` and turn its sign and size
    into text feedback on their text inputs ("raise this score: d loss / d score = -0.5").
 2. The text pass runs as usual. Number->text bridges return a ``torch.Tensor`` for their tensor inputs (a numeric
-   gradient derived from the text feedback on their output); the scheduler collects them with their order key.
+   gradient derived from the text feedback on their output); the scheduler collects them with their order key and
+   records them as signals (``ctx.add_signal``); ``NumericFn`` forwards signals upstream by a VJP, and
+   ``ctx.output_grad`` = pre-pass + signals, so upstream text->number bridges see them too (even with a text loss).
 3. ``tensor_backward``: ONE ``torch.autograd.backward`` over the tensor loss (seeded with ones) and every collected
    (tensor, gradient) pair, in key order, so torch sums them deterministically into the leaf parameters' ``.grad``
    exactly as plain autograd would.

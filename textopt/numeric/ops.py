@@ -27,6 +27,16 @@ class NumericFn(Function):
         self.name = name or getattr(fn, "__name__", "numeric")
 
     async def backward(self, ctx, node, feedback, targets):
+        # Numeric gradients that bridges produced downstream travel on to upstream bridges as *signals* (a VJP
+        # through this op); they inform text feedback only: torch's final backward does the accumulation.
+        sig = ctx.signal(node.output)
+        tensors = [t for t in targets if not t.is_text and t.value.requires_grad]
+        if sig is not None and tensors:
+            vjp = torch.autograd.grad(node.output.value, [t.value for t in tensors], grad_outputs=sig,
+                                      retain_graph=True, allow_unused=True)
+            for t, g in zip(tensors, vjp):
+                if g is not None:
+                    ctx.add_signal(t, (ctx.order[id(node)], node.inputs.index(t)), g.detach())
         return [None] * len(targets)
 
 
