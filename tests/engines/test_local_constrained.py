@@ -32,6 +32,18 @@ class Review(BaseModel):
     note: Optional[str] = Field(default=None, max_length=12)
 
 
+class Point(BaseModel):
+    x: int
+    name: str = Field(max_length=5)
+
+
+class Lists(BaseModel):
+    labels: list[Literal["helpful", "harmful", "neutral"]] = Field(min_length=3, max_length=3)
+    tags: list[str] = Field(max_length=3)
+    weights: list[float] = Field(min_length=2)
+    points: list[Point] = Field(max_length=2)
+
+
 @pytest.fixture(scope="module")
 def engine():
     eng = get_engine("local")
@@ -80,9 +92,21 @@ def test_pattern_outputs_fullmatch_20_of_20(engine):
     assert all(r.text in ("yes", "no") for r in yes_no)
 
 
+def test_fixed_length_label_arrays_on_the_real_model(engine):
+    """The shape judges use: exactly n labels from a closed set."""
+    reqs = [Request.chat(f"Label each of these 4 remarks about {t} as helpful, harmful or neutral.", max_tokens=40,
+                         schema={"type": "object", "required": ["labels"], "properties": {"labels": {
+                             "type": "array", "minItems": 4, "maxItems": 4,
+                             "items": {"enum": ["helpful", "harmful", "neutral"]}}}}) for t in TOPICS[:6]]
+    for r in gather(engine, reqs):
+        labels = json.loads(r.text)["labels"]
+        assert len(labels) == 4 and set(labels) <= {"helpful", "harmful", "neutral"}
+
+
 def test_unsupported_schema_and_pattern_are_clear_errors(engine):
-    with pytest.raises(BadRequestError, match="does not support"):
-        asyncio.run(engine.generate(Request.chat("x", schema={"type": "array", "items": {"type": "string"}})))
+    with pytest.raises(BadRequestError, match="does not support string pattern"):
+        asyncio.run(engine.generate(Request.chat("x", schema={
+            "type": "object", "properties": {"a": {"type": "string", "pattern": "x+"}}})))
     with pytest.raises(BadRequestError, match="pattern"):
         asyncio.run(engine.generate(Request.chat("x", pattern=r"(?<=a)b")))
 
@@ -91,18 +115,19 @@ def test_random_walks_through_the_masks_always_complete(engine):
     """Any token the masks allow, under any budget, still ends in a valid answer (the guarantee itself)."""
     factory: ConstraintFactory = engine.constraints
     tok = engine._tok
-    schema = Review.model_json_schema()
     rng = random.Random(0)
-    for _ in range(12):
-        budget = rng.randint(40, 70)
-        c = factory.for_request(Request.chat("x", schema=schema, max_tokens=budget))
-        out: list[int] = []
-        while not c.done and len(out) < budget:
-            choice = rng.choice(c.allowed(budget - len(out)).nonzero()[:, 0].tolist())
-            out.append(choice)
-            c.advance(choice)
-        assert c.done, tok.decode(out)
-        Review.model_validate_json(tok.decode(out))
+    for model, low, high in ((Review, 40, 70), (Lists, 55, 110)):
+        schema = model.model_json_schema()
+        for _ in range(10):
+            budget = rng.randint(low, high)
+            c = factory.for_request(Request.chat("x", schema=schema, max_tokens=budget))
+            out: list[int] = []
+            while not c.done and len(out) < budget:
+                choice = rng.choice(c.allowed(budget - len(out)).nonzero()[:, 0].tolist())
+                out.append(choice)
+                c.advance(choice)
+            assert c.done, tok.decode(out)
+            model.model_validate_json(tok.decode(out))
     for pattern in (r"[A-Z]{3}-\d{2,4}", r"\d+(\.\d+)?", r"[a-z ]{5,30}\."):
         for _ in range(4):
             budget = rng.randint(7, 20)

@@ -30,17 +30,25 @@ MAX_DIGITS = 15
 
 @dataclass(frozen=True)
 class Slot:
-    kind: str                        # "lit" | "str" | "num" | "choice"
+    kind: str                        # "lit" | "str" | "num" | "choice" | "sep"
     text: str = ""                   # lit: the literal
     min_len: int = 0                 # str
     max_len: int | None = None       # str
     integer: bool = True             # num
     choices: tuple[str, ...] = ()    # choice: JSON texts
+    item: tuple["Slot", ...] = ()    # sep: the plan of one array item
+    min_items: int = 1               # sep
+    max_items: int | None = None     # sep
+    count: int = 0                   # sep: items written so far
 
 
 def compile_schema(schema: dict, vocab: VocabTable) -> list[Slot]:
     plan: list[Slot] = []
     _emit(schema, schema, plan, "$")
+    return _merge(plan)
+
+
+def _merge(plan: list[Slot]) -> list[Slot]:
     merged: list[Slot] = []
     for s in plan:  # join neighbouring literals
         if s.kind == "lit" and merged and merged[-1].kind == "lit":
@@ -52,7 +60,7 @@ def compile_schema(schema: dict, vocab: VocabTable) -> list[Slot]:
 
 def _unsupported(where: str, what: str) -> BadRequestError:
     return BadRequestError(f"the local engine's constrained JSON does not support {what} (at {where}); use objects "
-                           f"with string / integer / number / boolean / enum properties (nested objects allowed)")
+                           f"with string / integer / number / boolean / enum properties, nested objects, arrays")
 
 
 def _resolve(node: dict, root: dict, where: str) -> dict:
@@ -115,6 +123,20 @@ def _emit(node: dict, root: dict, plan: list[Slot], where: str) -> None:
         if any(k in node for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")):
             raise _unsupported(where, "numeric bounds")
         plan.append(Slot("num", integer=kind == "integer"))
+    elif kind == "array":
+        if not isinstance(node.get("items"), dict) or "prefixItems" in node:
+            raise _unsupported(where, "an array without one 'items' schema")
+        hi = node.get("maxItems")
+        if hi is not None and int(hi) == 0:
+            plan.append(Slot("lit", "[]"))
+            return
+        item: list[Slot] = []
+        _emit(node["items"], root, item, f"{where}[]")
+        lo = max(1, int(node.get("minItems", 0)))  # an array always gets at least one item
+        plan.append(Slot("lit", "["))
+        plan.extend(_merge(item))
+        plan.append(Slot("sep", item=tuple(_merge(item)), min_items=lo, max_items=None if hi is None else int(hi),
+                         count=1))
     elif kind == "boolean":
         plan.append(Slot("choice", choices=("true", "false")))
     elif kind == "null":
@@ -127,32 +149,25 @@ class JsonConstraint:
     """Feeds the plan token by token (see the module docstring)."""
 
     def __init__(self, plan: list[Slot], vocab: VocabTable, max_tokens: int):
-        self.plan, self.vocab = plan, vocab
+        self.plan, self.vocab = list(plan), vocab  # arrays grow the plan as items are added
         self.i = 0              # current slot
         self.lit: list[int] = []  # literal tokens still to force (current "lit" slot)
         self.value = ""         # text written so far in the current value slot
         self.done = False
         self.text = ""          # everything written (for the caller's checks)
-        # cheapest number of tokens to finish the plan from slot i on
-        self.rest = [0] * (len(plan) + 1)
-        for k in range(len(plan) - 1, -1, -1):
-            self.rest[k] = self.rest[k + 1] + self._min_cost(k)
+        self._recost()
         if self.rest[0] > max_tokens:
             raise BadRequestError(f"max_tokens={max_tokens} is too small for this JSON schema: the shortest valid "
                                   f"object takes about {self.rest[0]} tokens; raise max_tokens")
         self._enter()
 
-    def _min_cost(self, k: int) -> int:
-        s = self.plan[k]
-        if s.kind == "lit":
-            if k and self.plan[k - 1].kind == "num":  # entered through a terminator token that re-splits it
-                return max(1 + len(self.vocab.encode(s.text[n:])) for _, n in self._terminators(k - 1))
-            return len(self.vocab.encode(s.text))
-        if s.kind == "str":
-            return s.min_len + 1
-        if s.kind == "num":
-            return 1
-        return min(len(self.vocab.encode(c)) for c in s.choices)
+    def _recost(self) -> None:
+        """rest[k]: the cheapest number of tokens that finishes the plan from slot k on."""
+        self.rest = _plan_rest(self.plan, self.vocab)
+
+    def _sep_cost(self, s: Slot) -> int:
+        """Cheapest finish of an array at a separator: the missing items, then ']'."""
+        return _sep_cost(s, self.vocab)
 
     def _enter(self) -> None:
         """Set up the slot at self.i (literals are tokenized now)."""
@@ -198,21 +213,48 @@ class JsonConstraint:
         elif slot.kind == "num":
             for tok in self._num_tokens(slot, remaining, after):
                 mask[tok] = True
+        elif slot.kind == "sep":
+            for tok, _ in self._sep_tokens(self.i, remaining):
+                mask[tok] = True
         else:
             for tok in self._choice_tokens(slot, remaining, after):
                 mask[tok] = True
         return mask
 
-    def _terminators(self, i: int | None = None) -> list[tuple[int, int]]:
-        """(token, characters of the next literal it covers) for tokens that may end the number at slot i."""
-        i = self.i if i is None else i
-        nxt = self.plan[i + 1].text if i + 1 < len(self.plan) else ""
+    def _terminators(self, remaining: int) -> list[tuple[int, int]]:
+        """(token, characters of the next literal it covers) for tokens that may end the number here; before an
+        array separator, the separator's own choices."""
+        if self.i + 1 < len(self.plan) and self.plan[self.i + 1].kind == "sep":
+            return self._sep_tokens(self.i + 1, remaining)
+        return _lit_terminators(self.plan, self.i, self.vocab)
+
+    def _sep_tokens(self, i: int, remaining: int) -> list[tuple[int, int]]:
+        """(token, -1 for ']' or characters of ', ' covered) allowed at the array separator at slot i."""
+        s, after = self.plan[i], self.rest[i + 1]
         out = []
-        for k in range(1, len(nxt) + 1):
-            tok = self.vocab.tok2id.get(nxt[:k])
-            if tok is not None:
-                out.append((tok, k))
+        if s.max_items is None or s.count < s.max_items:
+            nxt = Slot("sep", item=s.item, min_items=s.min_items, max_items=s.max_items, count=s.count + 1)
+            item = _plan_rest(list(s.item), self.vocab)[0]
+            for k in (1, 2):
+                tok = self.vocab.tok2id.get(", "[:k])
+                cost = 1 + len(self.vocab.encode(", "[k:])) + item + self._sep_cost(nxt) + after
+                if tok is not None and cost <= remaining:
+                    out.append((tok, k))
+        if s.count >= s.min_items and (1 + after <= remaining or not out):
+            out.append((self.vocab.tok2id["]"], -1))
         return out
+
+    def _sep_advance(self, token_id: int) -> None:
+        s = self.plan[self.i]
+        k = dict(self._sep_tokens(self.i, 1 << 30)).get(token_id)
+        if k is None or k < 0:  # ']': the array is closed
+            del self.plan[self.i]
+        else:
+            nxt = Slot("sep", item=s.item, min_items=s.min_items, max_items=s.max_items, count=s.count + 1)
+            head = [Slot("lit", ", "[k:])] if k < 2 else []
+            self.plan[self.i:self.i + 1] = _merge(head + list(s.item)) + [nxt]
+        self._recost()
+        self._enter()
 
     def _num_tokens(self, slot: Slot, remaining: int, after: int) -> list[int]:
         v = self.value
@@ -228,7 +270,7 @@ class JsonConstraint:
         if not slot.integer and ends_digit and "." not in v and remaining - 2 >= after:
             out.append(self.vocab.tok2id["."])
         if ends_digit:
-            out += [tok for tok, _ in self._terminators()]
+            out += [tok for tok, _ in self._terminators(remaining)]
         if not out:  # nothing fits: write the cheapest number
             out = [self.vocab.tok2id["0"]]
         return out
@@ -261,13 +303,57 @@ class JsonConstraint:
             else:
                 self.value += text
         elif slot.kind == "num":
-            term = dict(self._terminators()) if self.value and self.value[-1].isdigit() else {}
-            if token_id in term:
+            term = dict(self._terminators(1 << 30)) if self.value and self.value[-1].isdigit() else {}
+            if token_id in term and self.plan[self.i + 1].kind == "sep":
+                self.i += 1
+                self._enter()
+                self._sep_advance(token_id)
+            elif token_id in term:
                 self._next(lit_consumed=term[token_id])
             else:
                 self.value += text
+        elif slot.kind == "sep":
+            self._sep_advance(token_id)
         else:
             self.value += text
             if self.value in slot.choices and not any(c.startswith(self.value) and c != self.value
                                                       for c in slot.choices):
                 self._next()
+
+
+def _lit_terminators(plan: list[Slot], i: int, vocab: VocabTable) -> list[tuple[int, int]]:
+    """Tokens that spell a prefix of the literal after slot i, with the characters they cover."""
+    nxt = plan[i + 1].text if i + 1 < len(plan) and plan[i + 1].kind == "lit" else ""
+    out = []
+    for k in range(1, len(nxt) + 1):
+        tok = vocab.tok2id.get(nxt[:k])
+        if tok is not None:
+            out.append((tok, k))
+    return out
+
+
+def _sep_cost(s: Slot, vocab: VocabTable) -> int:
+    missing = max(0, s.min_items - s.count)
+    return 1 + missing * (len(vocab.encode(", ")) + _plan_rest(list(s.item), vocab)[0])
+
+
+def _plan_rest(plan: list[Slot], vocab: VocabTable) -> list[int]:
+    """rest[k]: the cheapest number of tokens that finishes ``plan`` from slot k on."""
+    rest = [0] * (len(plan) + 1)
+    for k in range(len(plan) - 1, -1, -1):
+        s = plan[k]
+        if s.kind == "lit":
+            if k and plan[k - 1].kind == "num":  # entered through a terminator token that re-splits it
+                cost = max(1 + len(vocab.encode(s.text[n:])) for _, n in _lit_terminators(plan, k - 1, vocab))
+            else:
+                cost = len(vocab.encode(s.text))
+        elif s.kind == "str":
+            cost = s.min_len + 1
+        elif s.kind == "num":
+            cost = 1
+        elif s.kind == "sep":
+            cost = _sep_cost(s, vocab)
+        else:
+            cost = min(len(vocab.encode(c)) for c in s.choices)
+        rest[k] = rest[k + 1] + cost
+    return rest
