@@ -178,3 +178,14 @@ def test_optimizer_instructions_never_leak_into_a_parameter():
     opt.step()
     assert leak not in p.value and len(opt.store.candidates) == 1
     assert all("repeats the instructions" in r["reason"] for r in opt.store.rejected) and opt.store.rejected
+
+
+def test_beam_edits_are_written_from_the_examples_the_candidate_got_wrong():
+    p = W.make_param()
+    p.value = W.GOOD[0]          # solves the kind-0 examples only
+    engine = W.make_engine()
+    opt = BeamSearch([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=0, beam_width=1,
+                     edits=1, minibatch_size=9)
+    opt.step()
+    prompt = engine.requests[0].messages[-1].content
+    assert prompt.count("wrong: expected 42") == 6 and "\ncorrect" not in prompt

@@ -1,7 +1,8 @@
 """``BeamSearch`` (ProTeGi-style): reflective edits from minibatch feedback, bandit selection, top-b beam.
 
 One step: for each beam candidate, evaluate it on a training minibatch and ask the optimizer LLM for ``edits``
-rewrites of one parameter from those traces and feedback; then rank beam + children with a bandit on validation
+rewrites of one parameter from the traces and feedback of the examples it got wrong (all of them when it did
+equally well everywhere); then rank beam + children with a bandit on validation
 minibatches — successive halving (``selection="halving"``) or UCB (``selection="ucb"``) — and keep the top
 ``beam_width``. The leader is scored on the whole val split and becomes the parameters' value only if it beats
 the best so far.
@@ -37,9 +38,11 @@ class BeamSearch(SearchOptimizer):
         pool = list(self.beam)
         for b, h in enumerate(self.beam):
             evals = await self.evaluate(h, "train", self.minibatch("train", self.minibatch_size))
+            top = max(e.total(self.weights) for e in evals)
+            errors = [e for e in evals if e.total(self.weights) < top] or evals   # ProTeGi: edit from the errors
             names = [self.rng.choice(self.names) for _ in range(self.edits)]
             base = (self.step_count * self.beam_width + b) * self.edits
-            children = await asyncio.gather(*(self.reflect(h, n, evals, sample=base + k)
+            children = await asyncio.gather(*(self.reflect(h, n, errors, sample=base + k)
                                               for k, n in enumerate(names)))
             for child in children:
                 if child is not None:
