@@ -1,0 +1,85 @@
+"""Loaders on the real BBH and GSM8K files (skipped when ../shared is absent) and on small written files."""
+import json
+
+import pytest
+
+from textopt.errors import DataError
+from textopt.tasks import BBH_TASKS, get_task, load_bbh, load_gsm8k
+
+from ..conftest import SHARED
+
+BBH = SHARED / "datasets" / "bbh"
+GSM = SHARED / "datasets" / "gsm8k"
+needs_bbh = pytest.mark.skipif(not BBH.is_dir(), reason=f"BBH files not found at {BBH}")
+needs_gsm = pytest.mark.skipif(not GSM.is_dir(), reason=f"GSM8K files not found at {GSM}")
+
+EXPECTED_KIND = {"object_counting": "number_match", "multistep_arithmetic_two": "number_match",
+                 "boolean_expressions": "label_match", "date_understanding": "choice_match",
+                 "word_sorting": "text_match", "dyck_languages": "text_match", "navigate": "label_match"}
+
+
+@needs_bbh
+@pytest.mark.parametrize("name", BBH_TASKS)
+def test_every_bbh_task_loads_and_its_targets_score_correct(name):
+    task = get_task(name, data=BBH)
+    assert len(task) >= 100
+    for ex in task.examples[:30]:
+        # the gold target written in the format our prompts ask for must score 1.0
+        assert task.score(f"Some reasoning.\nAnswer: {ex.target}", ex.target).value == 1.0, (name, ex.target)
+    if name in EXPECTED_KIND:
+        assert task.metric.__name__ == EXPECTED_KIND[name]
+
+
+@needs_bbh
+def test_bbh_splits_follow_the_convention_and_are_seeded():
+    task = get_task("bbh:object_counting", data=BBH / "object_counting.json")
+    a, b = task.splits(seed=1), task.splits(seed=1)
+    assert a.sizes() == (50, 100, 100)
+    assert [e.input for e in a.test] == [e.input for e in b.test]
+    assert [e.input for e in task.splits(seed=2).test] != [e.input for e in a.test]
+    inputs = [e.input for s in (a.train, a.val, a.test) for e in s]
+    assert len(set(inputs)) == len(inputs)
+
+
+@needs_bbh
+def test_small_bbh_task_shrinks_splits_in_proportion():
+    task = get_task("penguins_in_a_table", data=BBH)  # 146 examples < 250
+    sizes = task.splits().sizes()
+    assert sum(sizes) == len(task) and all(s > 0 for s in sizes)
+
+
+@needs_gsm
+def test_gsm8k_loads_with_final_numbers():
+    task = load_gsm8k(GSM / "test.jsonl")
+    assert len(task) == 1319
+    ex = task.examples[0]
+    assert ex.target.lstrip("-").isdigit() and "####" in ex.meta["solution"]
+    assert task.score(f"... so she makes {ex.target} dollars.", ex.target).value == 1.0
+    assert task.score("The answer is 0.5", ex.target).value == 0.0
+
+
+def test_bbh_from_a_written_file(tmp_path):
+    p = tmp_path / "mine.json"
+    p.write_text(json.dumps({"examples": [{"input": f"q{i}", "target": "(A)" if i % 2 else "(B)"}
+                                          for i in range(10)]}))
+    task = load_bbh(p)
+    assert task.name == "mine" and len(task) == 10
+    assert task.score("I think (C)... no. Answer: (A)", "(A)").value == 1.0
+    assert task.score("Answer: (B)", "(A)").explanation.startswith("Wrong option")
+
+
+def test_gsm8k_numbers_with_commas(tmp_path):
+    p = tmp_path / "g.jsonl"
+    p.write_text(json.dumps({"question": "q", "answer": "work\n#### 1,250"}) + "\n")
+    task = load_gsm8k(p)
+    assert task.examples[0].target == "1250"
+    assert task.score("Answer: 1,250", "1250").value == 1.0
+
+
+def test_file_tasks_without_data_say_how_to_fix():
+    with pytest.raises(DataError, match="--data"):
+        get_task("object_counting")
+    with pytest.raises(DataError, match="--data"):
+        get_task("gsm8k")
+    with pytest.raises(DataError, match="unknown task 'nope'"):
+        get_task("nope")

@@ -1,0 +1,119 @@
+"""``textopt`` command line: ``optimize``, ``eval``, ``graph``, ``tasks``.
+
+    textopt optimize --task format_count --engine local --optimizer tgd --steps 3 --batch-size 3 --out runs/demo
+    textopt eval --task counting --engine local --prompt "Answer the question." --split test --size 20
+    textopt graph --task counting --format mermaid
+    textopt tasks
+
+Responses are cached on disk by default (``--no-cache`` to turn it off; ``TEXTOPT_CACHE_DIR`` or
+``--cache-dir`` to move it), so rerunning the same command makes no LLM call.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import TextoptError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="task name (see `textopt tasks`)")
+    p.add_argument("--data", default=None, help="data file or folder for file-based tasks (gsm8k, BBH tasks)")
+    p.add_argument("--engine", default="local",
+                   help="forward engine spec: local, openai:MODEL, anthropic:MODEL, openai:http://HOST/v1#MODEL, "
+                        "replay:FILE.jsonl, scripted (default: local)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data splits and the sampler (default 0)")
+    p.add_argument("--train-size", type=int, default=None, help="training examples (default 50)")
+    p.add_argument("--val-size", type=int, default=None, help="validation examples (default 100)")
+    p.add_argument("--test-size", type=int, default=None, help="test examples (default 100)")
+    p.add_argument("--prompt", default=None, help="starting system prompt (default: the task's own)")
+    p.add_argument("--prompt-file", default=None, help="read the starting system prompt from this file")
+    p.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
+    p.add_argument("--cache-dir", default=None, help="response cache folder (default ~/.cache/textopt/responses)")
+    p.add_argument("--budget-usd", type=float, default=None, help="stop before spending more than this (USD)")
+    rec = p.add_mutually_exclusive_group()
+    rec.add_argument("--record", default=None, metavar="FILE.jsonl",
+                     help="record every LLM call to this cassette (turns the cache off for this run)")
+    rec.add_argument("--replay", default=None, metavar="FILE.jsonl",
+                     help="answer every LLM call from this cassette (no model, no network)")
+    p.add_argument("--concurrency", type=int, default=8, help="concurrent evaluations (default 8)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textopt", description="Optimize LLM prompts by backpropagating "
+                                     "textual feedback.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("optimize", help="optimize the task's system prompt and report before/after accuracy")
+    _common(p)
+    p.add_argument("--optimizer", default="tgd", choices=["tgd"], help="optimizer (default tgd)")
+    p.add_argument("--backward-engine", default=None, help="engine writing the feedback (default: --engine)")
+    p.add_argument("--optimizer-engine", default=None, help="engine writing new prompts (default: "
+                                                            "--backward-engine)")
+    p.add_argument("--steps", type=int, default=3, help="optimizer steps (default 3)")
+    p.add_argument("--batch-size", type=int, default=3, help="training examples per step (default 3)")
+    p.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--no-revert", action="store_true", help="keep updates that lower the validation score")
+    p.add_argument("--patience", type=int, default=None, help="stop after N steps without a new best")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="longest new prompt the optimizer may write (default: 160 on local, 1024 otherwise)")
+    p.add_argument("--feedback-tokens", type=int, default=None,
+                   help="longest feedback the backward engine may write (default: 96 on local, 384 otherwise)")
+    p.set_defaults(func=_optimize)
+
+    p = sub.add_parser("eval", help="score a prompt on one split of a task")
+    _common(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--out", default=None, help="write per-example results to this JSONL file")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("graph", help="export the computation graph of one training example")
+    _common(p)
+    p.add_argument("--format", default="dot", choices=["dot", "mermaid", "png"])
+    p.add_argument("--out", default=None, help="output file (default: stdout for dot/mermaid, graph.png)")
+    p.set_defaults(func=_graph, engine="scripted:Answer: 0")
+
+    p = sub.add_parser("tasks", help="list the known tasks")
+    p.set_defaults(func=_tasks)
+    return parser
+
+
+def _optimize(args) -> int:
+    from .commands.optimize import run_optimize
+    return run_optimize(args)
+
+
+def _eval(args) -> int:
+    from .commands.evaluate import run_eval
+    return run_eval(args)
+
+
+def _graph(args) -> int:
+    from .commands.graph import run_graph
+    return run_graph(args)
+
+
+def _tasks(args) -> int:
+    from .tasks import GENERATED, get_task, list_tasks
+    for name in list_tasks():
+        desc = get_task(name).description if name in GENERATED else "needs --data PATH"
+        print(f"{name:<42} {desc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TextoptError as exc:
+        print(f"textopt: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("textopt: interrupted (rerun with --resume to continue from the last checkpoint)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

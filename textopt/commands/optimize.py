@@ -1,0 +1,142 @@
+"""``textopt optimize``: TGD on a task's system prompt with the Trainer; prints and saves before/after figures.
+
+Output folder (``--out``):
+- ``config.json``   the command's settings (task, engines, sizes, seed, starting prompt)
+- ``log.jsonl``     one row per step (train/val scores, prompt value, reverted?, usage by role) — the Trainer's
+- ``checkpoint.json`` written atomically after each step; ``--resume`` continues from it exactly
+- ``result.json``   the Trainer's final record; ``curve.png`` the training curve
+- ``best_prompt.txt`` the optimized prompt; ``summary.json`` before/after accuracy, accepted steps, wall time
+- ``usage.json`` / ``usage.txt`` calls, cached calls, tokens and dollars by role
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..engines.usage import Usage, format_report
+from ..errors import DataError
+from ..optim import TGD
+from ..tasks import get_task
+from ..train import Trainer
+from ..train.checkpoint import atomic_write_text
+from .evaluate import evaluate_prompt, load_prompt
+from .pipeline import EngineSet, TaskMetric, as_train_examples, build_solver
+
+LOCAL_OPTIMIZER_TOKENS = 160   # a 135M model rambles to its cap; a prompt never needs more on the local engine
+# A 135M optimizer copies whatever scaffolding it sees (a <CONTEXT> block ended up in its "new prompt" in our
+# runs) and reads slowly on a CPU: give it the feedback alone, short, with one past value.
+LOCAL_TGD = dict(max_context_chars=0, max_gradient_chars=600, history=1)
+LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetition, and each token costs CPU time
+
+
+def engine_set(args) -> EngineSet:
+    cache = False if args.no_cache else (args.cache_dir or True)
+    return EngineSet(cache=cache, budget_usd=args.budget_usd, record=args.record, replay=args.replay)
+
+
+def accepted_steps(history: list[dict]) -> list[int]:
+    """Steps whose update was kept: the prompt changed, no step error, not reverted."""
+    out, prev = [], None
+    for row in history:
+        params = row.get("params")
+        if row.get("kind") == "step" and not row.get("reverted") and not row.get("step_error") \
+                and prev is not None and params != prev:
+            out.append(row["step"])
+        if not row.get("reverted"):
+            prev = params
+    return out
+
+
+def _pct(x) -> str:
+    return "   -  " if x is None else f"{100 * x:5.1f}%"
+
+
+def run_optimize(args) -> int:
+    t0 = time.perf_counter()
+    if args.steps < 0 or args.batch_size < 1:
+        raise DataError("--steps must be >= 0 and --batch-size >= 1")
+    task = get_task(args.task, args.data)
+    splits = task.splits(args.train_size, args.val_size, args.test_size, seed=args.seed)
+    if not splits.train:
+        raise DataError(f"task {task.name!r} gave no training example; raise --train-size")
+    prompt = load_prompt(args, task)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    engines = engine_set(args)
+    fwd = engines.get(args.engine)
+    bwd_spec = args.backward_engine or args.engine
+    bwd = engines.get(bwd_spec)
+    opt_engine = engines.get(args.optimizer_engine or bwd_spec)
+    max_tokens = args.max_new_tokens or (LOCAL_OPTIMIZER_TOKENS if opt_engine.provider == "local" else 1024)
+    feedback_tokens = args.feedback_tokens or (LOCAL_FEEDBACK_TOKENS if bwd.provider == "local" else None)
+
+    solver = build_solver(task, fwd, prompt, feedback_tokens=feedback_tokens)
+    loss = TaskMetric(task)
+    optimizer = TGD([solver.system_prompt], engine=opt_engine, max_tokens=max_tokens,
+                    **(LOCAL_TGD if opt_engine.provider == "local" else {}))
+    config = {"task": task.name, "data": args.data, "engine": fwd.name, "backward_engine": bwd.name,
+              "optimizer_engine": opt_engine.name, "optimizer": args.optimizer, "steps": args.steps,
+              "batch_size": args.batch_size, "sizes": list(splits.sizes()), "seed": args.seed,
+              "initial_prompt": prompt, "revert_if_worse": not args.no_revert, "patience": args.patience}
+    _check_resume(out, config, args.resume)
+    atomic_write_text(out / "config.json", json.dumps(config, indent=1, ensure_ascii=False))
+
+    trainer = Trainer(solver, loss, optimizer, train=as_train_examples(splits.train),
+                      val=as_train_examples(splits.val), test=as_train_examples(splits.test),
+                      batch_size=args.batch_size, steps=args.steps, out_dir=out, seed=args.seed,
+                      revert_if_worse=not args.no_revert, patience=args.patience, backward_engine=bwd,
+                      engines=engines.engines(), eval_concurrency=args.concurrency, progress=not args.quiet)
+    result = trainer.fit(resume=args.resume)
+    best = solver.system_prompt.value
+    # The starting prompt on the test split (after training, so a resumed run counts it once; cached anyway).
+    test_before, _ = evaluate_prompt(task, fwd, prompt, splits.test, concurrency=args.concurrency,
+                                     progress=not args.quiet, desc="test (initial prompt)")
+    wall = time.perf_counter() - t0
+    history = result.history
+    val_before = history[0].get("val_score") if history else None
+    summary = {"task": task.name, "engine": fwd.name, "val_before": val_before, "val_after": result.best_val,
+               "test_before": test_before, "test_after": result.test_score, "steps": result.steps,
+               "accepted_steps": accepted_steps(history), "initial_prompt": prompt, "optimized_prompt": best,
+               "sizes": list(splits.sizes()), "wall_s": round(wall, 2), "usage": engines.usage()}
+    atomic_write_text(out / "best_prompt.txt", best + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, ensure_ascii=False))
+    usage = Usage()
+    usage.load_dict(summary["usage"])
+    report = format_report(usage)
+    atomic_write_text(out / "usage.json", json.dumps(summary["usage"], indent=1))
+    atomic_write_text(out / "usage.txt", report + "\n")
+    print(render_summary(summary, report, out))
+    return 0
+
+
+def _check_resume(out: Path, config: dict, resume: bool) -> None:
+    cfg = out / "config.json"
+    if resume and cfg.exists():
+        old = json.loads(cfg.read_text(encoding="utf-8"))
+        diff = [k for k in config if k not in ("patience", "steps") and old.get(k) != config[k]]
+        if diff:
+            from ..errors import CheckpointError
+            raise CheckpointError(f"--resume: {out} holds a run with different settings ({', '.join(diff)}); "
+                                  "use the same command, or a new --out")
+
+
+def render_summary(s: dict, report: str, out: Path) -> str:
+    n_train, n_val, n_test = s["sizes"]
+    acc = s["accepted_steps"]
+    lines = [
+        "",
+        f"textopt optimize: task {s['task']} on {s['engine']} ({s['steps']} steps)",
+        f"{'':14}{'before':>8}{'after':>9}",
+        f"{'val':<4}(n={n_val:<4}) {_pct(s['val_before']):>8}{_pct(s['val_after']):>9}",
+        f"{'test':<4}(n={n_test:<4}) {_pct(s['test_before']):>8}{_pct(s['test_after']):>9}",
+        f"updates accepted on validation: {len(acc)} of {s['steps']}"
+        + (f" (step {', '.join(map(str, acc))})" if acc else ""),
+        "initial prompt:   " + s["initial_prompt"].replace("\n", "\n                  "),
+        "optimized prompt: " + s["optimized_prompt"].replace("\n", "\n                  "),
+        "calls and tokens by role (cached calls cost nothing):",
+        report,
+        f"wall time: {s['wall_s']:.1f} s",
+        f"output: {out}/ (summary.json, best_prompt.txt, log.jsonl, checkpoint.json, curve.png, usage.txt)",
+    ]
+    return "\n".join(lines)
