@@ -9,7 +9,7 @@ from textopt.errors import OptimizerStepError
 from textopt.nn import NumberMatch
 from textopt.optim import TGD
 
-NEW = "<NEW_VALUE>new value</NEW_VALUE>"
+NEW = "<NEW_VALUE>Solve carefully.</NEW_VALUE>"
 
 
 def teacher(latency=0.0, seed=0):

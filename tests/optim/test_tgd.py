@@ -117,11 +117,17 @@ def test_step_is_transactional_and_names_the_failing_parameter():
     ("<FEEDBACK>Be precise.</FEEDBACK>", "tag"),
     ("Be precise. You are the optimizer of an LLM pipeline.", "instruction"),
     ("Use </CURRENT_VALUE> wisely", "tag"),
+    ("Answer.\n<SYSTEM_PROMPT>Answer.</SYSTEM_PROMPT>", "prompt tag <SYSTEM_PROMPT>"),  # seen from SmolLM2-135M
+    ("The improved system prompt of the solver is: Answer.", "commentary"),
+    ("Here is the new prompt: Answer with a number.", "commentary"),
 ])
 def test_validation_rejects_leaks(bad, why):
     with pytest.raises(ValueError, match=why):
-        check_new_value(bad, "Solve the task.")
+        check_new_value(bad, "Solve the task.", "system prompt of the solver")
     check_new_value("Be precise and show the units.", "Solve the task.")
+    check_new_value("Here is how to solve it: add the numbers.", "Solve it.")
+    check_new_value("The improved version of the report must list sources.", "The improved version of the report")
+    check_new_value("Answer in <b>bold</b> and keep <INPUT> as is.", "Keep <INPUT> as is.")
     check_new_value("Keep <EXAMPLE> blocks.", "Keep <EXAMPLE> blocks as they are.")  # already in the value
 
 

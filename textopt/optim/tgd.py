@@ -40,8 +40,17 @@ def clip_middle(text: str, max_chars: int) -> str:
     return text[: keep // 2] + marker + text[len(text) - keep // 2:]
 
 
-def check_new_value(value: str, current: str) -> None:
-    """Raise ``ValueError`` (which triggers the repair) when ``value`` is unusable as a new parameter value."""
+_SCAFFOLD_TAG = re.compile(r"</?([A-Z][A-Z_]{2,})\b")  # every prompt tag of textopt is upper case
+_COMMENTARY = re.compile(r"(here is|here's|below is)\b.{0,40}\b(improved|new|updated|revised|better)\b"
+                         r"|(the )?(improved|updated|revised|new) (version|value|variable)\b"
+                         r"|the (improved|updated|revised) ")
+
+
+def check_new_value(value: str, current: str, role: str | None = None) -> None:
+    """Raise ``ValueError`` (which triggers the repair) when ``value`` is unusable as a new parameter value:
+    empty; containing an optimizer tag or any upper-case prompt tag (``<SYSTEM_PROMPT>``, ``<FEEDBACK>``...)
+    that the current value does not contain; copying an instruction sentence; opening with commentary about
+    the edit ("The improved system prompt is: ...")."""
     if not value.strip():
         raise ValueError("the new value is empty; write the complete improved variable")
     for tag in P.TAGS:
@@ -49,6 +58,15 @@ def check_new_value(value: str, current: str) -> None:
         if pat.search(value) and not pat.search(current):
             raise ValueError(f"the new value contains the optimizer's tag <{tag}>; return only the variable "
                              f"itself, without any tags")
+    own = set(_SCAFFOLD_TAG.findall(current))
+    leaked = [t for t in dict.fromkeys(_SCAFFOLD_TAG.findall(value)) if t not in own]
+    if leaked:
+        raise ValueError(f"the new value contains the prompt tag <{leaked[0]}>; return only the variable itself, "
+                         f"without any tags")
+    head = value.strip().lower()[:160]
+    commentary = _COMMENTARY.match(head) or (role and head.startswith(f"the {role.lower()} is"))
+    if commentary and not current.strip().lower().startswith(head[:16]):
+        raise ValueError("the new value starts with commentary about the edit; return only the variable itself")
     low, cur = value.lower(), current.lower()
     for sentence in P.INSTRUCTION_SENTENCES:
         s = sentence.lower().rstrip(".:")
@@ -118,7 +136,7 @@ class TGD(Optimizer):
     async def _propose(self, engine: Engine, p: Variable, group: dict, name: str) -> str:
         current = p.value
         value, _ = await agenerate_tagged(engine, self.build_request(p, group, name), P.NEW_VALUE_TAG,
-                                          validate=lambda v: check_new_value(v, current))
+                                          validate=lambda v: check_new_value(v, current, p.role))
         return value
 
     async def astep(self) -> dict[str, str]:

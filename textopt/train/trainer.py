@@ -111,8 +111,10 @@ class Trainer:
                     for v in vars(m).values():
                         add(v)
         add(getattr(self.optimizer, "engine", None))
-        if self.backward_engine is not None:
-            add(get_engine(self.backward_engine))
+        from ..engines import _BACKWARD_ENGINE
+        backward = self.backward_engine if self.backward_engine is not None else _BACKWARD_ENGINE.get()
+        if backward is not None:
+            add(get_engine(backward))
         return found
 
     def usage(self) -> dict:
