@@ -305,3 +305,13 @@ def test_works_with_textopt_tasks_examples_metrics_and_splits():
         assert ev.trace["input"] == ex.input and (ex.target == "3" or "expected" in ev.feedback["score"])
     det = CopyDetector(splits.train)
     assert det.check(f"For example: {splits.train[0].input}") is not None
+
+
+def test_module_evaluator_works_from_sync_and_async_callers_alike():
+    prompt = tx.Variable(W.SEED_PROMPT, role="system prompt of the solver", requires_grad=True)
+    module = tx.nn.LLMCall(ScriptedEngine(lambda req: req.system), system_prompt=prompt)
+    ev = Evaluator.from_module(module, lambda out, ex: float(W.GOOD[ex["kind"]] in out), input="question")
+    opt = BeamSearch(module.named_parameters(), ev, engine=W.make_engine(), trainset=W.TRAIN, valset=W.VAL)
+    opt.step()                                   # textopt's private loop
+    asyncio.run(opt.astep())                     # the caller's own loop
+    assert opt.step_count == 2 and prompt.value == opt.store.values(opt.best)["system_prompt"]

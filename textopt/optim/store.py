@@ -151,11 +151,13 @@ class _ModuleRunner:
         self._loaded: str | None = None
         self._users = 0
         self._cond: asyncio.Condition | None = None
+        self._cond_loop = None
 
     async def __call__(self, candidate: dict, example: Any):
         from ..grad_mode import no_grad
-        if self._cond is None:
-            self._cond = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        if self._cond is None or self._cond_loop is not loop:   # sync (private loop) and async callers differ
+            self._cond, self._cond_loop, self._users = asyncio.Condition(), loop, 0
         h = candidate_hash(candidate)
         async with self._cond:
             await self._cond.wait_for(lambda: self._users == 0 or self._loaded == h)
