@@ -10,8 +10,8 @@
    the pass. A tensor loss then runs one torch backward for the numeric part.
 5. Hybrid graphs (``Function.hybrid``, see :mod:`textopt.numeric`): before the text pass, one ``autograd.grad``
    gives each text->number bridge d loss / d its output (``ctx.output_grad``); bridges turn it into text feedback
-   and number->text bridges turn text feedback into numeric gradients on their tensor inputs; the pass ends with
-   ONE torch backward over the tensor loss and those gradients.
+   and number->text bridges turn text feedback into numeric gradients on their tensor inputs (also recorded as
+   signals that upstream bridges see); the pass ends with ONE torch backward over the tensor loss and those gradients.
 """
 from __future__ import annotations
 

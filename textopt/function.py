@@ -78,7 +78,7 @@ class BackwardContext:
 
     def add_signal(self, var: Variable, key: tuple, grad: torch.Tensor) -> None:
         """Record a numeric gradient on a tensor that downstream hybrid nodes produced during this pass."""
-        self.signals.setdefault(id(var), []).append((key, grad))
+        self.signals.setdefault(id(var), []).append((key, torch.as_tensor(grad)))
 
     def signal(self, var: Variable) -> "torch.Tensor | None":
         """Sum of the bridges' numeric gradients on ``var`` (in key order, so deterministic), or None."""
