@@ -54,6 +54,7 @@ def test_environment_secrets_are_not_visible(monkeypatch):
                    "    print('denied', type(e).__name__)\n")
     assert r.ok
     assert "sk-" not in r.stdout and "TEXTOPT_TEST_SECRET_KEY" not in r.stdout and "OPENAI" not in r.stdout
+    assert "denied" in r.stdout  # the parent's /proc environ is unreadable (uid nobody, or the audit hook)
 
 
 def test_sockets_cannot_be_opened():
@@ -76,3 +77,24 @@ def test_bad_arguments_raise_one_clear_error():
         run_python(123)
     with pytest.raises(SandboxError, match="escapes"):
         run_python("print(1)", files={"../evil.py": "x"})
+
+
+def test_audit_hook_layer_alone_contains_the_same_cases(monkeypatch):
+    """What a non-root parent gets: no namespaces, no uid change — the audit hook and rlimits must hold."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    sock = run_python("import socket\nsocket.socket()\nprint('opened')", isolate=False)
+    assert "opened" not in sock.stdout and "not allowed" in sock.stderr
+    assert "netns" not in sock.isolation and "audit-hook" in sock.isolation
+    env = run_python("import os\nprint(os.environ.get('OPENAI_API_KEY'))\n"
+                     "try:\n    print(open(f'/proc/{os.getppid()}/environ').read())\nexcept Exception as e:\n"
+                     "    print('denied', e)\n", isolate=False)
+    assert "sk-" not in env.stdout and "denied" in env.stdout
+    mem = run_python("x = bytearray(8 * 1024 ** 3)\nprint('allocated')", memory_mb=256, isolate=False)
+    assert "allocated" not in mem.stdout
+    loop = run_python("while True:\n    pass\n", timeout=1, isolate=False)
+    assert loop.timed_out
+    bomb = run_python("import os\nfor _ in range(10000):\n    os.fork()\n", timeout=2, max_processes=16,
+                      isolate=False)
+    assert not bomb.ok
+    time.sleep(0.3)
+    assert _procs_with("_sandbox_child.py") == []

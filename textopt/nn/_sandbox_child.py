@@ -9,6 +9,7 @@ files/environ are unreadable; otherwise process creation is refused by the audit
 import ctypes
 import json
 import os
+import re
 import resource
 import signal
 import sys
@@ -58,15 +59,22 @@ _PROCESS_EVENTS = ["os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.sy
                    "subprocess.Popen", "os.startfile"]
 
 
+_OTHER_PROC = re.compile(r"/proc/(?!self/|thread-self/)[^/]+/(environ|cmdline|mem|maps)")
+
+
 def _audit(event, args):
     if event in _BLOCKED:
         raise PermissionError(f"sandbox: {event} is not allowed (no network, no native calls)")
+    if event == "open" and args and isinstance(args[0], (str, bytes)):
+        path = args[0] if isinstance(args[0], str) else args[0].decode("utf-8", "replace")
+        if _OTHER_PROC.search(path):  # another process's environment may hold secrets
+            raise PermissionError(f"sandbox: reading {path} is not allowed")
 
 
 def main() -> None:
     with open(sys.argv[1]) as fh:
         cfg = json.load(fh)
-    isolation = _isolate(cfg["drop_to_nobody"]) if os.geteuid() == 0 else []
+    isolation = _isolate(cfg["drop_to_nobody"]) if os.geteuid() == 0 and cfg["isolate"] else []
     if os.geteuid() == 0:  # still root (the interpreter is unreadable to nobody): forbid process creation
         _BLOCKED.extend(_PROCESS_EVENTS)
         isolation.append("no-subprocess")

@@ -9,8 +9,11 @@ What contains it:
 - no network: when the parent runs as root (containers, CI) the child enters a fresh NETWORK namespace (no
   interface but a down loopback) and a PID namespace (everything it forks dies with it), then drops to uid
   ``nobody`` so RLIMIT_NPROC applies and the parent's /proc environ is unreadable. Otherwise (not root) an
-  audit hook in the child refuses socket creation. The audit hook (sockets and ctypes) is installed in both
-  cases; ``SandboxResult.isolation`` says which layers were active.
+  audit hook in the child refuses socket creation. The audit hook (sockets, ctypes, reading another
+  process's /proc environ) is installed in both cases. As root, when this interpreter is not readable by
+  ``nobody`` (a Python under /root), the sandbox runs ``/usr/bin/python3`` (standard library only); with no
+  such Python the child stays root and process creation is refused instead. ``SandboxResult.isolation`` lists the layers that
+  were active (e.g. "netns,pidns,uid-nobody,rlimits,audit-hook").
 This stops accidents and naive hostile code; it is not a security boundary against a determined attacker
 with a kernel exploit. Run untrusted code from the internet in a VM.
 """
@@ -57,9 +60,11 @@ def _read(path: Path, limit: int) -> str:
 
 def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, max_processes: int = 32,
                max_output: int = 64_000, max_file_bytes: int = 16 * 1024 * 1024,
-               files: dict[str, str] | None = None) -> SandboxResult:
+               files: dict[str, str] | None = None, isolate: bool = True) -> SandboxResult:
     """Run ``code`` as ``main.py`` in a fresh sandbox (see the module docstring). ``files``: extra files to put
-    next to it. Never raises for what the code does; raises :class:`SandboxError` if it cannot start."""
+    next to it. ``isolate=False`` skips the namespaces and uid change (the audit-hook-only layer a non-root
+    parent gets; as root it then also refuses process creation). Never raises for what the code does; raises
+    :class:`SandboxError` if it cannot start."""
     if not isinstance(code, str):
         raise SandboxError(f"sandbox code must be a str, got {type(code).__name__}")
     if timeout <= 0 or memory_mb < 64:
@@ -76,9 +81,10 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, max_pr
             target.write_text(text, encoding="utf-8")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8",
                "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        python, drop = interpreter()
+        python, drop = interpreter() if isolate else (sys.executable, False)
         cfg = {"memory_mb": memory_mb, "max_processes": max_processes, "timeout": timeout,
-               "max_file_bytes": max_file_bytes, "env": env, "drop_to_nobody": drop}
+               "max_file_bytes": max_file_bytes, "env": env, "drop_to_nobody": drop,
+               "isolate": isolate}
         cfg_path = outdir / "config.json"
         cfg_path.write_text(json.dumps(cfg))
         if drop:  # the child becomes nobody: let it use its directory
