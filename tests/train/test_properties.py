@@ -67,3 +67,28 @@ def test_context_backward_engine_is_tracked(tmp_path):
                      train=data(2), batch_size=2, steps=1, seed=0, progress=False)
         tr.fit()
     assert other in tr.engines and tr.usage()["by_role"]["backward"]["calls"] == 2
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.json"
+    ckpt.save(path, {"step": 1})
+
+    def torn(src, dst):
+        raise OSError("disk full at the worst moment")
+    monkeypatch.setattr(ckpt.os, "replace", torn)
+    try:
+        ckpt.save(path, {"step": 2})
+    except OSError:
+        pass
+    assert ckpt.load(path) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.json"]  # no temp file left behind
+
+
+def test_progress_bars(tmp_path, capsys):
+    fwd, teacher = make_engines()
+    p = tx.Variable("Solve.", role="system prompt of the solver", requires_grad=True)
+    Trainer(tx.nn.LLMCall(fwd, system_prompt=p), tx.nn.NumberMatch(), tx.optim.TGD([p], engine=teacher),
+            train=data(2), val=data(2, 10), test=data(2, 30), batch_size=2, steps=1, seed=0,
+            backward_engine=teacher, progress=True).fit()
+    err = capsys.readouterr().err
+    assert "train" in err and "1/1" in err

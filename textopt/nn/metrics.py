@@ -33,6 +33,19 @@ class MetricFn(Function):
         return [text if t is node.inputs[0] else None for t in targets]
 
 
+def regex_extractor(pattern: str) -> Callable[[str], str]:
+    """``extract="answer: (\\w+)"``: the first group of the first match (the whole match without groups; "" if
+    nothing matches)."""
+    compiled = re.compile(pattern, re.S)
+
+    def extract(text: str) -> str:
+        m = compiled.search(text)
+        if m is None:
+            return ""
+        return m.group(1) if m.groups() else m.group(0)
+    return extract
+
+
 class MetricLoss(Module):
     """Base: subclasses implement ``compare(pred_text, target) -> (score, explanation)``."""
 
@@ -40,11 +53,7 @@ class MetricLoss(Module):
 
     def __init__(self, *, extract: Callable[[str], str] | str | None = None, name: str | None = None):
         super().__init__()
-        if isinstance(extract, str):
-            pattern = re.compile(extract, re.S)
-            extract = lambda s: (lambda m: (m.group(1) if m.groups() else m.group(0)) if m else "")(  # noqa: E731
-                pattern.search(s))
-        self.extract = extract
+        self.extract = regex_extractor(extract) if isinstance(extract, str) else extract
         self.fn = MetricFn()
         self.node_name = name or type(self).__name__.lower()
 

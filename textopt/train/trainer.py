@@ -23,11 +23,13 @@ unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) chan
 ``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
 At the end the best parameters are loaded and the test set is scored.
 
-Files in ``out_dir``: ``log.jsonl`` (one row per step: scores, parameter values, usage by role),
+Files in ``out_dir``: ``log.jsonl`` (one row per step: scores, parameter values, cumulative usage by role),
 ``checkpoint.json`` (written atomically after every step: parameters, optimizer state, RNG states, sampler
 position, usage, best-so-far), ``result.json`` and ``curve.png``. ``fit(resume=True)`` continues from the
 checkpoint and ends exactly where an uninterrupted run would (same parameters, log and usage), provided the
-engines answer deterministically (replay, scripted, cached or temperature-0 local).
+engines answer deterministically (replay, scripted, cached or temperature-0 local). Usage is restored per
+engine from the checkpoint; calls of a step that crashed and were stored in a response cache come back as
+cache hits after the resume, so then only the call/cached split of that step differs.
 """
 from __future__ import annotations
 
