@@ -201,6 +201,10 @@ def test_registry_spec_string_and_context_engine():
     assert q.value == "From context."
     with pytest.raises(InvalidVariableError, match="unknown options"):
         TGD([q], momentum=3)
+    give_feedback(q, "fb")
+    with pytest.raises(InvalidVariableError, match="no engine"):
+        TGD([q]).step()
+    assert q.value == "From context."
 
 
 def test_tensor_parameters_take_an_sgd_step_with_lr():

@@ -23,7 +23,7 @@ import torch
 
 from ..engines import Engine, Request, get_engine, resolve_backward_engine
 from ..engines.structured import agenerate_tagged
-from ..errors import InvalidVariableError, OptimizerStepError
+from ..errors import GraphError, InvalidVariableError, OptimizerStepError
 from ..variable import Feedback, Variable
 from . import prompts as P
 from .optimizer import Optimizer, register_optimizer
@@ -102,7 +102,13 @@ class TGD(Optimizer):
         self.engine = get_engine(engine) if engine is not None else None
 
     def _engine(self) -> Engine:
-        return self.engine if self.engine is not None else resolve_backward_engine(None)
+        if self.engine is not None:
+            return self.engine
+        try:
+            return resolve_backward_engine(None)
+        except GraphError:
+            raise InvalidVariableError("TGD has no engine to write new values: pass TGD(params, engine=...) or "
+                                       "call step() inside `with tx.backward_engine(engine):`") from None
 
     # -- the request ---------------------------------------------------------------------------------------
     def build_request(self, p: Variable, group: dict, name: str) -> Request:
