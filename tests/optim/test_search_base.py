@@ -19,7 +19,8 @@ from tests.optim import search_world as W
 
 def _opt(cls=BeamSearch, evaluate=W.evaluate, **kw):
     kw.setdefault("engine", W.make_engine())
-    return cls([W.make_param()], evaluate, trainset=W.TRAIN, valset=W.VAL, seed=0, **kw)
+    kw.setdefault("seed", 0)
+    return cls([W.make_param()], evaluate, trainset=W.TRAIN, valset=W.VAL, **kw)
 
 
 def test_candidate_hash_ignores_key_order_and_is_stable():
@@ -315,3 +316,30 @@ def test_module_evaluator_works_from_sync_and_async_callers_alike():
     opt.step()                                   # textopt's private loop
     asyncio.run(opt.astep())                     # the caller's own loop
     assert opt.step_count == 2 and prompt.value == opt.store.values(opt.best)["system_prompt"]
+
+
+def test_checkpoint_hook_and_jsonl_log_resume_a_killed_run(tmp_path):
+    import json
+
+    from textopt.errors import CheckpointError
+    from textopt.optim.callbacks import Checkpoint, JsonlLog, load_checkpoint
+
+    full = _opt(ParetoEvolution, seed=4)
+    for _ in range(5):
+        full.step()
+    ck = tmp_path / "run" / "search.json"
+    first = _opt(ParetoEvolution, seed=4, callbacks=[JsonlLog(tmp_path / "run" / "events.jsonl")])
+    first.register_step_post_hook(Checkpoint(ck))
+    for _ in range(3):
+        first.step()
+    events = [json.loads(line)["event"] for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert events.count("step") == 3
+    resumed = _opt(ParetoEvolution, seed=4)
+    load_checkpoint(resumed, ck)
+    for _ in range(2):
+        resumed.step()
+    assert json.dumps(resumed.state_dict(), sort_keys=True) == json.dumps(full.state_dict(), sort_keys=True)
+    assert not list(ck.parent.glob("*.tmp"))
+    ck.write_text("{broken")
+    with pytest.raises(CheckpointError, match="search.json"):
+        load_checkpoint(resumed, ck)

@@ -6,6 +6,7 @@ __all__ = ["Optimizer", "OPTIMIZERS", "register_optimizer", "TGD"]
 
 # search optimizers (issue 5): importing registers them in OPTIMIZERS
 from .beam import BeamSearch  # noqa: E402
+from .callbacks import Checkpoint, JsonlLog, load_checkpoint, save_checkpoint  # noqa: E402
 from .demos import DemoBootstrap  # noqa: E402
 from .guards import CopyDetector, OptimizerData, Splits, split_dataset  # noqa: E402
 from .opro import OPRO  # noqa: E402
@@ -15,4 +16,4 @@ from .store import Evaluator  # noqa: E402
 
 __all__ += ["SearchOptimizer", "BeamSearch", "ParetoEvolution", "OPRO", "DemoBootstrap", "Evaluator",
             "CopyDetector", "Splits", "OptimizerData", "split_dataset", "MaxSteps", "NoImprovement", "Timeout",
-            "StopFile"]
+            "StopFile", "JsonlLog", "Checkpoint", "save_checkpoint", "load_checkpoint"]
