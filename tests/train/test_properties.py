@@ -92,3 +92,14 @@ def test_progress_bars(tmp_path, capsys):
             backward_engine=teacher, progress=True).fit()
     err = capsys.readouterr().err
     assert "train" in err and "1/1" in err
+
+
+def test_backward_engine_set_around_construction_is_used_in_fit():
+    fwd, teacher = make_engines()
+    p = tx.Variable("Solve.", role="system prompt of the solver", requires_grad=True)
+    other = ScriptedEngine(lambda r: "fb", name="ctx-backward-2")
+    with tx.backward_engine(other):
+        tr = Trainer(tx.nn.LLMCall(fwd, system_prompt=p), tx.nn.NumberMatch(), tx.optim.TGD([p], engine=teacher),
+                     train=data(2), batch_size=2, steps=1, seed=0, progress=False)
+    tr.fit()
+    assert len(other.requests) == 2 and all(r.role == "backward" for r in other.requests)

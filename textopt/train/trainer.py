@@ -58,6 +58,9 @@ CHECKPOINT_VERSION = 1
 
 @dataclass
 class TrainResult:
+    """What ``fit`` returns: steps done, best validation score, test score (None until the run finishes),
+    final parameter values by name, whether patience stopped it, the output folder and the log rows."""
+
     steps: int
     best_val: float | None
     test_score: float | None
@@ -114,7 +117,8 @@ class Trainer:
                         add(v)
         add(getattr(self.optimizer, "engine", None))
         from ..engines import _BACKWARD_ENGINE
-        backward = self.backward_engine if self.backward_engine is not None else _BACKWARD_ENGINE.get()
+        self._context_backward = _BACKWARD_ENGINE.get()  # a `with tx.backward_engine(...)` around construction
+        backward = self.backward_engine if self.backward_engine is not None else self._context_backward
         if backward is not None:
             add(get_engine(backward))
         return found
@@ -126,7 +130,8 @@ class Trainer:
         if self.backward_engine is not None:
             return self.backward_engine
         from ..engines import _BACKWARD_ENGINE
-        return _BACKWARD_ENGINE.get() or getattr(self.optimizer, "engine", None)
+        return (_BACKWARD_ENGINE.get() or getattr(self, "_context_backward", None)
+                or getattr(self.optimizer, "engine", None))
 
     # -- one step ------------------------------------------------------------------------------------------
     def _param_values(self) -> dict:
