@@ -18,7 +18,8 @@ def test_formatted_call_renders_and_gives_each_field_its_feedback():
     back = ScriptedEngine(lambda req: "fb:" + req.messages[-1].content.split("Give feedback on the field ")[-1][:10])
     out.backward(engine=back)
     assert len(back.requests) == 1  # only the learnable field (question and system prompt do not require grad)
-    assert "{notes}" in back.requests[0].messages[-1].content and "Count carefully." in back.requests[0].messages[-1].content
+    sent = back.requests[0].messages[-1].content
+    assert "{notes}" in sent and "Count carefully." in sent
     assert [f.value for f in notes.grad] == ["fb:{notes} on"]
     assert q.grad == []
 

@@ -1,6 +1,5 @@
 """The training loop over the real OpenAI SDK path (loopback HTTP server): the loop runs, TGD's request reaches
 the wire with the full value and history, and the API key never reaches the log, checkpoint or result."""
-import json
 import re
 
 import pytest

@@ -3,8 +3,9 @@
 As root: unshare a fresh network namespace (no interface but a down loopback) and a PID namespace, fork
 (the child is PID 1 of the new namespace, so when it dies the kernel kills everything it spawned), drop to
 uid/gid ``nobody`` when the interpreter is readable by it (so RLIMIT_NPROC is enforced and the parent's
-files/environ are unreadable; otherwise process creation is refused by the audit hook), arm PR_SET_PDEATHSIG. Always: resource limits, then an audit hook that refuses socket creation and ctypes, then run
-``main.py`` as ``__main__``.
+files/environ are unreadable; otherwise process creation is refused by the audit hook), arm
+PR_SET_PDEATHSIG. Always: resource limits, then an audit hook that refuses sockets, ctypes and reading other
+processes' /proc files, then run ``main.py`` as ``__main__``.
 """
 import ctypes
 import json

@@ -36,7 +36,8 @@ class FormattedLLMCallFn(LLMCallFn):
         user = P.BACKWARD_FORMATTED.format(system=saved.get("system", ""), template=saved["template"],
                                            field=field, role=target.role, value=target.value,
                                            input=saved["input"], output=node.output.value, feedback_block=block)
-        resp = await ctx.generate(Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=backward_max_tokens(ctx, node)), node)
+        request = Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=backward_max_tokens(ctx, node))
+        resp = await ctx.generate(request, node)
         conv = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},
                 {"role": "assistant", "content": resp.text}]
         return Feedback(resp.text, target, conversation=conv, source=node.name)

@@ -29,7 +29,8 @@ class MetricFn(Function):
         if is_evaluation(feedback):
             text = evaluation_for(node, feedback)
         else:
-            text = P.METRIC_DOWNSTREAM.format(verdict=node.output.value, feedback="\n\n".join(f.value for f in feedback))
+            downstream = "\n\n".join(f.value for f in feedback)
+            text = P.METRIC_DOWNSTREAM.format(verdict=node.output.value, feedback=downstream)
         return [text if t is node.inputs[0] else None for t in targets]
 
 

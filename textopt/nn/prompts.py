@@ -13,7 +13,8 @@ BACKWARD_FORMATTED = (
     "Give feedback on the field {{{field}}} only: how should its value change so that the output improves? "
     "Be specific and brief."
 )
-FEEDBACK_BLOCK = "The output (the {output_role}) received this feedback:\n<OUTPUT_FEEDBACK>{feedback}</OUTPUT_FEEDBACK>\n"
+FEEDBACK_BLOCK = ("The output (the {output_role}) received this feedback:\n"
+                  "<OUTPUT_FEEDBACK>{feedback}</OUTPUT_FEEDBACK>\n")
 EVAL_BLOCK = "This output is itself the evaluation we want to improve.\n"
 
 # tx.function: a Python function node; feedback for one of its inputs.

@@ -12,8 +12,8 @@ What contains it:
   audit hook in the child refuses socket creation. The audit hook (sockets, ctypes, reading another
   process's /proc environ) is installed in both cases. As root, when this interpreter is not readable by
   ``nobody`` (a Python under /root), the sandbox runs ``/usr/bin/python3`` (standard library only); with no
-  such Python the child stays root and process creation is refused instead. ``SandboxResult.isolation`` lists the layers that
-  were active (e.g. "netns,pidns,uid-nobody,rlimits,audit-hook").
+  such Python the child stays root and process creation is refused instead. ``SandboxResult.isolation``
+  lists the layers that were active (e.g. "netns,pidns,uid-nobody,rlimits,audit-hook").
 This stops accidents and naive hostile code; it is not a security boundary against a determined attacker
 with a kernel exploit. Run untrusted code from the internet in a VM.
 """

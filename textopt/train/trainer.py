@@ -48,9 +48,8 @@ from ..engines import Engine, get_engine
 from ..engines.usage import merge
 from ..errors import CheckpointError, DataError, OptimizerStepError, ParseError
 from ..runtime import run_sync
-from ..variable import Variable
 from . import checkpoint as ckpt
-from .data import Example, Sampler, as_examples
+from .data import Sampler, as_examples
 from .evaluate import aevaluate, call_loss, call_model, loss_score, make_scorer
 
 CHECKPOINT_VERSION = 1
