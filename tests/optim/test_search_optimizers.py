@@ -189,3 +189,12 @@ def test_beam_edits_are_written_from_the_examples_the_candidate_got_wrong():
     opt.step()
     prompt = engine.requests[0].messages[-1].content
     assert prompt.count("wrong: expected 42") == 6 and "\ncorrect" not in prompt
+
+
+def test_a_repeated_opening_tag_is_tolerated():
+    p = W.make_param()
+    engine = ScriptedEngine(lambda r: "<new_value><new_value> Solve the task.; think step by step</new_value>")
+    opt = BeamSearch([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=0, beam_width=1, edits=1)
+    opt.step()
+    assert not opt.store.rejected and "Solve the task.; think step by step" in [
+        c["values"]["prompt"] for c in opt.store.candidates.values()]

@@ -40,6 +40,14 @@ class SearchExhausted(Exception):
 _INSTRUCTIONS = CopyDetector(INSTRUCTION_SENTENCES, n=5, threshold=0.5, min_chars=10 ** 9)
 
 
+def _strip_open(value: str, tag: str) -> str:
+    """Small models often repeat the (prefilled) opening tag: drop leading copies of it."""
+    value = value.strip()
+    while value.startswith(f"<{tag}>"):
+        value = value[len(tag) + 2:].strip()
+    return value
+
+
 def _check_proposal(value: str) -> None:
     """Raise ValueError (-> one repair request) for an empty proposal, one holding the optimizer's tags, or one
     copying the optimizer's instructions."""
@@ -223,13 +231,14 @@ class SearchOptimizer(Optimizer):
         req = Request.chat(user, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
                            seed=self.seed, role="optimizer", node=self.registry_name, sample_index=sample)
         try:
-            value, _ = await agenerate_tagged(self.engine, req, tag, validate=_check_proposal)
+            value, _ = await agenerate_tagged(self.engine, req, tag,
+                                              validate=lambda v: _check_proposal(_strip_open(v, tag)))
         except ParseError as exc:
             self.store.rejected.append({"values": {}, "reason": f"unparseable proposal: {exc}",
                                         "step": self.step_count})
             self._emit("rejected", values={}, reason=str(exc))
             return None
-        return value.strip()
+        return _strip_open(value, tag)
 
     async def reflect(self, h: str, name: str, evals: Sequence[Evaluation], *, sample: int = 0) -> dict | None:
         """A new candidate: ``h`` with parameter ``name`` rewritten from the traces and per-objective feedback."""
