@@ -131,3 +131,17 @@ def test_converted_model_cache_exists(engine):
     folder = cache_dir_for(engine.source.path)
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     assert "quantization_config" not in (folder / "config.json").read_text()
+
+
+def test_local_path_to_a_model_folder_and_context_errors(engine):
+    """'local:FOLDER' loads a Hugging Face folder (here: the converted cache of the bundled model) and answers
+    exactly like the bundled engine; a prompt beyond the context window is one clear error."""
+    from textopt.engines.local_model import cache_dir_for
+    from textopt.errors import ContextLengthError
+
+    folder = get_engine(f"local:{cache_dir_for(engine.source.path)}")
+    assert folder is not engine and folder.source.kind == "folder"
+    req = Request.chat("Name a planet.", max_tokens=6)
+    assert run(folder.generate(req)).text == run(engine.generate(req)).text
+    with pytest.raises(ContextLengthError, match="context"):
+        run(engine.generate(Request.chat("word " * 9000, max_tokens=4)))

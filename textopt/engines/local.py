@@ -174,7 +174,8 @@ class LocalEngine(Engine):
                 req = job[1]
                 constraint = None if req.schema is None and req.pattern is None else \
                     self.constraints.for_request(req)
-                rows.append(make_row(self._tok, req, constraint))
+                rows.append(make_row(self._tok, req, constraint,
+                                     getattr(self._model.config, "max_position_embeddings", None)))
                 ready.append(job)
             except BaseException as exc:  # noqa: BLE001
                 job[2].set_exception(exc)

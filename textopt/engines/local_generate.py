@@ -2,8 +2,9 @@
 
 Each row keeps its own settings (max_tokens, temperature/top_p with its own seeded generator, stop strings,
 constraint), so any mix of requests can share a batch: prompts are left-padded, position ids follow the
-attention mask, and a finished row just rides along until the last row is done. Greedy decoding at temperature
-0 is therefore the same whether a request runs alone or batched (up to float rounding).
+attention mask, and a finished row leaves the batch (its KV-cache rows are dropped). Greedy decoding at
+temperature 0 is therefore the same whether a request runs alone or batched (up to float rounding).
+Per-token log-probs are the model's own (before masks and temperature), like ``score``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import ContextLengthError
 from .types import Message, Request, Response
 
 
@@ -39,9 +41,12 @@ class Row:
     n_forced: int = 0       # leading out_ids that were put into the prompt (counted as completion tokens)
 
 
-def make_row(tokenizer, request: Request, constraint) -> Row:
+def make_row(tokenizer, request: Request, constraint, context: int | None = None) -> Row:
     prefill = request.prefill or ""
     ids = tokenizer.encode(prompt_text(tokenizer, request.messages, request.prefill), add_special_tokens=False)
+    if context and len(ids) + request.max_tokens > context:
+        raise ContextLengthError(f"the prompt has {len(ids)} tokens and max_tokens={request.max_tokens}, more than "
+                                 f"the local model's context of {context} tokens; shorten the prompt or max_tokens")
     gen = None
     if request.temperature and request.temperature > 0:
         gen = torch.Generator().manual_seed(((request.seed or 0) * 1_000_003 + request.sample_index) % (1 << 62))

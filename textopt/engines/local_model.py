@@ -129,6 +129,7 @@ def _write_cache(model, tok, final: Path) -> None:
         (tmp / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
         tok.save_pretrained(tmp)
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared like any model folder
         try:
             os.rename(tmp, final)
         except OSError:  # another process won the race: its copy is as good as ours
