@@ -39,3 +39,20 @@ def test_backward_routes_the_failures_to_the_code():
     loss = CodeTestsLoss(TESTS)(c)
     loss.backward(engine=tx.engines.ScriptedEngine("unused"))
     assert len(c.grad) == 1 and "FAILED" in c.grad[0].value
+
+
+def test_code_optimization_step_sees_the_failure_traces():
+    c = code("def add(a, b):\n    return a - b\n")
+    loss_fn = CodeTestsLoss(TESTS)
+    seen = []
+
+    def teacher(req):
+        seen.append(req.messages[-1].content)
+        return "<NEW_VALUE>def add(a, b):\n    return a + b\n</NEW_VALUE>"
+    eng = tx.engines.ScriptedEngine(teacher)
+    loss = loss_fn(c)
+    assert loss.meta["score"] == 0.0
+    loss.backward(engine=eng)
+    tx.optim.TGD([c], engine=eng).step()
+    assert "FAILED test_add" in seen[0] and "assert add(2, 3) == 5" in seen[0]
+    assert loss_fn(c).meta["score"] == 1.0

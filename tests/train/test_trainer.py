@@ -158,3 +158,15 @@ def test_unusable_optimizer_answer_is_logged_and_skipped(tmp_path):
     teacher2.responder = teacher.responder
     with pytest.raises(tx.errors.OptimizerStepError):
         tr2.fit()
+
+
+def test_dict_inputs_are_spread_into_a_formatted_call(tmp_path):
+    fwd, teacher = make_engines()
+    p = tx.Variable("Handle small sums. Handle large sums.", role="system prompt of the solver",
+                    requires_grad=True)
+    model = tx.nn.FormattedLLMCall(fwd, "Q: {question}", system_prompt=p)
+    train = [{"x": {"question": d["x"]}, "y": d["y"]} for d in data(4)]
+    tr = Trainer(model, tx.nn.NumberMatch(), tx.optim.TGD([p], engine=teacher), train=train, val=train,
+                 batch_size=2, steps=1, seed=0, backward_engine=teacher, progress=False)
+    res = tr.fit()
+    assert res.best_val == 1.0 and fwd.requests[0].messages[-1].content.startswith("Q: What is")
