@@ -170,3 +170,13 @@ def test_dict_inputs_are_spread_into_a_formatted_call(tmp_path):
                  batch_size=2, steps=1, seed=0, backward_engine=teacher, progress=False)
     res = tr.fit()
     assert res.best_val == 1.0 and fwd.requests[0].messages[-1].content.startswith("Q: What is")
+
+
+def test_fit_twice_without_resume_starts_over(tmp_path):
+    tr, p, fwd, teacher = build(tmp_path, steps=2)
+    first = tr.fit()
+    p.value = "Solve the sum."
+    second = tr.fit()
+    assert [r["step"] for r in second.history] == [0, 1, 2]
+    assert second.history[1]["batch"] == first.history[1]["batch"]  # same seeded sampler
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 3

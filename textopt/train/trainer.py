@@ -236,6 +236,8 @@ class Trainer:
         else:
             if self.log_path is not None and self.log_path.exists():
                 self.log_path.unlink()
+            self.sampler = Sampler(len(self.train_set), self.batch_size, self.seed)
+            self.step_count, self.bad_steps, self.stopped_early, self.history = 0, 0, False, []
             random.seed(self.seed)
             torch.manual_seed(self.seed)
             val = await self._validate("validate (initial)")
