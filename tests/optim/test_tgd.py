@@ -212,3 +212,17 @@ def test_tensor_parameters_take_an_sgd_step_with_lr():
     (w.value * 3).sum().backward()
     TGD([w], engine=new_value_engine(), lr=0.1).step()
     assert torch.allclose(w.value.detach(), torch.tensor([0.7, 1.7]))
+
+
+def test_record_rejection_enters_the_history_window():
+    p = param("v0")
+    eng = new_value_engine(lambda req: "<NEW_VALUE>v-next</NEW_VALUE>")
+    opt = TGD([p], engine=eng, history=3)
+    opt.record_rejection(p, "a bad attempt", 0.8, 0.5)
+    give_feedback(p, "fb")
+    opt.step()
+    text = user_text(eng.requests[0])
+    assert "a bad attempt" in text and "from 0.800 to 0.500" in text
+    with pytest.raises(InvalidVariableError, match="not a parameter"):
+        opt.record_rejection(param("other"), "x", 1.0, 0.0)
+    json.dumps(opt.state_dict())

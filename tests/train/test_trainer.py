@@ -46,6 +46,9 @@ def test_revert_if_worse(tmp_path):
     res = tr.fit()
     assert p.value == "Handle small sums. Handle large sums."
     assert [r["reverted"] for r in res.history] == [False, True, True]
+    # the optimizer remembers the reverted attempt: the next request says it lowered the validation score
+    second = [r for r in teacher.requests if r.role == "optimizer"][1].messages[-1].content
+    assert "Think very hard." in second and "reverted: it lowered the validation score from 1.000 to 0.000" in second
     tr2, p2, _, teacher2 = build(tmp_path, name="noreverts", steps=1, revert_if_worse=False)
     teacher2.responder = teacher.responder
     p2.value = "Handle small sums. Handle large sums."

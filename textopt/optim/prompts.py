@@ -33,6 +33,9 @@ TGD_HISTORY = (
 TGD_HISTORY_ITEM = ("<PAST_VALUE step=\"{step}\">\n{value}\n</PAST_VALUE>\n"
                     "<PAST_FEEDBACK step=\"{step}\">\n{feedback}\n</PAST_FEEDBACK>\n")
 
+TGD_REJECTED = ("This value was tried and reverted: it lowered the validation score from {before:.3f} to "
+                "{after:.3f}.")
+
 TGD_CONSTRAINTS = "The new value must satisfy every constraint:\n{items}\n"
 TGD_CONSTRAINT = "<CONSTRAINT>{text}</CONSTRAINT>\n"
 TGD_EXAMPLES = "Examples of good values for this kind of variable:\n{items}\n"

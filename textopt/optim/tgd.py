@@ -180,6 +180,19 @@ class TGD(Optimizer):
         self._tensor_step()
         return updated
 
+    def record_rejection(self, p: Variable, value: str, before: float, after: float) -> None:
+        """Remember that ``value`` (now being reverted by the caller) lowered the validation score: it enters
+        this parameter's history window so the next request says not to go back to it."""
+        group = next((g for g in self.param_groups if any(p is q for q in g["params"])), None)
+        if group is None:
+            raise InvalidVariableError(f"{p!r} is not a parameter of this optimizer")
+        if not group["history"]:
+            return
+        st = self.state[p]
+        st.setdefault("history", []).append({"step": f"{st.get('step', 0)}, reverted", "value": value,
+                                             "feedback": P.TGD_REJECTED.format(before=before, after=after)})
+        st["history"] = st["history"][-group["history"]:]
+
     def _tensor_step(self) -> None:
         with torch.no_grad():
             for group in self.param_groups:

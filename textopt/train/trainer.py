@@ -271,6 +271,7 @@ class Trainer:
             if self.best_val is not None and val < self.best_val:
                 self.bad_steps += 1
                 if self.revert_if_worse:
+                    self._tell_optimizer_rejected(before, self.best_val, val)
                     self.model.load_state_dict(before)
                     reverted = True
             else:
@@ -285,6 +286,15 @@ class Trainer:
                    "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
                    "step_error": step_error, "usage": self.usage()})
         self._save()
+
+    def _tell_optimizer_rejected(self, before: dict, best: float, val: float) -> None:
+        """Let the optimizer remember values that were reverted (TGD puts them in its history window)."""
+        record = getattr(self.optimizer, "record_rejection", None)
+        if record is None:
+            return
+        for name, var in self.model.named_variables():
+            if var.is_text and var.requires_grad and name in before and var.value != before[name]:
+                record(var, var.value, best, val)
 
     async def _finish(self) -> TrainResult:
         if self.best_params is not None and self.val_set:
