@@ -61,3 +61,31 @@ def test_attempt_count_is_max_retries_plus_one(fails, max_retries, ok, monkeypat
     assert len(waits) == min(fails, max_retries)
     for k, w in enumerate(waits, 1):
         assert 2 ** (k - 1) / 2 <= w <= 2 ** (k - 1)
+
+
+def test_with_meta_fast_copy_keeps_fields_key_and_immutability():
+    import dataclasses
+    req = Request.chat("hi", system="sys", max_tokens=7, stop="END", role="forward")
+    tagged = req.with_meta(role="backward", node="n1")
+    assert (tagged.role, tagged.node, req.role, req.node) == ("backward", "n1", "forward", None)
+    assert tagged.messages == req.messages and tagged.stop == ("END",) and tagged.max_tokens == 7
+    assert tagged.key("m") == req.key("m") and tagged == req
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tagged.role = "x"
+    other = req.with_meta(max_tokens=9, stop="X")  # a non-metadata field still goes through __post_init__
+    assert other.max_tokens == 9 and other.stop == ("X",) and other.key("m") != req.key("m")
+
+
+def test_llm_backward_one_and_two_targets_each_get_feedback():
+    import textopt as tx
+    engine = ScriptedEngine(lambda r: "fb " + r.node)
+    p = tx.Variable("be brief", role="system prompt", requires_grad=True)
+    x = tx.Variable("question", role="question", requires_grad=True)
+    y = tx.nn.LLMCall(engine, system_prompt=p, name="call")(x)
+    y.backward(engine=engine)
+    assert [f.value for f in p.grad] == ["fb call"] and [f.value for f in x.grad] == ["fb call"]
+    q = tx.Variable("be brief", role="system prompt", requires_grad=True)
+    z = tx.nn.LLMCall(engine, system_prompt=q, name="solo")(tx.Variable("question", role="question"))
+    z.backward(engine=engine)
+    assert [f.value for f in q.grad] == ["fb solo"]
+    assert [r.role for r in engine.requests[-1:]] == ["backward"]

@@ -122,8 +122,10 @@ class Engine:
                     self._record(key, canonical, Response.from_dict(hit))
                 return resp
         est_prompt = request.prompt_chars() // 4 + 8
-        est_cost = cost_of(request.model or self.model, est_prompt, request.max_tokens, self.prices)
-        reservation = self.budget.reserve(est_prompt + request.max_tokens, est_cost) if self.budget else None
+        reservation = None
+        if self.budget:  # the price estimate only when a budget needs it (hot path otherwise)
+            est_cost = cost_of(request.model or self.model, est_prompt, request.max_tokens, self.prices)
+            reservation = self.budget.reserve(est_prompt + request.max_tokens, est_cost)
         resp = None
         try:
             if self.dry_run:

@@ -35,6 +35,9 @@ def as_messages(messages: Iterable[Any] | str) -> tuple[Message, ...]:
     return tuple(out)
 
 
+_META_ONLY = frozenset({"role", "node", "use_cache"})  # fields that need no normalisation in __post_init__
+
+
 @dataclass(frozen=True)
 class Request:
     messages: tuple[Message, ...]
@@ -68,6 +71,11 @@ class Request:
         return cls(messages=tuple(msgs), **kw)
 
     def with_meta(self, **kw) -> "Request":
+        if kw.keys() <= _META_ONLY:  # metadata only: copy without re-running __init__ (backward's hot path)
+            new = object.__new__(Request)
+            new.__dict__.update(self.__dict__)
+            new.__dict__.update(kw)
+            return new
         return dataclasses.replace(self, **kw)
 
     def canonical(self, model: str) -> dict:

@@ -16,6 +16,8 @@ class LLMCallFn(Function):
 
     async def backward(self, ctx, node, feedback, targets):
         import asyncio
+        if len(targets) == 1:  # the common case: await directly (gather would add a task per node)
+            return [await self._one(ctx, node, feedback, targets[0])]
         return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
 
     async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:

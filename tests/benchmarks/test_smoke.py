@@ -1,0 +1,68 @@
+"""Each benchmark script runs on a tiny size and prints the fields its README promises (textopt only; the
+TextGrad side too when benchmarks/.venv-textgrad exists). Figures are NOT checked here: they belong in
+benchmarks/RESULTS.md."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+HAS_TEXTGRAD = (BENCH / ".venv-textgrad" / "bin" / "python").exists()
+
+
+def run_script(name: str, *args: str, timeout: float = 240) -> tuple[dict, str]:
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT_JSON ")]
+    assert len(lines) == 1, proc.stdout[-2000:]
+    return json.loads(lines[0][len("RESULT_JSON "):]), proc.stdout
+
+
+def test_orchestration_textopt_only():
+    res, out = run_script("orchestration.py", "--reps", "1", "--latency", "0.01", "--batch", "2", "--only", "textopt")
+    tx = res["frameworks"]["textopt"]
+    # 2 solver + 2 judge calls, 2 backward calls (the judge's evaluation is routed without a call), 1 step
+    assert tx["calls_by_kind"] == {"backward": 2, "judge": 2, "optimizer": 1, "solver": 2}
+    assert tx["calls"] == 7 and tx["prompt_tokens"] > 0 and tx["completion_tokens"] > 0
+    assert tx["optimizer_applied"] is True and tx["wall_s_median"] > 0
+    assert res["params"]["batch"] == 2 and res["machine"]["cores"] >= 1
+    assert "textopt" in out and "wall s" in out
+
+
+@pytest.mark.skipif(not HAS_TEXTGRAD, reason="benchmarks/.venv-textgrad absent (bash benchmarks/setup_textgrad.sh)")
+def test_orchestration_both_frameworks_alternate():
+    res, _ = run_script("orchestration.py", "--reps", "2", "--latency", "0.01", "--batch", "2")
+    tg = res["frameworks"]["textgrad"]
+    # TextGrad: 2 solver + 2 judge + 2 (judge -> answer) + 2 (answer -> prompt) backward calls + 1 step
+    assert tg["calls_by_kind"] == {"backward": 4, "judge": 2, "optimizer": 1, "solver": 2}
+    assert tg["optimizer_applied"] is True and len(tg["wall_s_all"]) == 2
+    assert set(res["ratios_textopt_over_textgrad"]) == {"wall_s_median", "calls", "prompt_tokens",
+                                                        "completion_tokens"}
+    assert isinstance(res["target_met"], bool)
+
+
+def test_overhead_textopt_only():
+    res, out = run_script("overhead.py", "--nodes", "60", "--reps", "1", "--only", "textopt")
+    tx = res["frameworks"]["textopt"]
+    nodes = res["params"]["nodes"]
+    assert nodes == 51  # 2 groups of (20 chain + 4 fan-out + 1 concat) + the final concat
+    assert tx["engine_calls"] == 2 * (20 + 4) * 2  # each call node: one forward and one backward call
+    assert tx["param_grads"] == 2 and tx["peak_mib"] > 0
+    for k in ("build_us_per_node", "backward_us_per_node", "total_us_per_node", "cpu_total_us_per_node"):
+        assert tx[k] > 0
+    assert "us/node" in out
+
+
+@pytest.mark.local
+def test_quality_textopt_only_tiny():
+    res, out = run_script("quality.py", "--batch", "1", "--steps", "1", "--test", "1", "--max-tokens", "4",
+                          "--only", "textopt", timeout=600)
+    tx = res["frameworks"]["textopt"]
+    assert res["params"]["n_test"] == 1 and res["params"]["n_train"] == 1
+    assert 0.0 <= tx["accuracy_before"] <= 1.0 and 0.0 <= tx["accuracy_after"] <= 1.0
+    assert tx["train_calls"] >= 3  # solver, judge, at least one optimizer request (the judge needs no backward)
+    assert isinstance(tx["step_errors"], list) and "acc before" in out
