@@ -90,3 +90,20 @@ def test_budget_stops_a_paid_run_before_the_call(tmp_path, capsys):
     # scripted engines cost nothing; a zero budget on priced calls is covered by the engine tests. Here: the flag
     # reaches the engines (a run under a generous budget completes).
     assert main(BASE + ["--out", str(tmp_path / "b"), "--no-cache", "--budget-usd", "1"]) == 0
+
+
+def test_local_optimizer_requests_are_pattern_constrained():
+    import re
+
+    import textopt as tx
+    from textopt.commands.optimize import NEW_VALUE_PATTERN, LocalTGD
+
+    p = tx.Variable("Answer the question.", role="system prompt", requires_grad=True)
+    p._extend_grad([tx.Feedback("Put the count first.", p)])
+    opt = LocalTGD([p], engine="scripted")
+    req = opt.build_request(p, opt.param_groups[0], "system_prompt")
+    assert req.pattern == NEW_VALUE_PATTERN and req.role == "optimizer"
+    assert re.fullmatch(NEW_VALUE_PATTERN, "Give the count first.\nBe brief.</NEW_VALUE>")
+    assert not re.fullmatch(NEW_VALUE_PATTERN, "<FEEDBACK>Put the count first.</FEEDBACK></NEW_VALUE>")
+    assert not re.fullmatch(NEW_VALUE_PATTERN, "Give the count first.")
+    assert not re.fullmatch(NEW_VALUE_PATTERN, "The improved system prompt is: count.</NEW_VALUE>")
