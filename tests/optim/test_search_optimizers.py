@@ -198,3 +198,15 @@ def test_a_repeated_opening_tag_is_tolerated():
     opt.step()
     assert not opt.store.rejected and "Solve the task.; think step by step" in [
         c["values"]["prompt"] for c in opt.store.candidates.values()]
+
+
+def test_an_exhausted_search_stops_by_itself():
+    p = W.make_param()
+    p.value = "; ".join(W.GOOD)          # already perfect: every mutation is skipped
+    opt = ParetoEvolution([p], W.evaluate, engine=W.make_engine(), trainset=W.TRAIN, valset=W.VAL, seed=0,
+                          max_idle_steps=3)
+    info = opt.run()                      # no stopper, no budget: must still end
+    assert info["stopped"].startswith("search exhausted") and p.value == "; ".join(W.GOOD)
+    d = W.make_demos_param()
+    demos = DemoBootstrap([d], W.evaluate_demos, trainset=W.DEMO_TRAIN[:2], valset=W.VAL, seed=0, k=2)
+    assert demos.run()["stopped"].startswith("search exhausted")

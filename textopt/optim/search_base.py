@@ -7,7 +7,8 @@ One ``step()`` is one search iteration. Every optimizer here:
 - respects budgets: ``max_metric_calls`` (uncached evaluator calls, checked BEFORE calling), and a
   :class:`~textopt.engines.usage.Budget` (calls/tokens/dollars, enforced by the engines that share it — a
   ``BudgetExceeded`` stops the search cleanly);
-- stops on ``stoppers`` (``NoImprovement``, ``Timeout``, ``StopFile``, ``MaxSteps``) and reports to
+- stops on ``stoppers`` (``NoImprovement``, ``Timeout``, ``StopFile``, ``MaxSteps``), and by itself after
+  ``max_idle_steps`` steps that produced no new candidate, evaluation or rejection; reports to
   ``callbacks`` (``callback(event, info)``: "proposed", "rejected", "accepted", "new_best", "step", "stop");
 - resumes exactly from ``state_dict()`` (RNG, store, frontier/beam/history, step, counters, budget figures);
 - runs evaluations concurrently (``asyncio.gather`` under a semaphore) and records results in example order.
@@ -89,7 +90,7 @@ class SearchOptimizer(Optimizer):
                  stoppers: Iterable[Callable] = (), callbacks: Iterable[Callable] = (), max_concurrency: int = 8,
                  seed: int = 0, copy_guard: bool = True, copy_exempt: Iterable[str] = (),
                  copy_detector: CopyDetector | None = None, temperature: float = 0.7, max_tokens: int = 512,
-                 **defaults):
+                 max_idle_steps: int = 5, **defaults):
         self.evaluator = as_evaluator(evaluate)
         self.names, variables = _named_params(params, self.evaluator)
         super().__init__(variables, defaults)
@@ -117,6 +118,7 @@ class SearchOptimizer(Optimizer):
         self.best_score = float("-inf")
         self.best_history: list[float] = []
         self.stopped: str | None = None
+        self.idle_steps, self.max_idle_steps = 0, max_idle_steps
         self.seed_hash = self.store.add(self.current_values(), origin="seed")
         self._ids = {s: [example_id(ex, i) for i, ex in enumerate(data_)] for s, data_ in
                      (("train", self.train), ("val", self.val))}
@@ -283,12 +285,17 @@ class SearchOptimizer(Optimizer):
             self.stopped = self._budget_reason() or next((r for s in self.stoppers if (r := s(self))), None)
         if self.stopped is not None:
             return self.info()
+        before = self._progress()
         try:
             if self.best is None:
                 await self.promote(self.seed_hash)
             await self.search_step()
             self.step_count += 1
             self.best_history.append(self.best_score)
+            self.idle_steps = 0 if self._progress() != before else self.idle_steps + 1
+            if self.idle_steps >= self.max_idle_steps:
+                self.stopped = (f"search exhausted: no new candidate, evaluation or rejection in "
+                                f"{self.idle_steps} steps")
         except (SearchExhausted, BudgetExceeded) as exc:
             self.stopped = f"budget: {exc}"
         finally:  # an evaluator may have loaded other candidates into the parameters
@@ -297,6 +304,9 @@ class SearchOptimizer(Optimizer):
             self._emit("stop", reason=self.stopped)
         self._emit("step", **self.info())
         return self.info()
+
+    def _progress(self) -> tuple[int, int, int]:
+        return len(self.store.candidates), len(self.store.evals), len(self.store.rejected)
 
     async def arun(self, max_steps: int | None = None) -> dict:
         """Step until a stopper, a budget or ``max_steps`` ends the search; return :meth:`info`."""
@@ -334,6 +344,7 @@ class SearchOptimizer(Optimizer):
                 "names": list(self.names), "data": self._data_fingerprint(),
                 "step": self.step_count, "metric_calls": self.metric_calls, "best": self.best,
                 "best_score": self.best_score, "best_history": list(self.best_history), "stopped": self.stopped,
+                "idle_steps": self.idle_steps,
                 "budget": self.budget.state_dict() if self.budget is not None else None,
                 "search": self.search_state()}
 
@@ -361,6 +372,7 @@ class SearchOptimizer(Optimizer):
         self.step_count, self.metric_calls = d["step"], d["metric_calls"]
         self.best, self.best_score = d["best"], d["best_score"]
         self.best_history, self.stopped = list(d["best_history"]), d["stopped"]
+        self.idle_steps = d.get("idle_steps", 0)
         if self.budget is not None and d.get("budget"):
             self.budget.load_state_dict(d["budget"])
         self.load_search_state(d.get("search", {}))
