@@ -116,7 +116,7 @@ def test_random_walks_through_the_masks_always_complete(engine):
     factory: ConstraintFactory = engine.constraints
     tok = engine._tok
     rng = random.Random(0)
-    for model, low, high in ((Review, 40, 70), (Lists, 55, 110)):
+    for model, low, high in ((Review, 45, 75), (Lists, 55, 110)):
         schema = model.model_json_schema()
         for _ in range(10):
             budget = rng.randint(low, high)

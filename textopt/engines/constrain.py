@@ -46,15 +46,19 @@ class VocabTable:
         self._lock = threading.Lock()
         self._encoded: dict[str, list[int]] = {}
         content = torch.full((size,), -1, dtype=torch.int32)
-        close = torch.full((size,), -1, dtype=torch.int32)
+        self.quoted: list[tuple[int, int, str, bool]] = []  # (id, length before the quote, text after it, weak)
         for i, t in enumerate(self.texts):
             if t is None:
                 continue
             if _JSON_CONTENT.fullmatch(t):
                 content[i] = _json_len(t)
-            elif t.endswith('"') and (t == '"' or _JSON_CONTENT.fullmatch(t[:-1])):
-                close[i] = _json_len(t[:-1])
-        self.content_len, self.close_len = content, close
+                continue
+            m = _CLOSING.fullmatch(t)
+            if m:  # weak: a bare quote or one after a space looks like an opening quotation mark
+                head, tail = m.group(1), m.group(2)
+                self.quoted.append((i, _json_len(head), tail, not tail and (not head or head[-1].isspace())))
+        self.content_len = content
+        self._closers: dict = {}
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` alone (no special tokens), cached."""
@@ -85,6 +89,9 @@ class VocabTable:
 
 # Text that may stand inside a JSON string: plain characters and whole escapes (a token never ends mid-escape).
 _JSON_CONTENT = re.compile(r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])+')
+
+
+_CLOSING = re.compile(r'((?:[^"\\\x00-\x1f]|\\["\\/bfnrt])*)"(.*)', re.S)
 
 
 def _json_len(t: str) -> int:
@@ -133,7 +140,8 @@ class CompiledPattern:
         return nxt if nxt is not None and self.dist.get(nxt, _INF) < _INF else None
 
     def tokens_from(self, state: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """(token ids, distances of their end states, end states) for every token whose whole text the DFA accepts from ``state``."""
+        """(token ids, distances of their end states, end states) for every token whose whole text the DFA
+        accepts from ``state``."""
         with self._lock:
             hit = self._steps.get(state)
             if hit is not None:
