@@ -343,3 +343,14 @@ def test_checkpoint_hook_and_jsonl_log_resume_a_killed_run(tmp_path):
     ck.write_text("{broken")
     with pytest.raises(CheckpointError, match="search.json"):
         load_checkpoint(resumed, ck)
+
+
+def test_parameters_must_be_the_evaluated_modules_own():
+    prompt = tx.Variable("s", role="system prompt", requires_grad=True)
+    module = tx.nn.LLMCall(ScriptedEngine("x"), system_prompt=prompt)
+    ev = Evaluator.from_module(module, lambda out, ex: 0.0, input="question")
+    with pytest.raises(InvalidVariableError, match="system_prompt"):
+        BeamSearch({"prompt": prompt}, ev, trainset=W.TRAIN, valset=W.VAL)
+    with pytest.raises(InvalidVariableError, match="never see"):
+        BeamSearch({"system_prompt": W.make_param()}, ev, trainset=W.TRAIN, valset=W.VAL)
+    assert BeamSearch([prompt], ev, trainset=W.TRAIN, valset=W.VAL).names == ["system_prompt"]

@@ -72,6 +72,12 @@ def _named_params(params: Any, evaluate: Any) -> tuple[list[str], list[Variable]
             by_id = {id(v): n for n, v in getattr(evaluate, "variables", {}).items()}
             pairs = [(by_id.get(id(v)) or v.name or f"param{i}", v) for i, v in enumerate(items)]
     names = [n for n, _ in pairs]
+    known = getattr(evaluate, "variables", {})
+    for n, v in pairs:
+        if known and known.get(n) is not v:
+            raise InvalidVariableError(
+                f"parameter {n!r} is not the module's parameter of that name, so the evaluator would never see "
+                f"its candidates; pass module.named_parameters() (or a dict using those names: {sorted(known)})")
     if len(set(names)) != len(names):
         raise InvalidVariableError(f"search parameters need distinct names, got {names}; pass a dict "
                                    f"{{name: Variable}} or module.named_parameters()")
