@@ -161,3 +161,27 @@ def test_structured_and_tagged_helpers_succeed_on_the_real_model(engine):
         assert isinstance(value, NewValue) and value.new_value.strip() and resp.parsed == value
     for value, resp in tagged:
         assert value.strip() and "</NEW_VALUE>" not in value and resp.text.startswith("<NEW_VALUE>")
+
+
+def test_strings_close_with_natural_tokens_and_not_on_an_opening_quote(engine):
+    vocab = engine.constraints.vocab
+    schema = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}
+    c = engine.constraints.for_request(Request.chat("x", schema=schema, max_tokens=30))
+    out = c.leading_literal()
+    for t in out:
+        c.advance(t)
+    out.append(vocab.tok2id["Hi"])
+    c.advance(out[-1])
+    mask = c.allowed(30 - len(out))
+    assert mask[vocab.tok2id['",']] and mask[vocab.tok2id[" said"]]
+    assert not mask[vocab.tok2id['"']] and not mask[vocab.tok2id[' "']]  # read as an opening quotation mark
+    out.append(vocab.tok2id['",'])
+    c.advance(out[-1])
+    while not c.done:
+        allowed = c.allowed(30 - len(out)).nonzero()[:, 0].tolist()
+        out.append(vocab.tok2id["7"] if vocab.tok2id["7"] in allowed else allowed[0])
+        c.advance(out[-1])
+        if out[-1] == vocab.tok2id["7"] and not c.done:
+            out.append(vocab.tok2id["}"])
+            c.advance(out[-1])
+    assert json.loads(engine._tok.decode(out)) == {"a": "Hi", "b": 7}
