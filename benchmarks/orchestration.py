@@ -5,7 +5,8 @@
 A loopback OpenAI-compatible server (``textopt.testing.LoopbackServer``: one thread per connection, so unlimited
 parallelism) answers every request after ``--latency`` seconds with deterministic texts both frameworks parse
 (``benchmarks/workers/workload.py``). Workload: learnable system prompt -> solver call -> judge loss, batch of
-``--batch``, one backward, one optimizer step. Repetitions alternate the framework order. Calls and tokens are
+``--batch``, one backward, one optimizer step. One untimed warm-up run per framework, then
+repetitions alternate the framework order. Calls and tokens are
 counted by the server (one rule for both). Prints a table and a ``RESULT_JSON`` line (``--json`` writes a file).
 """
 from __future__ import annotations
@@ -35,6 +36,10 @@ def run(args) -> dict:
         workers = start_workers(args.only, "orchestration")
         try:
             names = list(workers)
+            for w in range(args.warmup):  # untimed: SDK clients, connection pools, lazy imports of both
+                for name in names:
+                    workers[name].run({"base_url": srv.openai_base_url, "batch": args.batch, "rep": 10_000 + w,
+                                       "forward_threads": args.textgrad_forward_threads})
             for rep in range(args.reps):
                 for name in alternate(names, rep):
                     meter.reset()
@@ -55,7 +60,9 @@ def run(args) -> dict:
     for name, rs in runs.items():
         last = rs[-1]
         summary[name] = {"wall_s_median": round(median([r["wall_s"] for r in rs]), 4),
+                         "wall_s_min": round(min(r["wall_s"] for r in rs), 4),
                          "wall_s_all": [round(r["wall_s"], 4) for r in rs],
+                         "phases_s_all": [[round(r[k], 3) for k in ("forward_s", "backward_s", "step_s")] for r in rs],
                          "forward_s": round(median([r["forward_s"] for r in rs]), 4),
                          "backward_s": round(median([r["backward_s"] for r in rs]), 4),
                          "step_s": round(median([r["step_s"] for r in rs]), 4),
@@ -66,7 +73,7 @@ def run(args) -> dict:
                          "same_counts_every_rep": len({(r["calls"], r["prompt_tokens"], r["completion_tokens"])
                                                        for r in rs}) == 1}
     result = {"benchmark": "orchestration", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-              "params": {"reps": args.reps, "latency_s": args.latency, "batch": args.batch,
+              "params": {"reps": args.reps, "warmup": args.warmup, "latency_s": args.latency, "batch": args.batch,
                          "textgrad_forward_threads": args.textgrad_forward_threads},
               "versions": versions, "frameworks": summary}
     if "textopt" in summary and "textgrad" in summary:
@@ -99,6 +106,7 @@ def table(result: dict) -> str:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5, help="repetitions per framework (alternating order)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per framework")
     ap.add_argument("--latency", type=float, default=0.2, help="server latency per request, seconds")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--only", choices=["textopt", "textgrad"], help="run one framework only")

@@ -130,7 +130,7 @@ class LoopbackServer:
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> "LoopbackServer":
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
+        self._httpd = _Server((self._host, self._port), handler)
         self._httpd.daemon_threads = True
         self._stop.clear()
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -273,6 +273,12 @@ class LoopbackServer:
     def __repr__(self) -> str:
         state = self.url if self._httpd is not None else "stopped"
         return f"LoopbackServer({state}, {len(self._requests)} requests)"
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default accept backlog is 5: a burst of new connections (a client whose pooled
+    # connections expired sending 8+ requests at once) overflowed it, and the kernel's SYN retry added ~1 s.
+    request_queue_size = 1024
 
 
 class _Handler(BaseHTTPRequestHandler):
