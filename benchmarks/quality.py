@@ -65,7 +65,7 @@ def run(args) -> dict:
     examples = Q.load(args.data)
     train, test = Q.split(examples, args.seed, args.batch * args.steps, args.test)
     t0 = time.perf_counter()
-    engine = get_engine("local")
+    engine = get_engine(args.model)
     load_info = engine.load()
     load_s = time.perf_counter() - t0
     meter = Meter()
@@ -100,7 +100,7 @@ def run(args) -> dict:
     return {"benchmark": "quality", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
             "params": {"task": "bbh/object_counting", "seed": args.seed, "batch": args.batch, "steps": args.steps,
                        "n_train": len(train), "n_test": len(test), "max_tokens": args.max_tokens,
-                       "model": str(load_info.get("source", "local")).rsplit("/", 1)[-1], "temperature": 0.0},
+                       "model": str(load_info.get("source", args.model)).rsplit("/", 1)[-1], "temperature": 0.0},
             "versions": versions, "initial_prompt": Q.INITIAL_PROMPT,
             "accuracy_before": acc["initial"], "frameworks": summary,
             "seconds": {"model_load": round(load_s, 1), "eval": round(eval_s, 1)}}
@@ -126,6 +126,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--test", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64, help="cap on new tokens per answer (both frameworks)")
+    ap.add_argument("--model", default="local", help="local engine spec: 'local' (bundled) or 'local:PATH'")
     ap.add_argument("--data", help="object_counting.json (default: shared/datasets/bbh/)")
     ap.add_argument("--only", choices=["textopt", "textgrad"])
     ap.add_argument("--json")
