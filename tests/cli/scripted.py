@@ -37,3 +37,8 @@ def respond(req: Request) -> str:
 
 def from_spec(rest: str, **kw) -> ScriptedEngine:
     return ScriptedEngine(respond, **kw)
+
+
+def priced_from_spec(rest: str, **kw) -> ScriptedEngine:
+    """The same answers at 1000 USD per million tokens each way (a budget test needs calls that cost money)."""
+    return ScriptedEngine(respond, prices={"scripted": (1000.0, 1000.0)}, **kw)

@@ -87,9 +87,12 @@ def test_bad_arguments_give_one_clear_error(tmp_path, capsys):
 
 
 def test_budget_stops_a_paid_run_before_the_call(tmp_path, capsys):
-    # scripted engines cost nothing; a zero budget on priced calls is covered by the engine tests. Here: the flag
-    # reaches the engines (a run under a generous budget completes).
-    assert main(BASE + ["--out", str(tmp_path / "b"), "--no-cache", "--budget-usd", "1"]) == 0
+    register("clitestpriced", "tests.cli.scripted:priced_from_spec")
+    args = BASE + ["--engine", "clitestpriced", "--out", str(tmp_path / "b"), "--no-cache"]
+    assert main(args + ["--budget-usd", "0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "budget of 0.05 USD would be exceeded" in err
+    assert main(args + ["--budget-usd", "100"]) == 0
 
 
 def test_local_optimizer_requests_are_pattern_constrained():
