@@ -11,9 +11,9 @@ from ..nn import LLMCall
 from ..nn.llm import LLMCallFn
 from ..nn.metrics import MetricLoss
 from ..tasks import Task
+from ..tasks.prompts import PROMPT_ROLE
 from ..variable import Variable
 
-PROMPT_ROLE = "system prompt of the language model that answers each question of the task ({task})"
 
 
 class TaskMetric(MetricLoss):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 
+from . import prompts as P
 from .base import Example, Score, Task
 from .generated import CATEGORIES, _join, _phrase
 from .metrics import _quote
@@ -49,16 +50,14 @@ def format_count_example(rng: random.Random) -> Example:
 def format_metric(response: str, target: str) -> Score:
     got = first_count(response)
     if got is None:
-        return Score(0.0, None, f"Wrong format: the reply must start with the count ({target}), but it contains "
-                                f"no number at all. The reply was {_quote(response)}.")
+        return Score(0.0, None, P.DEMO_MISSING.format(target=target, response=_quote(response)))
     if int(got) == int(target):
-        return Score(1.0, got, f"Correct: the reply starts with the count {target}.")
-    return Score(0.0, got, f"Wrong: the first number of the reply must be the count, {target}, but it is {got}. "
-                           f"Start the reply with the count itself. The reply was {_quote(response)}.")
+        return Score(1.0, got, P.DEMO_OK.format(target=target))
+    return Score(0.0, got, P.DEMO_BAD.format(target=target, got=got, response=_quote(response)))
 
 
 def format_count_task() -> Task:
     return Task("format_count", generator=format_count_example, metric=format_metric,
-                initial_prompt="Answer the question.",
+                initial_prompt=P.DEMO_PROMPT,
                 description="count the items of one category; the reply must start with the count",
                 source="generated", max_tokens=32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+from . import prompts as P
 from .base import Example, Score, Task
 from .metrics import _norm, _quote, answer_span, number_match
 
@@ -94,24 +95,24 @@ def sorting_match(response: str, target: str) -> Score:
         span = lines[-1] if lines else ""
     got = " ".join(w.strip(".,;:") for w in span.replace(",", " ").split())
     if _norm(got) == _norm(target):
-        return Score(1.0, got, "Correct: the words are in alphabetical order.")
-    return Score(0.0, got, f"Wrong order: expected {target!r}, got {_quote(got)}.")
+        return Score(1.0, got, P.SORT_OK)
+    return Score(0.0, got, P.SORT_BAD.format(target=target, got=_quote(got)))
 
 
 def counting_task() -> Task:
     return Task("counting", generator=counting_example, metric=number_match,
-                initial_prompt="Answer the question.",
+                initial_prompt=P.COUNTING_PROMPT,
                 description="count the items of one category in a sentence (generated; integer answer)",
                 source="generated", max_tokens=128)
 
 
 def arithmetic_task() -> Task:
     return Task("arithmetic", generator=arithmetic_example, metric=number_match,
-                initial_prompt="Compute the value of the expression.",
+                initial_prompt=P.ARITHMETIC_PROMPT,
                 description="multi-step integer arithmetic (generated)", source="generated", max_tokens=256)
 
 
 def sorting_task() -> Task:
     return Task("sorting", generator=sorting_example, metric=sorting_match,
-                initial_prompt="Sort the words.", description="sort words alphabetically (generated)",
+                initial_prompt=P.SORTING_PROMPT, description="sort words alphabetically (generated)",
                 source="generated", max_tokens=96)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .base import Example, Task
+from .prompts import BBH_PROMPTS, GSM8K_PROMPT
 from .metrics import METRICS, infer_kind
 
 BBH_TASKS = (
@@ -21,20 +22,6 @@ BBH_TASKS = (
     "tracking_shuffled_objects_seven_objects", "tracking_shuffled_objects_three_objects", "web_of_lies",
     "word_sorting",
 )
-
-BBH_PROMPTS = {
-    "choice": "Answer the question. Think step by step, then finish with the line 'Answer: (X)' where X is the "
-              "letter of your option.",
-    "number": "Answer the question. Think step by step, then finish with the line 'Answer: N' where N is a number.",
-    "bool": "Answer the question. Think step by step, then finish with the line 'Answer: True' or 'Answer: False'.",
-    "yesno": "Answer the question. Think step by step, then finish with the line 'Answer: Yes' or 'Answer: No'.",
-    "validity": "Answer the question. Think step by step, then finish with the line 'Answer: valid' or "
-                "'Answer: invalid'.",
-    "text": "Answer the question. Think step by step, then finish with the line 'Answer: <your answer>'.",
-}
-GSM8K_PROMPT = ("Solve the math word problem. Reason step by step, then finish with the line 'Answer: N' where N is "
-                "the final number.")
-
 
 def _read(path: Path) -> str:
     if not path.exists():

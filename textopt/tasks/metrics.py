@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from . import prompts as P
 from .base import Score
 
 _ANSWER = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*(.+)", re.I)
@@ -57,11 +58,10 @@ def _num_equal(a: str, b: str) -> bool:
 def number_match(response: str, target: str) -> Score:
     got = extract_number(response)
     if got is None:
-        return Score(0.0, None, f"The expected answer is {target}, but the response contains no number: "
-                                f"{_quote(response)}.")
+        return Score(0.0, None, P.NUMBER_MISSING.format(target=target, response=_quote(response)))
     if _num_equal(got, target):
-        return Score(1.0, got, f"Correct: the answer {got} matches the expected {target}.")
-    return Score(0.0, got, f"Wrong answer: expected {target}, got {got}. The response was {_quote(response)}.")
+        return Score(1.0, got, P.NUMBER_OK.format(got=got, target=target))
+    return Score(0.0, got, P.NUMBER_BAD.format(target=target, got=got, response=_quote(response)))
 
 
 def extract_choice(response: str) -> str | None:
@@ -77,11 +77,10 @@ def extract_choice(response: str) -> str | None:
 def choice_match(response: str, target: str) -> Score:
     got = extract_choice(response)
     if got is None:
-        return Score(0.0, None, f"The expected option is {target}, but the response names no option like (A): "
-                                f"{_quote(response)}.")
+        return Score(0.0, None, P.CHOICE_MISSING.format(target=target, response=_quote(response)))
     if got == target.strip():
-        return Score(1.0, got, f"Correct: option {got}.")
-    return Score(0.0, got, f"Wrong option: expected {target}, got {got}. The response was {_quote(response)}.")
+        return Score(1.0, got, P.CHOICE_OK.format(got=got))
+    return Score(0.0, got, P.CHOICE_BAD.format(target=target, got=got, response=_quote(response)))
 
 
 def extract_label(response: str, labels: tuple[str, ...]) -> str | None:
@@ -99,11 +98,11 @@ def label_match(labels: tuple[str, ...]):
     def metric(response: str, target: str) -> Score:
         got = extract_label(response, labels)
         if got is None:
-            return Score(0.0, None, f"The expected answer is {target!r} (one of {', '.join(labels)}), but the "
-                                    f"response gives none of them: {_quote(response)}.")
+            return Score(0.0, None, P.LABEL_MISSING.format(target=target, labels=", ".join(labels),
+                                                           response=_quote(response)))
         if got.lower() == target.strip().lower():
-            return Score(1.0, got, f"Correct: {got}.")
-        return Score(0.0, got, f"Wrong answer: expected {target}, got {got}. The response was {_quote(response)}.")
+            return Score(1.0, got, P.LABEL_OK.format(got=got))
+        return Score(0.0, got, P.LABEL_BAD.format(target=target, got=got, response=_quote(response)))
     metric.__name__ = "label_match"
     return metric
 
@@ -124,8 +123,8 @@ def extract_text(response: str) -> str:
 def text_match(response: str, target: str) -> Score:
     got = extract_text(response)
     if _norm(got) == _norm(target):
-        return Score(1.0, got, "Correct: the answer matches exactly.")
-    return Score(0.0, got, f"Wrong answer: expected {target!r}, got {got!r}.")
+        return Score(1.0, got, P.TEXT_OK)
+    return Score(0.0, got, P.TEXT_BAD.format(target=target, got=got))
 
 
 METRICS = {"number": number_match, "choice": choice_match, "text": text_match,
