@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-revert", action="store_true", help="keep updates that lower the validation score")
     p.add_argument("--patience", type=int, default=None, help="stop after N steps without a new best")
     p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="longest new prompt the optimizer may write (default: 160 on local, 1024 otherwise)")
+                   help="longest new prompt the optimizer may write (default: 80 on local, 1024 otherwise)")
     p.add_argument("--feedback-tokens", type=int, default=None,
                    help="longest feedback the backward engine may write (default: 96 on local, 384 otherwise)")
     p.set_defaults(func=_optimize)
