@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/demo_timing.py            # the demo command of ./run
     .venv/bin/python benchmarks/demo_timing.py -- --task counting --steps 1   # other optimize arguments
 
-Targets (issue 6): cold <= 300 s including the model load; warm rerun <= 10% of cold with ZERO LLM calls.
+Targets (issue 6): cold <= 300 s including the model load; warm rerun <= 10% of cold with ZERO LLM calls; and
+(issue 9) the demo moves: at least one update accepted on validation, before/after figures that differ. The
+exit status is 0 only when all hold.
 Each run is a fresh `textopt optimize` process; the response cache lives in a temporary folder, so "cold" never
 profits from an earlier run (the converted-model cache in ~/.cache/textopt is used as it is; `--cold-model`
 points it at an empty folder too, so the GGUF conversion is timed as well).
@@ -67,11 +69,13 @@ def main(argv=None) -> int:
     ratio = warm["wall_s"] / cold["wall_s"]
     report = {"args": args, "cold": cold, "warm": warm, "warm_over_cold": round(ratio, 3),
               "cold_ok": cold["wall_s"] <= 300, "warm_ok": ratio <= 0.10 and warm["calls"] == 0,
-              "same_result": (cold["val"], cold["test"], cold["prompt"]) == (warm["val"], warm["test"], warm["prompt"])}
+              "same_result": (cold["val"], cold["test"], cold["prompt"]) == (warm["val"], warm["test"], warm["prompt"]),
+              # issue 9: the demo must move — an update accepted on validation, before/after figures that differ
+              "moved": bool(cold["accepted"]) and (cold["val"][0] != cold["val"][1] or cold["test"][0] != cold["test"][1])}
     print(json.dumps(report, indent=1))
     if ns.json:
         Path(ns.json).write_text(json.dumps(report, indent=1))
-    return 0 if report["cold_ok"] and report["warm_ok"] and report["same_result"] else 1
+    return 0 if all(report[k] for k in ("cold_ok", "warm_ok", "same_result", "moved")) else 1
 
 
 if __name__ == "__main__":
