@@ -81,6 +81,17 @@ def run(args) -> dict:
                 out = worker.run(job)
                 out.update(meter.snapshot())
                 frameworks[name] = out
+            if args.textopt_native and "textopt" in workers:
+                # textopt's own embedded engine, not through the server: prefill and stop reach the model.
+                # Calls and tokens come from the engine's usage (the model's tokenizer), not the server's rule.
+                out = workers["textopt"].run({"train": train, "batch": args.batch, "steps": args.steps,
+                                              "initial_prompt": Q.INITIAL_PROMPT, "native": True,
+                                              "max_tokens": args.max_tokens, "model": args.model})
+                u = out["engine_usage"]
+                out.update({"calls": u["calls"], "prompt_tokens": u["prompt_tokens"],
+                            "completion_tokens": u["completion_tokens"],
+                            "by_kind": {"optimizer": out["optimizer_calls"]}})
+                frameworks["textopt-native"] = out
         finally:
             for w in workers.values():
                 w.close()
@@ -98,7 +109,7 @@ def run(args) -> dict:
                          "step_errors": f["step_errors"], "prompt_changed": f["final_prompt"] != Q.INITIAL_PROMPT,
                          "final_prompt": f["final_prompt"]}
     return {"benchmark": "quality", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-            "params": {"task": "bbh/object_counting", "seed": args.seed, "batch": args.batch, "steps": args.steps,
+            "params": {"task": "bbh/object_counting", "seed": args.seed, "textopt_native": args.textopt_native, "batch": args.batch, "steps": args.steps,
                        "n_train": len(train), "n_test": len(test), "max_tokens": args.max_tokens,
                        "model": str(load_info.get("source", args.model)).rsplit("/", 1)[-1], "temperature": 0.0},
             "versions": versions, "initial_prompt": Q.INITIAL_PROMPT,
@@ -126,6 +137,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--test", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64, help="cap on new tokens per answer (both frameworks)")
+    ap.add_argument("--textopt-native", action="store_true",
+                    help="also run textopt on its in-process local engine (prefill + stop), outside the server")
     ap.add_argument("--model", default="local", help="local engine spec: 'local' (bundled) or 'local:PATH'")
     ap.add_argument("--data", help="object_counting.json (default: shared/datasets/bbh/)")
     ap.add_argument("--only", choices=["textopt", "textgrad"])
