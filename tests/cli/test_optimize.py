@@ -99,14 +99,23 @@ def test_local_optimizer_requests_are_pattern_constrained():
     import re
 
     import textopt as tx
-    from textopt.commands.optimize import NEW_VALUE_PATTERN, LocalTGD
+    from textopt.engines import ScriptedEngine
+    from textopt.optim import TGD
+    from textopt.optim.prompts import INSTRUCTION_VALUE_PATTERN as PAT
 
     p = tx.Variable("Answer the question.", role="system prompt", requires_grad=True)
     p._extend_grad([tx.Feedback("Put the count first.", p)])
-    opt = LocalTGD([p], engine="scripted")
-    req = opt.build_request(p, opt.param_groups[0], "system_prompt")
-    assert req.pattern == NEW_VALUE_PATTERN and req.role == "optimizer"
-    assert re.fullmatch(NEW_VALUE_PATTERN, "Give the count first.\nBe brief.</NEW_VALUE>")
-    assert not re.fullmatch(NEW_VALUE_PATTERN, "<FEEDBACK>Put the count first.</FEEDBACK></NEW_VALUE>")
-    assert not re.fullmatch(NEW_VALUE_PATTERN, "Give the count first.")
-    assert not re.fullmatch(NEW_VALUE_PATTERN, "The improved system prompt is: count.</NEW_VALUE>")
+    eng = ScriptedEngine("<NEW_VALUE>Give the count first.</NEW_VALUE>")
+    eng.supports_pattern = eng.supports_prefill = True      # declares constrained decoding, like `local`
+    TGD([p], engine=eng).step()
+    assert eng.requests[0].pattern == PAT and eng.requests[0].role == "optimizer"
+    assert p.value == "Give the count first."
+    plain = ScriptedEngine("<NEW_VALUE>Give it.</NEW_VALUE>")  # no constrained decoding: no pattern sent
+    q = tx.Variable("Answer.", role="system prompt", requires_grad=True)
+    q._extend_grad([tx.Feedback("Shorter.", q)])
+    TGD([q], engine=plain).step()
+    assert plain.requests[0].pattern is None
+    assert re.fullmatch(PAT, "Give the count first.\nBe brief.</NEW_VALUE>")
+    assert not re.fullmatch(PAT, "<FEEDBACK>Put the count first.</FEEDBACK></NEW_VALUE>")
+    assert not re.fullmatch(PAT, "Give the count first.")
+    assert not re.fullmatch(PAT, "The improved system prompt is: count.</NEW_VALUE>")

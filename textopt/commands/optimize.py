@@ -10,7 +10,6 @@ Output folder (``--out``):
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -29,26 +28,6 @@ LOCAL_OPTIMIZER_TOKENS = 80    # a 135M model rambles to its cap; a prompt never
 # runs) and reads slowly on a CPU: give it the feedback alone, short, with one past value.
 LOCAL_TGD = dict(max_context_chars=0, max_gradient_chars=600, history=1)
 LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetition, and each token costs CPU time
-
-
-# The new value opens like an instruction (an imperative or "You ..."), holds no '<' or '>' and ends with the
-# closing tag: decoded under this pattern, a small model can neither copy the request's <FEEDBACK>/<CONTEXT>
-# scaffolding into its answer, nor open with commentary ("The improved system prompt is: ..."), nor run past
-# the tag (the constraint is budget-aware, so max_tokens closes the value instead of cutting it).
-OPENERS = ("You", "Answer", "Count", "Reply", "Respond", "Read", "Start", "Begin", "Give", "State", "Write", "List",
-           "Say", "Always", "Use", "Think", "Find", "Identify", "Solve", "Be", "Keep", "Focus", "Return", "Provide",
-           "Please", "Check", "Make", "Look")
-NEW_VALUE_PATTERN = "(" + "|".join(OPENERS) + r") [^<>]+</NEW_VALUE>"
-
-
-class LocalTGD(TGD):
-    """TGD for an optimizer engine with pattern-constrained decoding (the local engine): the new value is
-    generated under ``NEW_VALUE_PATTERN``. Measured on SmolLM2-135M (demo settings): with no pattern 2 of 2 steps
-    failed after the repair (<FEEDBACK>/<CONTEXT> blocks copied into the value); with a tag-free pattern alone
-    2 of 2 failed ("The improved system prompt is: ..." as the opening); with this pattern 6 of 6 succeeded."""
-
-    def build_request(self, p, group, name):
-        return dataclasses.replace(super().build_request(p, group, name), pattern=NEW_VALUE_PATTERN)
 
 
 def engine_set(args) -> EngineSet:
@@ -94,10 +73,8 @@ def run_optimize(args) -> int:
 
     solver = build_solver(task, fwd, prompt, feedback_tokens=feedback_tokens)
     loss = TaskMetric(task)
-    if opt_engine.provider == "local":
-        optimizer = LocalTGD([solver.system_prompt], engine=opt_engine, max_tokens=max_tokens, **LOCAL_TGD)
-    else:
-        optimizer = TGD([solver.system_prompt], engine=opt_engine, max_tokens=max_tokens)
+    compact = LOCAL_TGD if opt_engine.provider == "local" else {}
+    optimizer = TGD([solver.system_prompt], engine=opt_engine, max_tokens=max_tokens, **compact)
     config = {"task": task.name, "data": args.data, "engine": fwd.name, "backward_engine": bwd.name,
               "optimizer_engine": opt_engine.name, "optimizer": args.optimizer, "steps": args.steps,
               "batch_size": args.batch_size, "sizes": list(splits.sizes()), "seed": args.seed,

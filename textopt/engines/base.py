@@ -31,6 +31,8 @@ from .types import Request, Response
 from .usage import Budget, Usage, cost_of
 
 _LIVE_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+# What an engine honours natively (class attributes, default False); structured requests are shaped by them.
+CAPABILITIES = ("supports_schema", "supports_prefill", "supports_pattern")
 
 
 class Retryable(Exception):
@@ -199,8 +201,7 @@ class Engine:
 
     def _record(self, key: str, canonical: dict, resp: Response) -> None:
         # the engine's abilities decide how structured requests are shaped: replay must shape them the same way
-        caps = {"supports_schema": bool(getattr(self, "supports_schema", False)),
-                "supports_prefill": bool(getattr(self, "supports_prefill", False))}
+        caps = {c: bool(getattr(self, c, False)) for c in CAPABILITIES}
         line = json.dumps({"key": key, "request": canonical, "response": resp.to_dict(), "engine": caps},
                           ensure_ascii=False)
         with self._record_lock:

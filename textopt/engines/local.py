@@ -52,6 +52,7 @@ class LocalEngine(Engine):
     provider = "local"
     supports_prefill = True
     supports_schema = True
+    supports_pattern = True   # honours Request.pattern (constrained decoding); TGD uses it automatically
 
     def __init__(self, path: str = "", *, device: str | None = None, max_batch: int = 32,
                  batch_window: float = 0.01, model_cache: bool = True, max_concurrency: int = 64,

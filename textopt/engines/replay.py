@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from ..errors import DataError, EngineError, EngineSpecError, ReplayMissError
-from .base import Engine
+from .base import CAPABILITIES, Engine
 from .types import Request, Response
 
 
@@ -26,9 +26,11 @@ class ReplayEngine(Engine):
     provider = "replay"
     supports_schema = False
     supports_prefill = False
+    supports_pattern = False
 
     def __init__(self, path: str | os.PathLike, *, model_id: str | None = None,
-                 supports_schema: bool | None = None, supports_prefill: bool | None = None, **kw):
+                 supports_schema: bool | None = None, supports_prefill: bool | None = None,
+                 supports_pattern: bool | None = None, **kw):
         self.path = Path(path)
         if not self.path.is_file():
             raise EngineSpecError(f"replay: no cassette at {str(self.path)!r}; record one first by running with "
@@ -44,10 +46,10 @@ class ReplayEngine(Engine):
                                   f"{self.model_ids}")
         # Structured output must be asked the way it was recorded: take the recording engine's abilities.
         caps = [self._caps[m] for m in self._ids() if m in self._caps]
-        self.supports_schema = supports_schema if supports_schema is not None else \
-            any(c["supports_schema"] for c in caps)
-        self.supports_prefill = supports_prefill if supports_prefill is not None else \
-            any(c["supports_prefill"] for c in caps)
+        given = {"supports_schema": supports_schema, "supports_prefill": supports_prefill,
+                 "supports_pattern": supports_pattern}
+        for cap in CAPABILITIES:
+            setattr(self, cap, given[cap] if given[cap] is not None else any(c.get(cap) for c in caps))
         kw.setdefault("cache", False)
         kw.setdefault("name", f"replay:{self.path}")
         super().__init__(model_id or (self.model_ids[0] if len(self.model_ids) == 1 else "replay"), **kw)
@@ -76,8 +78,7 @@ class ReplayEngine(Engine):
                                         f"written by an engine's record= option") from None
                     entries.setdefault(key, []).append(response)
                     if isinstance(rec.get("engine"), dict):
-                        caps.setdefault(model, {"supports_schema": bool(rec["engine"].get("supports_schema")),
-                                                "supports_prefill": bool(rec["engine"].get("supports_prefill"))})
+                        caps.setdefault(model, {c: bool(rec["engine"].get(c)) for c in CAPABILITIES})
                     if model not in ids:
                         ids.append(model)
             self._entries, self.model_ids, self._caps, self._stamp = entries, ids, caps, stamp

@@ -6,7 +6,10 @@ at most ``max_gradients`` items, the rest counted); the constraints; in-context 
 ``history`` (value, feedback) pairs of this parameter — the momentum that TextGrad stores but never sends.
 
 The new value is asked through ``agenerate_tagged(engine, request, "NEW_VALUE", validate=...)`` (prefill and
-stop sequence on engines that support them) with ``role="optimizer"``. Validation rejects an empty value, one
+stop sequence on engines that support them) with ``role="optimizer"``. On engines that honour
+``Request.pattern`` (``supports_pattern``: the embedded model) the value is also decoded under a pattern
+(``value_pattern="auto"``: no tags, must close; instruction-like for prompt/instruction roles), so a 135M
+model cannot copy scaffolding or open with commentary; ``value_pattern=None`` disables it, a string overrides. Validation rejects an empty value, one
 that contains the optimizer's own tags, or one that copies its instruction sentences; a rejected answer gets one
 repair attempt. All parameters of a step are computed concurrently and only then assigned: if any fails, no
 parameter changes and :class:`~textopt.errors.OptimizerStepError` names each failing parameter and why.
@@ -16,6 +19,7 @@ Tensor parameters take a plain SGD step when their group has ``lr`` (else they a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from typing import Iterable
 
@@ -29,7 +33,8 @@ from . import prompts as P
 from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
-                max_context_chars=1500, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None)
+                max_context_chars=1500, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
+                value_pattern="auto")
 
 
 def clip_middle(text: str, max_chars: int) -> str:
@@ -44,6 +49,17 @@ _SCAFFOLD_TAG = re.compile(r"</?([A-Z][A-Z_]{2,})\b")  # every prompt tag of tex
 _COMMENTARY = re.compile(r"(here is|here's|below is)\b.{0,40}\b(improved|new|updated|revised|better)\b"
                          r"|(the )?(improved|updated|revised|new) (version|value|variable)\b"
                          r"|the (improved|updated|revised) ")
+
+
+_COMMENTARY_LEAD = re.compile(r"\s*((the|your) (improved|updated|revised|new|better) [^:\n]{0,80}?|"
+                              r"(here is|here's|below is) [^:\n]{0,80}?)\s*:\s*\n?", re.I)
+
+
+def strip_commentary(value: str) -> str:
+    """Drop a leading "The improved <role> is:" / "Here is the new value:" line when real content follows it
+    (small models open with one; the constrained pattern guarantees content after it)."""
+    m = _COMMENTARY_LEAD.match(value)
+    return value[m.end():].strip() if m and value[m.end():].strip() else value
 
 
 def check_new_value(value: str, current: str, role: str | None = None) -> None:
@@ -87,7 +103,8 @@ class TGD(Optimizer):
     ``engine``: Engine or spec string; None uses the ``tx.backward_engine(...)`` of the calling context.
     Options (per param group, JSON-able): ``constraints``, ``examples``, ``history`` (window of past values and
     their feedback; 0 disables), ``max_gradients``, ``max_gradient_chars``, ``max_context_chars``,
-    ``history_feedback_chars``, ``temperature``, ``max_tokens``, ``lr`` (tensor parameters only).
+    ``history_feedback_chars``, ``temperature``, ``max_tokens``, ``lr`` (tensor parameters only),
+    ``value_pattern`` ("auto", None or a regular expression for the text after the prefilled tag).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -138,12 +155,28 @@ class TGD(Optimizer):
         return Request.chat(user, system=P.TGD_SYSTEM, temperature=group["temperature"],
                             max_tokens=group["max_tokens"], role="optimizer", node=f"tgd:{name}")
 
+    @staticmethod
+    def value_pattern(engine: Engine, p: Variable, group: dict) -> str | None:
+        """The constraint on the new value for this engine (see the module docstring)."""
+        pattern = group["value_pattern"]
+        if pattern != "auto":
+            return pattern
+        if not getattr(engine, "supports_pattern", False):
+            return None
+        role = p.role.lower()
+        return P.INSTRUCTION_VALUE_PATTERN if any(w in role for w in P.INSTRUCTION_ROLE_WORDS) \
+            else P.FREE_VALUE_PATTERN
+
     # -- the step ------------------------------------------------------------------------------------------
     async def _propose(self, engine: Engine, p: Variable, group: dict, name: str) -> str:
         current = p.value
-        value, _ = await agenerate_tagged(engine, self.build_request(p, group, name), P.NEW_VALUE_TAG,
-                                          validate=lambda v: check_new_value(v, current, p.role))
-        return value
+        request = self.build_request(p, group, name)
+        pattern = self.value_pattern(engine, p, group)
+        if pattern is not None:
+            request = dataclasses.replace(request, pattern=pattern)
+        value, _ = await agenerate_tagged(engine, request, P.NEW_VALUE_TAG,
+                                          validate=lambda v: check_new_value(strip_commentary(v), current, p.role))
+        return strip_commentary(value)
 
     async def astep(self) -> dict[str, str]:
         """Update every text parameter that has feedback; returns {parameter name: new value}."""
