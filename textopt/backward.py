@@ -75,8 +75,9 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     nodes = collect(loss)
     index = {id(n): i for i, n in enumerate(nodes)}
     pending_consumers = {id(n): 0 for n in nodes}
+    targets_of = {id(n): _targets(n) for n in nodes}
     for node in nodes:
-        producers = {id(v.node) for v in _targets(node) if v.node is not None and id(v.node) in index}
+        producers = {id(v.node) for v in targets_of[id(node)] if v.node is not None and id(v.node) in index}
         for pid in producers:
             pending_consumers[pid] += 1
 
@@ -95,7 +96,7 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
 
     async def run(node: Node) -> list[Node]:
         feedback = sorted(incoming.get(id(node.output), []), key=lambda f: f.key)
-        targets = _targets(node)
+        targets = targets_of[id(node)]
         call = bool(targets) and (bool(feedback) or getattr(node.fn, "hybrid", False))
         results = await node.fn.backward(ctx, node, feedback, targets) if call else []
         if call and len(results) != len(targets):

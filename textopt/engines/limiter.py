@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 
 
 class AdaptiveLimiter:
@@ -25,69 +26,76 @@ class AdaptiveLimiter:
         self.decreases = 0          # how many times a rate limit lowered the limit
         self._epoch = 0
         self._successes = 0
-        self._waiting = 0           # tasks parked in acquire(): only then does a release wake anyone
-        self._waiters: dict[asyncio.AbstractEventLoop, asyncio.Condition] = {}
+        self._queue: deque = deque()   # (loop, future) of tasks waiting for a slot, first come first served
         self._lock = threading.Lock()
-
-    def _cond(self) -> asyncio.Condition:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            for other in [lp for lp in self._waiters if lp.is_closed()]:
-                del self._waiters[other]
-            cond = self._waiters.get(loop)
-            if cond is None:
-                cond = self._waiters[loop] = asyncio.Condition()
-            return cond
 
     def _try_acquire(self) -> int | None:
         with self._lock:
-            if self.in_flight >= self.limit:
+            if self.in_flight >= self.limit or self._queue:
                 return None
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             return self._epoch
 
     async def acquire(self) -> int:
-        """Wait for a slot; returns the epoch it was admitted under (pass it to ``on_rate_limit``)."""
+        """Wait for a slot; returns the epoch it was admitted under (pass it to ``on_rate_limit``).
+
+        Waiters queue in FIFO order; a release hands its slot straight to the first waiter (on whatever loop
+        it waits), so nobody is woken just to find the slot gone."""
         epoch = self._try_acquire()
         if epoch is not None:
             return epoch
-        cond = self._cond()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         with self._lock:
-            self._waiting += 1
+            self._queue.append((loop, fut))
+        self._grant()   # a slot may have freed between the try and the enqueue
         try:
-            async with cond:
-                while True:
-                    epoch = self._try_acquire()
-                    if epoch is not None:
-                        return epoch
-                    await cond.wait()
-        finally:
+            return await fut
+        except asyncio.CancelledError:
             with self._lock:
-                self._waiting -= 1
+                try:
+                    self._queue.remove((loop, fut))
+                    granted = False
+                except ValueError:
+                    granted = True
+            if granted and fut.done() and not fut.cancelled():
+                self.release()          # the slot was handed to us as we were cancelled: pass it on
+            raise
 
     def release(self) -> None:
         with self._lock:
             self.in_flight -= 1
-            if not self._waiting:
-                return
-            waiters = list(self._waiters.items())
-        self._wake(waiters)
+        self._grant()
 
-    @staticmethod
-    def _wake(waiters) -> None:
-        try:
-            current = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, cond in waiters:
+    def _grant(self) -> None:
+        """Hand free slots to the first waiters."""
+        while True:
+            with self._lock:
+                if not self._queue or self.in_flight >= self.limit:
+                    return
+                loop, fut = self._queue.popleft()
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+                epoch = self._epoch
+            try:
+                current = asyncio.get_running_loop()
+            except RuntimeError:
+                current = None
             if loop is current:
-                asyncio.ensure_future(_notify(cond))
-            elif not loop.is_closed():
+                self._resolve(fut, epoch)
+            else:
                 try:
-                    loop.call_soon_threadsafe(lambda c=cond: asyncio.ensure_future(_notify(c)))
-                except RuntimeError:  # loop closed meanwhile
-                    pass
+                    loop.call_soon_threadsafe(self._resolve, fut, epoch)
+                except RuntimeError:        # that loop is closed: its waiter is gone, free the slot
+                    with self._lock:
+                        self.in_flight -= 1
+
+    def _resolve(self, fut: asyncio.Future, epoch: int) -> None:
+        if fut.done():                      # cancelled meanwhile: give the slot to the next waiter
+            self.release()
+        else:
+            fut.set_result(epoch)
 
     async def __aenter__(self) -> int:
         return await self.acquire()
@@ -119,15 +127,8 @@ class AdaptiveLimiter:
                 return
             self.limit += 1
             self._successes = 0
-            if not self._waiting:
-                return
-            waiters = list(self._waiters.items())
-        self._wake(waiters)
+        self._grant()
 
     def __repr__(self) -> str:
         return f"AdaptiveLimiter(limit={self.limit}/{self.max_limit}, in_flight={self.in_flight})"
 
-
-async def _notify(cond: asyncio.Condition) -> None:
-    async with cond:
-        cond.notify_all()
