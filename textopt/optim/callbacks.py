@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from ..errors import CheckpointError
@@ -39,19 +38,8 @@ class Checkpoint:
 
 
 def save_checkpoint(optimizer, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = json.dumps(optimizer.state_dict(), ensure_ascii=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..train.checkpoint import atomic_write_text   # one atomic writer for every checkpoint (lazy: no cycle)
+    atomic_write_text(path, json.dumps(optimizer.state_dict(), ensure_ascii=False))
 
 
 def load_checkpoint(optimizer, path: str | os.PathLike) -> None:
