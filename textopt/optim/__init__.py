@@ -17,3 +17,6 @@ from .store import Evaluator  # noqa: E402
 __all__ += ["SearchOptimizer", "BeamSearch", "ParetoEvolution", "OPRO", "DemoBootstrap", "Evaluator",
             "CopyDetector", "Splits", "OptimizerData", "split_dataset", "MaxSteps", "NoImprovement", "Timeout",
             "StopFile", "JsonlLog", "Checkpoint", "save_checkpoint", "load_checkpoint"]
+from .mixed import MixedOptimizer  # noqa: E402  (text + torch parameters, one state_dict)
+
+__all__ += ["MixedOptimizer"]
