@@ -7,16 +7,16 @@ from .function import Function, Node
 from .functional import concat
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .variable import Feedback, Variable
-from . import nn  # noqa: E402  (after the core it builds on)
+# packages built on the core (imported after it)
+from . import nn  # noqa: E402
 from .nn.aggregate import aggregate  # noqa: E402
 from .nn.pyfunction import function  # noqa: E402
 from . import optim, train  # noqa: E402
+from .solution import aoptimize_solution, optimize_solution  # noqa: E402  (test-time optimization)
 
 __version__ = "0.1.0"
 
-__all__ = ["Variable", "Feedback", "Function", "Node", "concat", "no_grad", "enable_grad", "is_grad_enabled",
-           "backward", "abackward", "backward_engine", "get_engine", "Engine", "Request", "Response", "usage",
-           "graph", "nn", "errors", "function", "aggregate", "optim", "train", "TextoptError", "BudgetExceeded"]
-from .solution import aoptimize_solution, optimize_solution  # noqa: E402  (test-time optimization, issue 5)
-
-__all__ += ["optimize_solution", "aoptimize_solution"]
+__all__ = ["Variable", "Feedback", "Function", "Node", "concat", "aggregate", "function", "no_grad", "enable_grad",
+           "is_grad_enabled", "backward", "abackward", "backward_engine", "get_engine", "Engine", "Request",
+           "Response", "usage", "optimize_solution", "aoptimize_solution", "graph", "nn", "optim", "train",
+           "errors", "TextoptError", "BudgetExceeded"]

@@ -69,6 +69,7 @@ class BackwardContext:
         self._engine_spec = engine
         self._engine: "Engine | None" = None
         self.max_concurrency = max_concurrency
+        self.max_tokens = 384   # default cap on a backward answer (a module's backward_max_tokens overrides it)
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
         self.peak_in_flight = 0

@@ -35,13 +35,9 @@ class LLMCallFn(Function):
         return Feedback(resp.text, target, conversation=conversation, source=node.name)
 
 
-def ctx_max_tokens(ctx) -> int:
-    return getattr(ctx, "max_tokens", 384)
-
-
 def backward_max_tokens(ctx, node) -> int:
     """The node's own cap on backward answers (``backward_max_tokens=`` of the module), else the pass's."""
-    return node.saved.get("backward_max_tokens") or ctx_max_tokens(ctx)
+    return node.saved.get("backward_max_tokens") or ctx.max_tokens
 
 
 class LLMCall(Module):
