@@ -1,6 +1,7 @@
 """``textopt`` command line: ``optimize``, ``eval``, ``graph``, ``tasks``.
 
     textopt optimize --task format_count --engine local --optimizer tgd --steps 3 --batch-size 3 --out runs/demo
+    textopt optimize --task counting --engine openai:gpt-4o-mini --optimizer beam --steps 2 --out runs/beam
     textopt eval --task counting --engine local --prompt "Answer the question." --split test --size 20
     textopt graph --task counting --format mermaid
     textopt tasks
@@ -47,15 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("optimize", help="optimize the task's system prompt and report before/after accuracy")
     _common(p)
-    p.add_argument("--optimizer", default="tgd", choices=["tgd"], help="optimizer (default tgd)")
+    p.add_argument("--optimizer", default="tgd", metavar="NAME",
+                   help="tgd (textual gradient descent, default), or a search over candidates: beam, pareto, opro, "
+                        "demos (few-shot demonstrations); searches propose from the train split and select on "
+                        "the val split")
     p.add_argument("--backward-engine", default=None, help="engine writing the feedback (default: --engine)")
     p.add_argument("--optimizer-engine", default=None, help="engine writing new prompts (default: "
                                                             "--backward-engine)")
-    p.add_argument("--steps", type=int, default=3, help="optimizer steps (default 3)")
-    p.add_argument("--batch-size", type=int, default=3, help="training examples per step (default 3)")
+    p.add_argument("--steps", type=int, default=3, help="optimizer steps (search: search iterations; default 3)")
+    p.add_argument("--batch-size", type=int, default=3,
+                   help="training examples per step (search: its training minibatch; default 3)")
     p.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    p.add_argument("--no-revert", action="store_true", help="keep updates that lower the validation score")
+    p.add_argument("--no-revert", action="store_true", help="keep updates that lower the validation score (tgd only)")
     p.add_argument("--patience", type=int, default=None, help="stop after N steps without a new best")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="longest new prompt the optimizer may write (default: 80 on local, 1024 otherwise)")

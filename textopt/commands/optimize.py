@@ -1,4 +1,5 @@
 """``textopt optimize``: TGD on a task's system prompt with the Trainer; prints and saves before/after figures.
+(``--optimizer beam|pareto|opro|demos``, the search optimizers, run in :mod:`textopt.commands.search`.)
 
 Output folder (``--out``):
 - ``config.json``   the command's settings (task, engines, sizes, seed, starting prompt)
@@ -52,8 +53,18 @@ def _pct(x) -> str:
     return "   -  " if x is None else f"{100 * x:5.1f}%"
 
 
+def check_optimizer(name: str) -> None:
+    from ..optim import OPTIMIZERS
+    if name not in OPTIMIZERS:
+        raise DataError(f"unknown optimizer {name!r}; --optimizer must be one of {', '.join(sorted(OPTIMIZERS))}")
+
+
 def run_optimize(args) -> int:
     t0 = time.perf_counter()
+    check_optimizer(args.optimizer)
+    if args.optimizer != "tgd":
+        from .search import run_search
+        return run_search(args, t0)
     if args.steps < 0 or args.batch_size < 1:
         raise DataError("--steps must be >= 0 and --batch-size >= 1")
     task = get_task(args.task, args.data)
@@ -121,12 +132,16 @@ def _check_resume(out: Path, config: dict, resume: bool) -> None:
                                   "use the same command, or a new --out")
 
 
-def render_summary(s: dict, report: str, out: Path) -> str:
+TGD_FILES = "summary.json, best_prompt.txt, log.jsonl, checkpoint.json, curve.png, usage.txt"
+
+
+def render_summary(s: dict, report: str, out: Path, files: str = TGD_FILES) -> str:
     n_train, n_val, n_test = s["sizes"]
     acc = s["accepted_steps"]
     lines = [
         "",
-        f"textopt optimize: task {s['task']} on {s['engine']} ({s['steps']} steps)",
+        f"textopt optimize: task {s['task']} on {s['engine']} ({s['steps']} steps"
+        + (f" of {s['optimizer']}" if s.get("optimizer", "tgd") != "tgd" else "") + ")",
         f"{'':14}{'before':>8}{'after':>9}",
         f"{'val':<4}(n={n_val:<4}) {_pct(s['val_before']):>8}{_pct(s['val_after']):>9}",
         f"{'test':<4}(n={n_test:<4}) {_pct(s['test_before']):>8}{_pct(s['test_after']):>9}",
@@ -137,6 +152,7 @@ def render_summary(s: dict, report: str, out: Path) -> str:
         "calls and tokens by role (cached calls cost nothing):",
         report,
         f"wall time: {s['wall_s']:.1f} s",
-        f"output: {out}/ (summary.json, best_prompt.txt, log.jsonl, checkpoint.json, curve.png, usage.txt)",
+        *([f"stopped: {s['stopped']}"] if s.get("stopped") else []),
+        f"output: {out}/ ({files})",
     ]
     return "\n".join(lines)
