@@ -57,7 +57,11 @@ def test_overhead_textopt_only():
     assert "us/node" in out
 
 
+BBH_OC = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "bbh" / "object_counting.json"
+
+
 @pytest.mark.local
+@pytest.mark.skipif(not BBH_OC.is_file(), reason=f"BBH object counting not found at {BBH_OC} (../shared absent)")
 def test_quality_textopt_only_tiny():
     res, out = run_script("quality.py", "--batch", "1", "--steps", "1", "--test", "1", "--max-tokens", "4",
                           "--only", "textopt", timeout=600)
