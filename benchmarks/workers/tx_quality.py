@@ -21,6 +21,7 @@ class Capped(Engine):
     provider = "capped"
     supports_prefill = True
     supports_schema = True
+    supports_pattern = True
 
     def __init__(self, inner: Engine, cap: int):
         super().__init__(inner.model, max_concurrency=64, max_retries=0)
