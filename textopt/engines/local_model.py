@@ -89,7 +89,9 @@ def load(source: ModelSource, device: str | None = None, use_cache: bool = True)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()   # a per-weight "Loading weights" bar is noise in a run's output
     t0 = time.perf_counter()
     dev = _device(device)
     info = {"source": str(source.path), "device": dev, "from_cache": False}
