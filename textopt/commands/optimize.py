@@ -110,15 +110,20 @@ def run_optimize(args) -> int:
                "test_before": test_before, "test_after": result.test_score, "steps": result.steps,
                "accepted_steps": accepted_steps(history), "initial_prompt": prompt, "optimized_prompt": best,
                "sizes": list(splits.sizes()), "wall_s": round(wall, 2), "usage": engines.usage()}
-    atomic_write_text(out / "best_prompt.txt", best + "\n")
+    finish(out, summary)
+    return 0
+
+
+def finish(out: Path, summary: dict, files: str | None = None) -> None:
+    """Write best_prompt.txt, summary.json, usage.json/.txt and print the end-of-run summary (every optimizer)."""
+    atomic_write_text(out / "best_prompt.txt", summary["optimized_prompt"] + "\n")
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, ensure_ascii=False))
     usage = Usage()
     usage.load_dict(summary["usage"])
     report = format_report(usage)
     atomic_write_text(out / "usage.json", json.dumps(summary["usage"], indent=1))
     atomic_write_text(out / "usage.txt", report + "\n")
-    print(render_summary(summary, report, out))
-    return 0
+    print(render_summary(summary, report, out, **({"files": files} if files else {})))
 
 
 def _check_resume(out: Path, config: dict, resume: bool) -> None:

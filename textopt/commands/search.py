@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 from ..engines import Request
-from ..engines.usage import Usage, format_report
 from ..errors import BudgetExceeded, DataError
 from ..nn import LLMCall
 from ..optim import OPTIMIZERS, Checkpoint, Evaluator, JsonlLog, NoImprovement, load_checkpoint
@@ -31,7 +30,7 @@ from ..tasks import get_task
 from ..train.checkpoint import atomic_write_text
 from ..variable import Variable
 from .evaluate import load_prompt
-from .optimize import LOCAL_OPTIMIZER_TOKENS, _check_resume, engine_set, render_summary
+from .optimize import LOCAL_OPTIMIZER_TOKENS, _check_resume, engine_set, finish
 from .pipeline import build_solver
 
 DEMOS_HEADER = "Examples of correct answers:"
@@ -178,12 +177,5 @@ def run_search(args, t0: float) -> int:
                "metric_calls": opt.metric_calls, "initial_prompt": prompt, "optimized_prompt": best,
                "optimized_values": best_values, "sizes": list(splits.sizes()),
                "wall_s": round(time.perf_counter() - t0, 2), "usage": engines.usage()}
-    atomic_write_text(out / "best_prompt.txt", best + "\n")
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, ensure_ascii=False))
-    usage = Usage()
-    usage.load_dict(summary["usage"])
-    report = format_report(usage)
-    atomic_write_text(out / "usage.json", json.dumps(summary["usage"], indent=1))
-    atomic_write_text(out / "usage.txt", report + "\n")
-    print(render_summary(summary, report, out, files=SEARCH_FILES))
+    finish(out, summary, files=SEARCH_FILES)
     return 0
