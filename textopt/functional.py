@@ -30,6 +30,17 @@ class Concat(Function):
         return [CONCAT_FEEDBACK.format(roles=roles, role=v.role, feedback=text) for v in targets]
 
 
+def clip(text: str, max_chars: int, *, tail: float = 0.5, sep: str = " ") -> str:
+    """Bound ``text`` to ``max_chars``: keep its head and tail (``tail`` share of what is kept) around a marker
+    saying how much was cut. Every prompt that embeds a variable, feedback or trace bounds it with this."""
+    if len(text) <= max_chars:
+        return text
+    marker = f"{sep}[... {len(text) - max_chars} characters cut ...]{sep}"
+    keep = max(max_chars - len(marker), 0)
+    n_tail = int(keep * tail)
+    return text[: keep - n_tail] + marker + text[len(text) - n_tail:]
+
+
 def concat(parts: Sequence[Variable], sep: str = "\n", role: str | None = None) -> Variable:
     """Join text Variables. Each distinct input receives the downstream feedback exactly once."""
     return Concat(sep).forward(list(parts), role)

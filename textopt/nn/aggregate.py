@@ -14,6 +14,7 @@ from typing import Sequence
 from ..engines import Request
 from ..errors import InvalidVariableError
 from ..function import Function
+from ..functional import clip as clip_text
 from ..variable import Feedback, Variable
 from .scored import scored
 from .prompts import AGGREGATE_ITEM, AGGREGATE_ROUTE, AGGREGATE_SUMMARY, AGGREGATE_SYSTEM
@@ -27,12 +28,8 @@ def evaluation_text(v: Variable) -> str:
 
 
 def clip(text: str, max_chars: int) -> str:
-    """Keep the head and the tail of an over-long text, with a marker saying how much was cut."""
-    if len(text) <= max_chars:
-        return text
-    marker = f"\n[... {len(text) - max_chars} characters cut ...]\n"
-    keep = max(max_chars - len(marker), 0)
-    return text[: keep - keep // 3] + marker + text[len(text) - keep // 3:]
+    """Head and tail of an over-long evaluation or trace (two thirds head), with a cut marker on its own line."""
+    return clip_text(text, max_chars, tail=1 / 3, sep="\n")
 
 
 class Aggregate(Function):

@@ -28,6 +28,7 @@ import torch
 from ..engines import Engine, Request, get_engine, resolve_backward_engine
 from ..engines.structured import agenerate_tagged
 from ..errors import GraphError, InvalidVariableError, OptimizerStepError
+from ..functional import clip
 from ..variable import Feedback, Variable
 from . import prompts as P
 from .optimizer import Optimizer, register_optimizer
@@ -35,14 +36,6 @@ from .optimizer import Optimizer, register_optimizer
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=1500, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
                 value_pattern="auto")
-
-
-def clip_middle(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    marker = f" [... {len(text) - max_chars} characters cut ...] "
-    keep = max(max_chars - len(marker), 0)
-    return text[: keep // 2] + marker + text[len(text) - keep // 2:]
 
 
 _SCAFFOLD_TAG = re.compile(r"</?([A-Z][A-Z_]{2,})\b")  # every prompt tag of textopt is upper case
@@ -93,7 +86,7 @@ def check_new_value(value: str, current: str, role: str | None = None) -> None:
 
 def _render_conversation(conv, max_chars: int) -> str:
     text = "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in conv)
-    return clip_middle(text, max_chars)
+    return clip(text, max_chars)
 
 
 @register_optimizer("tgd")
@@ -137,7 +130,7 @@ class TGD(Optimizer):
             context = P.TGD_CONTEXT.format(conversation=_render_conversation(conv, group["max_context_chars"])) \
                 if conv and group["max_context_chars"] > 0 else ""
             items.append(P.TGD_GRADIENT.format(i=i, source=getattr(g, "source", "") or "?",
-                                               text=clip_middle(g.value, group["max_gradient_chars"]),
+                                               text=clip(g.value, group["max_gradient_chars"]),
                                                context=context))
         if len(grads) > len(shown):
             items.append(P.TGD_OMITTED.format(k=len(grads) - len(shown)))
@@ -202,7 +195,7 @@ class TGD(Optimizer):
         for (p, group, name), new in zip(jobs, results):
             st = self.state[p]
             st["step"] = st.get("step", 0) + 1
-            fb = clip_middle("\n\n".join(g.value for g in p.grad), group["history_feedback_chars"])
+            fb = clip("\n\n".join(g.value for g in p.grad), group["history_feedback_chars"])
             st.setdefault("history", []).append({"step": st["step"], "value": p.value, "feedback": fb})
             if group["history"]:
                 st["history"] = st["history"][-max(group["history"], 1):]
