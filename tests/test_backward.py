@@ -24,11 +24,14 @@ def dags(draw):
     return grads, ops
 
 
-def build(spec, log):
+def build(spec, log, retain=lambda j: True):
+    """``retain(j)``: whether op j's output keeps its feedback (``retain_grad()``)."""
     grads, ops = spec
     vs = [tx.Variable(f"leaf{i}", role=f"leaf {i}", requires_grad=g) for i, g in enumerate(grads)]
     for j, idxs in enumerate(ops):
         vs.append(Mix(f"op{j}", log).forward([vs[i] for i in idxs]))
+        if retain(j):
+            vs[-1].retain_grad()
     return vs
 
 
@@ -54,7 +57,7 @@ def expected_grads(vs, loss):
 @given(dags())
 def test_one_gradient_per_consumer_edge_and_nothing_else(spec):
     log = []
-    vs = build(spec, log)
+    vs = build(spec, log, retain=lambda j: j % 2 == 0)   # half the intermediates keep their feedback
     loss = vs[-1]
     if not loss.requires_grad:
         with pytest.raises(GraphError):
@@ -64,7 +67,8 @@ def test_one_gradient_per_consumer_edge_and_nothing_else(spec):
     loss.backward(engine=e)
     exp = expected_grads(vs, loss)
     for v in vs[:-1]:
-        assert len(v.grad) == exp[id(v)], (v.role, exp[id(v)], v.grad)
+        kept = v.is_leaf or v.retains_grad   # torch's contract: leaves, and non-leaves after retain_grad()
+        assert len(v.grad) == (exp[id(v)] if kept else 0), (v.role, kept, exp[id(v)], v.grad)
         if not v.requires_grad:
             assert v.grad == []
     # one LLM call per (node, distinct input requiring grad) — none for branches without parameters
@@ -203,3 +207,17 @@ def test_error_in_one_branch_cancels_and_raises():
     with pytest.raises(tx.TextoptError, match="boom"):
         loss.backward(engine=ScriptedEngine(responder, max_retries=0))
     assert p.grad == []  # nothing half-delivered
+
+
+def test_intermediate_feedback_is_dropped_unless_retained_like_torch():
+    p = tx.Variable("p", role="prompt", requires_grad=True)
+    e = engine()
+    mid = Mix("mid", []).forward([p])
+    kept = Mix("kept", []).forward([mid]).retain_grad()
+    loss = Mix("loss", []).forward([kept])
+    loss.backward(engine=e)
+    assert len(p.grad) == 1 and p.is_leaf                 # leaves (parameters) keep theirs
+    assert kept.retains_grad and len(kept.grad) == 1      # a non-leaf after retain_grad()
+    assert not mid.retains_grad and mid.grad == []        # any other intermediate: used, then dropped
+    assert loss.grad == []                                # the loss too, as torch's loss.grad is None
+    assert len(e.requests) == 3                           # dropping changes nothing upstream

@@ -12,11 +12,15 @@
    gives each text->number bridge d loss / d its output (``ctx.output_grad``); bridges turn it into text feedback
    and number->text bridges turn text feedback into numeric gradients on their tensor inputs (also recorded as
    signals that upstream bridges see); the pass ends with ONE torch backward over the tensor loss and those gradients.
+6. Retention (torch's contract): leaves — the parameters — keep their feedback in ``.grad``; a non-leaf keeps its
+   own only after ``retain_grad()``. Other intermediate feedback is dropped as soon as its node has used it, so
+   a pass holds the feedback of its frontier, not of the whole graph.
 """
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from operator import attrgetter
 
 from .errors import GraphError
 from .function import BackwardContext, Node
@@ -25,6 +29,7 @@ from .runtime import run_sync
 from .variable import Feedback, Variable
 
 DEFAULT_MAX_CONCURRENCY = 16
+_KEY = attrgetter("key")  # feedback order: (consumer's index in the pass, input position)
 
 
 def collect(loss: Variable) -> list[Node]:
@@ -45,14 +50,26 @@ def collect(loss: Variable) -> list[Node]:
     return order
 
 
-def _targets(node: Node) -> list[Variable]:
-    """Distinct inputs of ``node`` that need feedback (text; tensors too for hybrid nodes), in first-position order."""
-    out, seen = [], set()
-    for var in node.inputs:
-        if var.requires_grad and (var.is_text or getattr(node.fn, "hybrid", False)) and id(var) not in seen:
-            seen.add(id(var))
+def _targets(node: Node) -> tuple[list[Variable], list[int]]:
+    """Distinct inputs of ``node`` that need feedback (text; tensors too for hybrid nodes), in first-position
+    order, and the position of each in ``node.inputs``. Computed when needed, never stored for the whole graph
+    (every container a pass keeps alive adds to the garbage collector's work on large graphs)."""
+    inputs = node.inputs
+    hybrid = node.fn.hybrid
+    out, positions = [], []
+    if len(inputs) > 4:
+        seen = set()
+        for pos, var in enumerate(inputs):
+            if var.requires_grad and (hybrid or var.is_text) and id(var) not in seen:
+                seen.add(id(var))
+                out.append(var)
+                positions.append(pos)
+        return out, positions
+    for pos, var in enumerate(inputs):   # a few inputs: compare identities, no set
+        if var.requires_grad and (hybrid or var.is_text) and var not in out:
             out.append(var)
-    return out
+            positions.append(pos)
+    return out, positions
 
 
 def _seed(loss: Variable) -> Feedback:
@@ -74,70 +91,146 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
         raise GraphError(f"max_concurrency must be >= 1, got {limit}")
     nodes = collect(loss)
     index = {id(n): i for i, n in enumerate(nodes)}
-    pending_consumers = {id(n): 0 for n in nodes}
-    targets_of = {id(n): _targets(n) for n in nodes}
-    for node in nodes:
-        producers = {id(v.node) for v in targets_of[id(node)] if v.node is not None and id(v.node) in index}
-        for pid in producers:
-            pending_consumers[pid] += 1
+    pending_consumers = dict.fromkeys(index, 0)
+    for node in nodes:   # a node's distinct targets have distinct producers (a node has one output)
+        for var in _targets(node)[0]:
+            producer = var.node
+            if producer is not None and id(producer) in index:
+                pending_consumers[id(producer)] += 1
 
-    incoming: dict[int, list[Feedback]] = {}  # id(variable) -> feedback delivered in this pass
-    holders: dict[int, Variable] = {}
-
-    def deliver(var: Variable, fb: Feedback) -> None:
-        incoming.setdefault(id(var), []).append(fb)
-        holders[id(var)] = var
+    # id(variable) -> (variable, feedback delivered to it in this pass)
+    incoming: dict[int, tuple[Variable, list[Feedback]]] = {}
+    kept: list[tuple[Variable, list[Feedback]]] = []  # retained non-leaf feedback, stored when the pass ends
 
     if loss.is_text:
-        deliver(loss, _seed(loss))
+        incoming[id(loss)] = (loss, [_seed(loss)])
     ctx = BackwardContext(engine, limit)
     ctx.output_grads, ctx.order = output_sensitivities(loss, nodes), index
     numeric: list[tuple[tuple, Variable, object]] = []  # (key, tensor variable, gradient) from hybrid nodes
 
     async def run(node: Node) -> list[Node]:
-        feedback = sorted(incoming.get(id(node.output), []), key=lambda f: f.key)
-        targets = targets_of[id(node)]
-        call = bool(targets) and (bool(feedback) or getattr(node.fn, "hybrid", False))
+        got = incoming.pop(id(node.output), None)  # complete: every consumer of this output has run
+        if got is None:
+            feedback = []
+        else:
+            feedback = got[1]
+            if len(feedback) > 1:
+                feedback.sort(key=_KEY)
+            if node.output._retain:   # torch's retain_grad(); other intermediate feedback is dropped once used
+                kept.append(got)
+        targets, positions = _targets(node)
+        hybrid = node.fn.hybrid
+        call = bool(targets) and (bool(feedback) or hybrid)
         results = await node.fn.backward(ctx, node, feedback, targets) if call else []
         if call and len(results) != len(targets):
             raise GraphError(f"{type(node.fn).__name__}.backward returned {len(results)} feedback entries for "
                              f"{len(targets)} inputs")
-        ready = []
-        for var, res in zip(targets, results):
-            if res is not None and not var.is_text:
-                numeric.append(((index[id(node)], node.inputs.index(var)), var, res))
+        at = index[id(node)]
+        for var, pos, res in zip(targets, positions, results):
+            if res is None:
+                continue
+            if not var.is_text:
+                numeric.append(((at, pos), var, res))
                 ctx.add_signal(var, numeric[-1][0], res)  # upstream bridges read it via ctx.output_grad
-            elif res is not None:
-                fb = res if isinstance(res, Feedback) else Feedback(str(res), var, source=node.name)
-                fb.role = f"feedback to {var.role}"
-                fb.source = fb.source or node.name
-                fb.key = (index[id(node)], node.inputs.index(var))
-                deliver(var, fb)
+                continue
+            if type(res) is Feedback or isinstance(res, Feedback):
+                res.role = f"feedback to {var.role}"
+                res.source = res.source or node.name
+            else:
+                res = Feedback(str(res), var, source=node.name)
+            res.key = (at, pos)
+            got = incoming.get(id(var))
+            if got is None:
+                incoming[id(var)] = (var, [res])
+            else:
+                got[1].append(res)
+        ready = []
         for var in targets:
             producer = var.node
-            if producer is not None and id(producer) in index:
-                pending_consumers[id(producer)] -= 1
-                if pending_consumers[id(producer)] == 0:
-                    ready.append(producer)
+            if producer is not None:
+                pid = id(producer)
+                left = pending_consumers.get(pid)
+                if left is not None:
+                    pending_consumers[pid] = left - 1
+                    if left == 1:
+                        ready.append(producer)
         return ready
 
     if nodes:
-        running: set[asyncio.Task] = {asyncio.ensure_future(run(nodes[0]))}
-        try:
-            while running:
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    for nxt in task.result():
-                        running.add(asyncio.ensure_future(run(nxt)))
-        except BaseException:
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-            raise
+        await _schedule(nodes[0], run, limit)
 
-    for vid, fbs in incoming.items():
-        holders[vid]._extend_grad(sorted(fbs, key=lambda f: f.key))
+    for var, fbs in incoming.values():   # what reached leaves (parameters, inputs) and never-run outputs
+        fbs.sort(key=_KEY)
+        kept.append((var, fbs))
+    for var, fbs in kept:
+        var._extend_grad(fbs)
     tensor_backward(loss, numeric)
+
+
+async def _schedule(first: Node, run, workers: int) -> None:
+    """Run ``run(node)`` for every node, starting a node as soon as ``run`` of its last consumer returned it.
+
+    Up to ``workers`` nodes run at once, on worker coroutines: this coroutine is the first worker and more are
+    started only when more nodes are ready than workers are busy, so a pass whose calls never wait (cache hits,
+    instant engines) runs with no task at all, and a pass whose calls do wait overlaps up to ``workers`` of them.
+    A node never moves between tasks, so ``asyncio.current_task()`` stays the same inside one node's backward.
+    """
+    loop = asyncio.get_running_loop()
+    ready: deque[Node] = deque([first])
+    idle: list[asyncio.Future] = []   # parked workers, woken when nodes become ready or the pass ends
+    tasks: list[asyncio.Task] = []
+    busy = 0            # nodes being run by some worker
+    done = False        # the pass is complete, or a worker failed
+
+    def wake(n: int) -> int:
+        woken = 0
+        while woken < n and idle:
+            fut = idle.pop()
+            if not fut.done():
+                fut.set_result(None)
+                woken += 1
+        return woken
+
+    def stop_all(task: asyncio.Task | None = None) -> None:
+        nonlocal done
+        if task is None or task.cancelled() or task.exception() is not None:
+            done = True     # a worker failed: the others stop taking nodes, the error surfaces below
+            wake(len(idle))
+
+    async def work() -> None:
+        nonlocal busy
+        while not done:
+            if ready:
+                node = ready.popleft()
+                busy += 1
+                try:
+                    more = await run(node)
+                finally:
+                    busy -= 1
+                ready.extend(more)
+                spare = len(ready) - 1          # this worker takes the next one itself
+                if spare > 0:
+                    for _ in range(min(spare - wake(spare), workers - 1 - len(tasks))):
+                        task = loop.create_task(work())
+                        task.add_done_callback(stop_all)
+                        tasks.append(task)
+            elif busy == 0:
+                stop_all()                      # nothing ready, nothing running: the pass is complete
+            else:
+                fut = loop.create_future()
+                idle.append(fut)
+                await fut
+
+    try:
+        await work()
+        if tasks:
+            await asyncio.gather(*tasks)
+    except BaseException:
+        stop_all()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def backward(loss: Variable, engine=None, *, max_concurrency: int | None = None) -> None:

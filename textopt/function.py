@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from .grad_mode import is_grad_enabled
+from .grad_mode import _GRAD_ENABLED
 from .variable import Feedback, Variable
 
 if TYPE_CHECKING:
@@ -48,10 +49,13 @@ class Function:
                name: str | None = None, meta: dict | None = None) -> Variable:
         """Make the output Variable; record a node when grad is enabled and some input requires grad."""
         out = Variable(value, role=role, meta=meta)
-        if is_grad_enabled() and any(v.requires_grad for v in inputs):
-            if not isinstance(value, torch.Tensor):
-                out._requires_grad = True
-            out.node = Node(self, inputs, out, saved, name)
+        if _GRAD_ENABLED.get():   # is_grad_enabled(), without the call: this runs for every operation
+            for v in inputs:
+                if v.requires_grad:
+                    if out._is_text:
+                        out._requires_grad = True
+                    out.node = Node(self, inputs, out, saved, name)
+                    break
         return out
 
     async def backward(self, ctx: "BackwardContext", node: Node, feedback: list[Feedback],
@@ -70,7 +74,8 @@ class BackwardContext:
         self._engine: "Engine | None" = None
         self.max_concurrency = max_concurrency
         self.max_tokens = 384   # default cap on a backward answer (a module's backward_max_tokens overrides it)
-        self.semaphore = asyncio.Semaphore(max_concurrency)
+        self._free = max_concurrency            # call slots left (a FIFO gate: no coroutine on the fast path)
+        self._waiters: deque[asyncio.Future] = deque()
         self.in_flight = 0
         self.peak_in_flight = 0
         self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
@@ -103,11 +108,41 @@ class BackwardContext:
 
     async def generate(self, request: "Request", node: Node | None = None) -> "Response":
         """Send a backward request through the pass's concurrency limit, tagged with role and node."""
-        request = request.with_meta(role="backward", node=node.name if node else None)
-        async with self.semaphore:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                return await self.engine.generate(request)
-            finally:
-                self.in_flight -= 1
+        name = node.name if node else None
+        if request.role != "backward" or request.node != name:
+            request = request.with_meta(role="backward", node=name)
+        if self._free > 0:
+            self._free -= 1
+        else:
+            await self._wait_slot()
+        self.in_flight += 1
+        if self.in_flight > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight
+        try:
+            return await self.engine.generate(request)
+        finally:
+            self.in_flight -= 1
+            self._release()
+
+    async def _wait_slot(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut                     # a release hands its slot straight to the first waiter
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release()           # handed over as we were cancelled: pass it on
+            else:
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1

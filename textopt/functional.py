@@ -5,7 +5,7 @@ from typing import Sequence
 
 from .errors import InvalidVariableError
 from .function import Function
-from .prompts import CONCAT_FEEDBACK
+from .prompts import CONCAT_FEEDBACK, fill
 from .variable import Variable
 
 
@@ -27,7 +27,7 @@ class Concat(Function):
     async def backward(self, ctx, node, feedback, targets):
         roles = ", ".join(dict.fromkeys(v.role for v in node.inputs))
         text = "\n\n".join(f.value for f in feedback)
-        return [CONCAT_FEEDBACK.format(roles=roles, role=v.role, feedback=text) for v in targets]
+        return [fill(CONCAT_FEEDBACK, roles=roles, role=v.role, feedback=text) for v in targets]
 
 
 def clip(text: str, max_chars: int, *, tail: float = 0.5, sep: str = " ") -> str:

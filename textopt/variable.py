@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import torch
 
@@ -23,33 +23,40 @@ class Variable:
     variables keep torch's own ``.grad``.
     """
 
-    __slots__ = ("_value", "role", "_requires_grad", "_grad", "node", "index", "name", "meta", "__weakref__")
+    __slots__ = ("_value", "_is_text", "role", "_requires_grad", "_grad", "_retain", "node", "index", "name",
+                 "_meta", "__weakref__")
 
     def __init__(self, value: Any, role: str | None = None, requires_grad: bool = False, *,
                  name: str | None = None, meta: dict | None = None):
-        if not isinstance(value, (str, torch.Tensor)):
-            raise InvalidVariableError(
-                f"Variable value must be a str or a torch.Tensor, got {type(value).__name__}: "
-                f"convert it first (str(x) for text, torch.tensor(x) for numbers)")
-        if role is not None and not isinstance(role, str):
-            raise InvalidVariableError(
-                f"Variable role must be a string describing what the value is for, got {type(role).__name__}")
-        if not isinstance(requires_grad, bool):
-            raise InvalidVariableError(f"requires_grad must be True or False, got {requires_grad!r}")
-        if requires_grad and isinstance(value, str) and not (role and role.strip()):
-            raise InvalidVariableError(
-                "a text Variable with requires_grad=True needs a role, e.g. "
-                "Variable('...', role='system prompt of the solver', requires_grad=True): "
-                "the role tells the backward and optimizer LLMs what the text is for")
+        plain = type(value) is str and requires_grad is False and (role is None or type(role) is str)
+        if not plain:   # the common case (every LLM output, every input) has nothing to check
+            _check(value, role, requires_grad)
+        is_text = plain or isinstance(value, str)
         self._value = value
-        self.role = role or ("tensor" if isinstance(value, torch.Tensor) else "text")
-        self._grad: list[Feedback] = []
+        self._is_text = is_text   # a value never changes kind (the setter refuses), and isinstance(x,
+        # torch.Tensor) costs ~0.25 us (torch's metaclass): graph walks ask "text?" for every edge
+        self.role = role or ("text" if is_text else "tensor")
+        # Created on first use: most Variables (every LLM output) never get feedback or metadata, and each
+        # container a node keeps alive adds to the garbage collector's work on large graphs.
+        self._grad: list[Feedback] | None = None
+        self._meta = dict(meta) if meta else None
         self.node: Node | None = None
         self.index = next(_counter)
         self.name = name
-        self.meta = dict(meta or {})
-        self._requires_grad = False
-        self.requires_grad = requires_grad
+        self._requires_grad = self._retain = False
+        if not plain and (requires_grad or not is_text):
+            self.requires_grad = requires_grad
+
+    @property
+    def meta(self) -> dict:
+        """Free-form metadata (a metric's score and explanation, a judge's conversation ...)."""
+        if self._meta is None:
+            self._meta = {}
+        return self._meta
+
+    @meta.setter
+    def meta(self, value: dict) -> None:
+        self._meta = dict(value)
 
     # -- value ---------------------------------------------------------------------------------------------
     @property
@@ -58,26 +65,26 @@ class Variable:
 
     @value.setter
     def value(self, new: Any) -> None:
-        if isinstance(self._value, str) and not isinstance(new, str):
+        if self._is_text and not isinstance(new, str):
             raise InvalidVariableError(f"cannot assign {type(new).__name__} to the text Variable {self.role!r}")
-        if isinstance(self._value, torch.Tensor) and not isinstance(new, torch.Tensor):
+        if not self._is_text and not isinstance(new, torch.Tensor):
             raise InvalidVariableError(f"cannot assign {type(new).__name__} to the tensor Variable {self.role!r}")
         self._value = new
 
     @property
     def is_text(self) -> bool:
-        return isinstance(self._value, str)
+        return self._is_text
 
     # -- grad ----------------------------------------------------------------------------------------------
     @property
     def requires_grad(self) -> bool:
-        if isinstance(self._value, torch.Tensor):
+        if not self._is_text:
             return self._value.requires_grad
         return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
-        if isinstance(self._value, torch.Tensor):
+        if not self._is_text:
             if flag and not self._value.requires_grad:
                 if not (self._value.is_floating_point() or self._value.is_complex()):
                     raise InvalidVariableError("only floating-point tensors can require grad")
@@ -92,22 +99,37 @@ class Variable:
 
     @property
     def grad(self):
-        if isinstance(self._value, torch.Tensor):
+        if not self._is_text:
             return self._value.grad
+        if self._grad is None:
+            self._grad = []
         return self._grad
 
+    def retain_grad(self) -> "Variable":
+        """Keep this non-leaf Variable's feedback after backward (torch's contract: by default only leaves —
+        the parameters — keep theirs; intermediate feedback is dropped as soon as the pass has used it)."""
+        self._retain = True
+        return self
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retain and self.node is not None
+
     def zero_grad(self) -> None:
-        if isinstance(self._value, torch.Tensor):
+        if not self._is_text:
             self._value.grad = None
         else:
-            self._grad = []
+            self._grad = None
 
     def _extend_grad(self, feedback: Sequence["Feedback"]) -> None:
-        self._grad.extend(feedback)
+        if self._grad is None:
+            self._grad = list(feedback)
+        else:
+            self._grad.extend(feedback)
 
     def grad_text(self, sep: str = "\n\n") -> str:
         """All feedback texts joined in order (what an optimizer reads)."""
-        return sep.join(f.value for f in self._grad)
+        return sep.join(f.value for f in self._grad or ())
 
     # -- graph ---------------------------------------------------------------------------------------------
     @property
@@ -115,7 +137,7 @@ class Variable:
         return self.node is None
 
     def detach(self) -> "Variable":
-        value = self._value.detach() if isinstance(self._value, torch.Tensor) else self._value
+        value = self._value.detach() if not self._is_text else self._value
         return Variable(value, role=self.role, name=self.name, meta=self.meta)
 
     def backward(self, engine=None, *, max_concurrency: int | None = None) -> None:
@@ -129,7 +151,7 @@ class Variable:
 
     # -- display -------------------------------------------------------------------------------------------
     def short(self, n: int = 60) -> str:
-        if isinstance(self._value, torch.Tensor):
+        if not self._is_text:
             return f"tensor{tuple(self._value.shape)}"
         text = self._value.replace("\n", " ")
         return text if len(text) <= n else text[: n - 3] + "..."
@@ -139,7 +161,7 @@ class Variable:
         return f"Variable({self.short()!r}, role={self.role!r}{flag})"
 
     def __str__(self) -> str:
-        return self._value if isinstance(self._value, str) else str(self._value)
+        return self._value if self._is_text else str(self._value)
 
     def __add__(self, other: "Variable") -> "Variable":
         from .functional import concat
@@ -154,19 +176,58 @@ class Feedback(Variable):
     serves (multi-objective runs keep one gradient per objective); ``key`` orders gradients deterministically.
     """
 
-    __slots__ = ("conversation", "source", "objective", "key")
+    __slots__ = ("_conversation", "source", "objective", "key")
 
-    def __init__(self, text: str, target: Variable | None = None, *, conversation: Iterable[dict] = (),
+    def __init__(self, text: str, target: Variable | None = None, *, conversation: Iterable = (),
                  source: str = "", objective: str | None = None, key: tuple = ()):
         role = f"feedback to {target.role}" if target is not None else "feedback"
         super().__init__(text, role=role)
-        self.conversation = tuple(dict(m) for m in conversation)
+        # kept as (role, content) string pairs: a backward pass makes one Feedback per edge, and pairs of
+        # strings are untracked by the garbage collector (dicts are not)
+        conv = conversation if type(conversation) is tuple else tuple(conversation)
+        for m in conv:
+            if type(m) is not tuple:
+                conv = tuple(_pair(m) for m in conv)
+                break
+        self._conversation = conv
         self.source = source
         self.objective = objective
         self.key = key
 
+    @property
+    def conversation(self) -> tuple[dict, ...]:
+        """The exchange as chat messages: ``({"role": ..., "content": ...}, ...)``."""
+        return tuple({"role": r, "content": c} for r, c in self._conversation)
+
     def __repr__(self) -> str:
         return f"Feedback({self.short()!r}, source={self.source!r})"
+
+
+def _check(value: Any, role: Any, requires_grad: Any) -> None:
+    """Raise ``InvalidVariableError`` naming what is wrong with a Variable's arguments and how to fix it."""
+    is_text = isinstance(value, str)
+    if not is_text and not isinstance(value, torch.Tensor):
+        raise InvalidVariableError(
+            f"Variable value must be a str or a torch.Tensor, got {type(value).__name__}: "
+            f"convert it first (str(x) for text, torch.tensor(x) for numbers)")
+    if role is not None and not isinstance(role, str):
+        raise InvalidVariableError(
+            f"Variable role must be a string describing what the value is for, got {type(role).__name__}")
+    if not isinstance(requires_grad, bool):
+        raise InvalidVariableError(f"requires_grad must be True or False, got {requires_grad!r}")
+    if requires_grad and is_text and not (role and role.strip()):
+        raise InvalidVariableError(
+            "a text Variable with requires_grad=True needs a role, e.g. "
+            "Variable('...', role='system prompt of the solver', requires_grad=True): "
+            "the role tells the backward and optimizer LLMs what the text is for")
+
+
+def _pair(message: Any) -> tuple[str, str]:
+    """A chat message (a {"role", "content"} mapping or a (role, content) pair) as a (role, content) tuple."""
+    if isinstance(message, Mapping):
+        return (str(message["role"]), str(message["content"]))
+    role, content = message
+    return (str(role), str(content))
 
 
 def as_variable(x: Any, role: str = "text") -> Variable:

@@ -118,3 +118,94 @@ def test_loopback_server_accepts_a_burst_of_new_connections_without_syn_retries(
         for t in threads:
             t.join()
         assert len(times) == 32 and max(times) < 0.9, sorted(times)[-3:]
+
+
+# -- second round (session 2): the overhead target -------------------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_field = st.sampled_from(["a", "b", "role", "value"])
+_literal = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12).map(
+    lambda s: s.replace("{", "{{").replace("}", "}}"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_literal, _field), max_size=6), _literal,
+       st.fixed_dictionaries({k: st.one_of(st.text(max_size=8), st.integers(), st.floats(allow_nan=False))
+                              for k in ("a", "b", "role", "value")}))
+def test_fill_equals_str_format(parts, tail, values):
+    from textopt.prompts import fill
+    template = "".join(lit + "{" + name + "}" for lit, name in parts) + tail
+    assert fill(template, **values) == template.format(**values)
+
+
+def test_fill_falls_back_for_specs_and_raises_like_format():
+    from textopt.prompts import fill
+    assert fill("{x:>5}|{y!r}", x="a", y="b") == "{x:>5}|{y!r}".format(x="a", y="b")
+    with pytest.raises(KeyError):
+        fill("{missing}", present=1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=20), st.one_of(st.none(), st.text(max_size=20)),
+       st.fixed_dictionaries({}, optional={"max_tokens": st.integers(1, 999), "temperature": st.floats(0, 2),
+                                           "role": st.sampled_from(["forward", "backward"]), "node": st.text(max_size=5),
+                                           "seed": st.integers(0, 9), "prefill": st.text(max_size=5)}))
+def test_request_chat_fast_path_equals_the_dataclass_constructor(user, system, kw):
+    from textopt.engines.types import Message
+    fast = Request.chat(user, system=system, **kw)
+    msgs = ((Message("system", system),) if system else ()) + (Message("user", user),)
+    slow = Request(messages=msgs, **kw)
+    assert fast == slow and hash(fast) == hash(slow) and fast.key("m") == slow.key("m")
+    assert (fast.role, fast.node) == (slow.role, slow.node) and fast.stop == ()
+
+
+def test_usage_views_add_rows_and_what_a_checkpoint_restored():
+    from textopt.engines.usage import Usage, merge
+    u = Usage()
+    u.record("forward", "a", 10, 2, 0.5, cached=False)
+    u.record("forward", "a", 1, 1, 0.1, cached=True)
+    u.record("backward", None, 5, 5, 0.25, cached=False)
+    assert (u.total.calls, u.total.cached, u.total.prompt_tokens, u.total.completion_tokens) == (2, 1, 15, 7)
+    assert u.by_role["forward"].calls == 1 and u.by_role["forward"].cached == 1 and set(u.by_node) == {"a"}
+    restored = Usage()
+    restored.load_dict(u.as_dict())
+    restored.record("forward", "a", 1, 1, 0.0, cached=False)
+    assert restored.total.calls == 3 and restored.by_node["a"].calls == 2 and restored.by_role["backward"].calls == 1
+    both = merge([u, restored])
+    assert both.total.calls == 5 and both.as_dict()["by_role"]["forward"]["prompt_tokens"] == 21
+
+
+def test_a_pass_that_never_waits_runs_in_the_callers_task_and_a_waiting_one_overlaps():
+    import textopt as tx
+    from textopt.function import Function
+
+    class Probe(Function):
+        name = "probe"
+
+        def __init__(self, log, sleep):
+            self.log, self.sleep = log, sleep
+
+        async def backward(self, ctx, node, feedback, targets):
+            before = asyncio.current_task()
+            if self.sleep:
+                await asyncio.sleep(0.05)
+            self.log.append((before, asyncio.current_task()))   # a node never changes task mid-way
+            return ["fb" for _ in targets]
+
+    for sleep in (False, True):
+        log = []
+        p = tx.Variable("p", role="prompt", requires_grad=True)
+        branches = [Probe(log, sleep).attach([p], f"b{i}", "branch") for i in range(6)]
+        loss = Probe(log, sleep).attach(branches, "loss", "loss")
+
+        async def go():
+            t0 = asyncio.get_running_loop().time()
+            await loss.abackward(engine=ScriptedEngine("x"), max_concurrency=3)
+            return asyncio.current_task(), asyncio.get_running_loop().time() - t0
+        caller, took = asyncio.run(go())
+        assert all(a is b for a, b in log) and len(log) == 7 and len(p.grad) == 6
+        tasks = {a for a, _ in log}
+        if not sleep:
+            assert tasks == {caller}              # no task per node when nothing waits
+        else:
+            assert 1 < len(tasks) <= 3 and took < 0.3   # 7 sleeps of 50 ms overlapped (3 rounds), at most 3 at once

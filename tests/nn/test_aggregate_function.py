@@ -10,8 +10,8 @@ from textopt.nn import NumberMatch
 def batch(n, engine):
     p = tx.Variable("Solve it.", role="system prompt of the solver", requires_grad=True)
     model = tx.nn.LLMCall(engine, system_prompt=p)
-    ys = [model(f"question {i}") for i in range(n)]
-    losses = [NumberMatch()(y, i + 100) for i, y in enumerate(ys)]
+    ys = [model(f"question {i}").retain_grad() for i in range(n)]   # non-leaves: kept only when asked
+    losses = [NumberMatch()(y, i + 100).retain_grad() for i, y in enumerate(ys)]
     return p, ys, losses
 
 

@@ -50,6 +50,7 @@ def test_metric_seeds_backward_without_llm_and_reaches_parameter():
     engine = ScriptedEngine(lambda req: "fb on prompt: " + req.messages[-1].content[-60:])
     p = tx.Variable("Answer briefly.", role="system prompt", requires_grad=True)
     y = tx.nn.LLMCall(ScriptedEngine("The answer is 7."), system_prompt=p, backward_max_tokens=77)("How many?")
+    y.retain_grad()   # a non-leaf keeps its feedback only when asked (torch's contract)
     loss = NumberMatch()(y, 8)
     loss.backward(engine=engine)
     assert [f.value for f in y.grad] == ["Wrong answer: expected 8, got 7."]

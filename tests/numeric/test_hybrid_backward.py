@@ -43,7 +43,7 @@ def test_numeric_graph_grads_equal_plain_torch():
 def test_text_to_number_one_backward_torch_and_text_grads():
     eng = ScriptedEngine(responder())
     prompt = tx.Variable("Answer briefly.", role="system prompt", requires_grad=True)
-    answer = tx.nn.LLMCall(eng, prompt)("What is the capital of France?")
+    answer = tx.nn.LLMCall(eng, prompt)("What is the capital of France?").retain_grad()
     score = N.MetricScore(lambda s: (0.25, "too short"), name="quality")(answer)
     w0 = torch.tensor([0.5, -1.5])
     w = N.parameter(w0, "weights")
@@ -80,6 +80,7 @@ def test_number_to_text_items_gradient_matches_manual_autograd():
     tau = N.parameter(torch.tensor(0.7), "temperature")
     weights = N.apply(lambda s, t: torch.softmax(s / t, 0), scores, tau)
     ctx_text = N.WeightedItems(strength=0.5)(weights, ["Paris is in France.", "Cats purr.", "Rome is old."])
+    ctx_text.retain_grad()
     prompt = tx.Variable("Use the passages.", role="answer prompt", requires_grad=True)
     answer = tx.nn.LLMCall(eng, prompt)(tx.concat([ctx_text, tx.Variable("Capital of France?", role="question")]))
     loss = tx.nn.TextLoss("Judge the answer.", eng)(answer)

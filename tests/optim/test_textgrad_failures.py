@@ -32,7 +32,7 @@ def test_no_duplicated_gradients_through_concat_or_aggregate():
     # aggregate: N examples -> each loss once, the shared prompt once per example (not 2N, not all on one)
     s = tx.Variable("Solve.", role="system prompt of the solver", requires_grad=True)
     model = tx.nn.LLMCall(ScriptedEngine("The answer is 1."), system_prompt=s)
-    losses = [NumberMatch()(model(f"q{i}"), 2) for i in range(4)]
+    losses = [NumberMatch()(model(f"q{i}"), 2).retain_grad() for i in range(4)]
     tx.aggregate(losses).backward(engine=teacher())
     assert [len(l.grad) for l in losses] == [1, 1, 1, 1]
     assert len(s.grad) == 4

@@ -28,7 +28,7 @@ from ..runtime import run_sync
 from .cache import MemoryCache, ResponseCache
 from .limiter import AdaptiveLimiter
 from .types import Request, Response
-from .usage import Budget, Usage, cost_of
+from .usage import Budget, Usage, price_of
 
 _LIVE_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 # What an engine honours natively (class attributes, default False); structured requests are shaped by them.
@@ -65,12 +65,28 @@ class Engine:
         self.max_retries = max_retries
         self.retry_max_wait = retry_max_wait
         self.retry_initial_wait = retry_initial_wait
-        self.prices = prices
+        self.prices = prices  # property: resets the per-model price memo
         self.dry_run = dry_run
         self.usage = Usage()
         self.record_path = Path(record) if record else None
         self._record_lock = threading.Lock()
         _LIVE_ENGINES.add(self)
+
+    @property
+    def prices(self) -> dict | None:
+        return self._prices
+
+    @prices.setter
+    def prices(self, table: dict | None) -> None:
+        self._prices = table
+        self._price_memo: dict[str, tuple[float, float]] = {}   # model -> (prompt, completion) USD per 1M
+
+    def _cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        try:
+            p, c = self._price_memo[model]
+        except KeyError:  # the table lookup (merge + longest prefix) once per model, not once per call
+            p, c = self._price_memo[model] = price_of(model, self._prices)
+        return (prompt_tokens * p + completion_tokens * c) / 1e6 if p or c else 0.0
 
     # -- provider hooks ------------------------------------------------------------------------------------
     async def _send(self, request: Request) -> Response:
@@ -123,20 +139,48 @@ class Engine:
                 if self.record_path is not None:  # a cassette must replay the whole run, cache hits included
                     self._record(key, canonical, Response.from_dict(hit))
                 return resp
-        est_prompt = request.prompt_chars() // 4 + 8
+        model = request.model or self.model
         reservation = None
-        if self.budget:  # the price estimate only when a budget needs it (hot path otherwise)
-            est_cost = cost_of(request.model or self.model, est_prompt, request.max_tokens, self.prices)
-            reservation = self.budget.reserve(est_prompt + request.max_tokens, est_cost)
+        if self.budget or self.dry_run:  # estimates only when a budget or a dry run needs them (hot path)
+            est_prompt = request.prompt_chars() // 4 + 8
+            if self.budget:
+                reservation = self.budget.reserve(est_prompt + request.max_tokens,
+                                                  self._cost(model, est_prompt, request.max_tokens))
         resp = None
         try:
             if self.dry_run:
                 resp = Response(text="", prompt_tokens=est_prompt, completion_tokens=request.max_tokens,
-                                model=request.model or self.model, finish_reason="dry_run")
+                                model=model, finish_reason="dry_run")
             else:
-                resp = await self._send_with_retries(request)
-            resp.cost = cost_of(resp.model or request.model or self.model, resp.prompt_tokens,
-                                resp.completion_tokens, self.prices)
+                limiter = self.limiter
+                slot = limiter._try_acquire()
+                if slot is not None:
+                    # Hot path: a free slot. ``_attempt``'s body inlined (one coroutine frame less on every
+                    # call of a graph); a retryable failure goes on in ``_retry``, as from ``_attempt``.
+                    t0 = time.perf_counter()
+                    try:
+                        resp = await self._send(request)
+                    except Exception as exc:  # noqa: BLE001 - classified
+                        verdict = self._classify(exc)
+                        if isinstance(verdict, Retryable) and verdict.rate_limited:
+                            limiter.on_rate_limit(slot)
+                        limiter.release()
+                        if not isinstance(verdict, Retryable):
+                            raise verdict from exc
+                        resp = await self._retry(request, verdict)
+                    except BaseException:   # cancelled while waiting for the provider
+                        limiter.release()
+                        raise
+                    else:
+                        limiter.on_success()
+                        limiter.release()
+                        resp.latency = time.perf_counter() - t0
+                else:
+                    try:   # wait for a slot inside the attempt
+                        resp = await self._attempt(request)
+                    except Retryable as first:
+                        resp = await self._retry(request, first)
+            resp.cost = self._cost(resp.model or model, resp.prompt_tokens, resp.completion_tokens)
         finally:
             if reservation is not None:
                 self.budget.settle(reservation, resp.total_tokens if resp else None, resp.cost if resp else None)
@@ -149,46 +193,50 @@ class Engine:
                 self._record(key, canonical, resp)
         return resp
 
-    async def _send_with_retries(self, request: Request) -> Response:
-        def wait(state: RetryCallState) -> float:
-            err = state.outcome.exception()
-            if isinstance(err, Retryable) and err.retry_after is not None:
-                return min(err.retry_after, self.retry_max_wait)
-            # exponential backoff with "equal jitter": half the step fixed, half random (scales with the step)
-            step = min(self.retry_initial_wait * 2 ** (state.attempt_number - 1), self.retry_max_wait)
-            return step / 2 + random.uniform(0, step / 2)
-
-        async def attempt_once() -> Response:
-            async with self.limiter as slot:
-                t0 = time.perf_counter()
-                try:
-                    resp = await self._send(request)
-                except Exception as exc:  # noqa: BLE001 - classified below
-                    verdict = self._classify(exc)
-                    if isinstance(verdict, Retryable) and verdict.rate_limited:
-                        self.limiter.on_rate_limit(slot)
-                    raise verdict from exc
-                self.limiter.on_success()
-                resp.latency = time.perf_counter() - t0
-                return resp
-
+    async def _attempt(self, request: Request) -> Response:
+        """One attempt inside a limiter slot (taken without awaiting when one is free: the hot path)."""
+        limiter = self.limiter
+        slot = limiter._try_acquire()
+        if slot is None:
+            slot = await limiter.acquire()
         try:
-            # Hot path: the first attempt runs without building tenacity's machinery (about half of the
-            # per-call overhead on a fast engine); only a retryable failure enters the retry loop below.
+            t0 = time.perf_counter()
             try:
-                return await attempt_once()
-            except Retryable as first:
-                if self.max_retries < 1:
-                    raise
-                first_state = RetryCallState(None, None, (), {})
-                first_state.set_exception((type(first), first, first.__traceback__))
-                await asyncio.sleep(wait(first_state))
+                resp = await self._send(request)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                verdict = self._classify(exc)
+                if isinstance(verdict, Retryable) and verdict.rate_limited:
+                    limiter.on_rate_limit(slot)
+                raise verdict from exc
+            limiter.on_success()
+            resp.latency = time.perf_counter() - t0
+            return resp
+        finally:
+            limiter.release()
+
+    def _retry_wait(self, state: RetryCallState) -> float:
+        err = state.outcome.exception()
+        if isinstance(err, Retryable) and err.retry_after is not None:
+            return min(err.retry_after, self.retry_max_wait)
+        # exponential backoff with "equal jitter": half the step fixed, half random (scales with the step)
+        step = min(self.retry_initial_wait * 2 ** (state.attempt_number - 1), self.retry_max_wait)
+        return step / 2 + random.uniform(0, step / 2)
+
+    async def _retry(self, request: Request, first: Retryable) -> Response:
+        """After a retryable first attempt: back off (tenacity, Retry-After honoured) and try again, up to
+        ``max_retries`` more attempts; then raise the provider's textopt error."""
+        try:
+            if self.max_retries < 1:
+                raise first
+            first_state = RetryCallState(None, None, (), {})
+            first_state.set_exception((type(first), first, first.__traceback__))
+            await asyncio.sleep(self._retry_wait(first_state))
             retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries), reraise=True,
-                                     wait=lambda state: wait(_shifted(state)),
+                                     wait=lambda state: self._retry_wait(_shifted(state)),
                                      retry=retry_if_exception(lambda e: isinstance(e, Retryable)))
             async for attempt in retrying:
                 with attempt:
-                    return await attempt_once()
+                    return await self._attempt(request)
         except Retryable as final:
             err = self._classify(final.error)
             if isinstance(err, Retryable):

@@ -35,6 +35,22 @@ def as_messages(messages: Iterable[Any] | str) -> tuple[Message, ...]:
     return tuple(out)
 
 
+_SYSTEM_MESSAGES: dict = {}
+
+
+def _system_message(text: str) -> Message:
+    """One Message per distinct system prompt (the backward system prompt, a module's prompt ...): a graph sends
+    the same few system prompts thousands of times. Bounded; any value works (non-str is converted)."""
+    msg = _SYSTEM_MESSAGES.get(text) if type(text) is str else None
+    if msg is None:
+        if len(_SYSTEM_MESSAGES) > 256:
+            _SYSTEM_MESSAGES.clear()
+        msg = Message("system", text)
+        if type(text) is str:
+            _SYSTEM_MESSAGES[text] = msg
+    return msg
+
+
 _META_ONLY = frozenset({"role", "node", "use_cache"})  # fields that need no normalisation in __post_init__
 
 
@@ -67,8 +83,17 @@ class Request:
 
     @classmethod
     def chat(cls, user: str, system: str | None = None, **kw) -> "Request":
-        msgs = ([Message("system", system)] if system else []) + [Message("user", user)]
-        return cls(messages=tuple(msgs), **kw)
+        msgs = (_system_message(system), Message("user", user)) if system else (Message("user", user),)
+        if kw.keys() <= _PLAIN_FIELDS and type(user) is str and (system is None or type(system) is str):
+            # every field as given needs no normalisation: fill the instance directly (the frozen dataclass
+            # __init__ sets 16 fields one object.__setattr__ at a time; this runs for every LLM call)
+            new = object.__new__(cls)
+            d = new.__dict__
+            d.update(_DEFAULTS)
+            d.update(kw)
+            d["messages"] = msgs
+            return new
+        return cls(messages=msgs, **kw)
 
     def with_meta(self, **kw) -> "Request":
         if kw.keys() <= _META_ONLY:  # metadata only: copy without re-running __init__ (backward's hot path)
@@ -101,6 +126,11 @@ class Request:
 
     def prompt_chars(self) -> int:
         return sum(len(m.content) for m in self.messages)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Request)}
+# fields __post_init__ leaves as they are ("messages" and "stop" are normalised there)
+_PLAIN_FIELDS = frozenset(_DEFAULTS) - {"messages", "stop"}
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import BudgetExceeded
 
@@ -37,13 +37,20 @@ def cost_of(model: str, prompt_tokens: int, completion_tokens: int, prices: dict
     return (prompt_tokens * p + completion_tokens * c) / 1e6
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
     calls: int = 0
     cached: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+
+    def count(self, calls: int, cached: int, prompt_tokens: int, completion_tokens: int, cost: float) -> None:
+        self.calls += calls
+        self.cached += cached
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cost += cost
 
     def add(self, other: "Tally") -> None:
         self.calls += other.calls
@@ -57,52 +64,94 @@ class Tally:
                 "completion_tokens": self.completion_tokens, "cost": round(self.cost, 6)}
 
 
-@dataclass
 class Usage:
-    """Aggregated usage of one engine (thread-safe)."""
-    total: Tally = field(default_factory=Tally)
-    by_role: dict = field(default_factory=lambda: defaultdict(Tally))
-    by_node: dict = field(default_factory=lambda: defaultdict(Tally))
+    """Aggregated usage of one engine (thread-safe).
 
-    def __post_init__(self):
+    Each call is counted once, in place, on its (role, node) row — this runs for every LLM call, on the hot path
+    of forward and backward; ``total``, ``by_role`` and ``by_node`` are views summed from the rows when read
+    (plus whatever ``load_dict`` restored from a checkpoint)."""
+
+    def __init__(self):
         self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str | None], list] = {}   # (role, node) -> [calls, cached, prompt, compl, cost]
+        self._base = {"total": {}, "by_role": {}, "by_node": {}}
 
     def record(self, role: str, node: str | None, prompt_tokens: int, completion_tokens: int, cost: float,
                cached: bool) -> None:
-        t = Tally(calls=0 if cached else 1, cached=1 if cached else 0, prompt_tokens=0 if cached else prompt_tokens,
-                  completion_tokens=0 if cached else completion_tokens, cost=0.0 if cached else cost)
+        key = (role, node)
+        lock = self._lock
+        lock.acquire()   # not ``with``: half the cost, once per LLM call
+        try:
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = [0, 0, 0, 0, 0.0]
+            if cached:
+                row[1] += 1
+            else:
+                row[0] += 1
+                row[2] += prompt_tokens
+                row[3] += completion_tokens
+                row[4] += cost
+        finally:
+            lock.release()
+
+    def _view(self, part: str) -> dict:
+        """{name: Tally} for "by_role" / "by_node", or {None: Tally} for "total"."""
         with self._lock:
-            self.total.add(t)
-            self.by_role[role].add(t)
-            if node:
-                self.by_node[node].add(t)
+            rows = [(k, list(r)) for k, r in self._rows.items()]
+            base = self._base[part]
+        out: defaultdict = defaultdict(Tally)
+        if part == "total":
+            out[None].add(Tally(**base))
+        else:
+            for name, t in base.items():
+                out[name].add(Tally(**t))
+        for (role, node), r in rows:
+            name = None if part == "total" else role if part == "by_role" else node
+            if part == "by_node" and not node:
+                continue
+            out[name].count(*r)
+        return out
+
+    @property
+    def total(self) -> Tally:
+        return self._view("total")[None]
+
+    @property
+    def by_role(self) -> dict:
+        return self._view("by_role")
+
+    @property
+    def by_node(self) -> dict:
+        return self._view("by_node")
 
     def as_dict(self) -> dict:
-        with self._lock:
-            return {"total": self.total.as_dict(),
-                    "by_role": {k: v.as_dict() for k, v in sorted(self.by_role.items())},
-                    "by_node": {k: v.as_dict() for k, v in sorted(self.by_node.items())}}
+        return {"total": self.total.as_dict(),
+                "by_role": {k: v.as_dict() for k, v in sorted(self.by_role.items())},
+                "by_node": {k: v.as_dict() for k, v in sorted(self.by_node.items())}}
 
     def load_dict(self, d: dict) -> None:
+        base = {"total": dict(d.get("total", {})), "by_role": {k: dict(v) for k, v in d.get("by_role", {}).items()},
+                "by_node": {k: dict(v) for k, v in d.get("by_node", {}).items()}}
         with self._lock:
-            self.total = Tally(**d.get("total", {}))
-            self.by_role = defaultdict(Tally, {k: Tally(**v) for k, v in d.get("by_role", {}).items()})
-            self.by_node = defaultdict(Tally, {k: Tally(**v) for k, v in d.get("by_node", {}).items()})
+            self._rows, self._base = {}, base
 
     def reset(self) -> None:
         self.load_dict({})
 
 
 def merge(usages) -> Usage:
-    out = Usage()
+    out: defaultdict = defaultdict(lambda: defaultdict(Tally))
     for u in usages:
         d = u.as_dict()
-        out.total.add(Tally(**d["total"]))
-        for k, v in d["by_role"].items():
-            out.by_role[k].add(Tally(**v))
-        for k, v in d["by_node"].items():
-            out.by_node[k].add(Tally(**v))
-    return out
+        out["total"][None].add(Tally(**d["total"]))
+        for part in ("by_role", "by_node"):
+            for k, v in d[part].items():
+                out[part][k].add(Tally(**v))
+    merged = Usage()
+    merged.load_dict({"total": out["total"][None].as_dict(),
+                      **{part: {k: t.as_dict() for k, t in out[part].items()} for part in ("by_role", "by_node")}})
+    return merged
 
 
 def format_report(usage: Usage, max_nodes: int = 15) -> str:

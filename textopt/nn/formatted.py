@@ -108,5 +108,4 @@ class FormattedLLMCall(Module):
         inputs = ([self.system_prompt] if self.system_prompt is not None else []) + list(fields.values())
         saved = {"system": system or "", "input": text, "template": self.template, "fields": fields,
                  "backward_max_tokens": self.backward_max_tokens}
-        return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name,
-                              meta={"usage": (resp.prompt_tokens, resp.completion_tokens)})
+        return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name)

@@ -1,10 +1,12 @@
 """``LLMCall``: one call to a model, a node of the graph (system prompt, input -> response)."""
 from __future__ import annotations
 
+import asyncio
+
 from ..engines import Engine, Request, get_engine
 from ..errors import InvalidVariableError
 from ..function import Function
-from ..prompts import BACKWARD_LLM, BACKWARD_LLM_EVAL, BACKWARD_SYSTEM
+from ..prompts import BACKWARD_LLM, BACKWARD_LLM_EVAL, BACKWARD_SYSTEM, fill
 from ..variable import Feedback, Variable, as_variable
 from .module import Module
 
@@ -15,23 +17,24 @@ class LLMCallFn(Function):
     name = "llm_call"
 
     async def backward(self, ctx, node, feedback, targets):
-        import asyncio
         if len(targets) == 1:  # the common case: await directly (gather would add a task per node)
             return [await self._one(ctx, node, feedback, targets[0])]
         return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
 
     async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
         saved = node.saved
-        fields = dict(system=saved.get("system", ""), input=saved.get("input", ""), output=node.output.value,
-                      role=target.role, value=target.value, output_role=node.output.role)
-        if all(f.source == "seed" for f in feedback):
-            user = BACKWARD_LLM_EVAL.format(**fields)
+        system, inp, output = saved.get("system", ""), saved.get("input", ""), node.output.value
+        if (feedback[0].source == "seed") if len(feedback) == 1 else all(f.source == "seed" for f in feedback):
+            user = fill(BACKWARD_LLM_EVAL, system=system, input=inp, output=output, role=target.role,
+                        value=target.value)
         else:
-            user = BACKWARD_LLM.format(feedback="\n\n".join(f.value for f in feedback), **fields)
-        request = Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=backward_max_tokens(ctx, node))
+            text = feedback[0].value if len(feedback) == 1 else "\n\n".join([f.value for f in feedback])
+            user = fill(BACKWARD_LLM, system=system, input=inp, output=output, output_role=node.output.role,
+                        feedback=text, role=target.role, value=target.value)
+        request = Request.chat(user, system=BACKWARD_SYSTEM, role="backward", node=node.name,
+                               max_tokens=saved.get("backward_max_tokens") or ctx.max_tokens)
         resp = await ctx.generate(request, node)
-        conversation = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},
-                        {"role": "assistant", "content": resp.text}]
+        conversation = (("system", BACKWARD_SYSTEM), ("user", user), ("assistant", resp.text))
         return Feedback(resp.text, target, conversation=conversation, source=node.name)
 
 
@@ -67,6 +70,7 @@ class LLMCall(Module):
         self.node_name = name or "llm_call"
 
     def _request(self, x: Variable, role: str) -> Request:
+        """The forward request (subclasses change it, e.g. to add demonstrations to the system prompt)."""
         system = self.system_prompt.value if self.system_prompt is not None else None
         return Request.chat(x.value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
                             role=role, node=self.node_name, **self.request_kw)
@@ -75,10 +79,9 @@ class LLMCall(Module):
         x = as_variable(x, role="input to the language model")
         if not x.is_text:
             raise InvalidVariableError(f"LLMCall takes a text input, got {x!r}")
-        role = "forward" if self.training else "eval"
-        resp = await self.engine.generate(self._request(x, role))
-        inputs = [v for v in (self.system_prompt, x) if v is not None]
-        saved = {"system": self.system_prompt.value if self.system_prompt is not None else "", "input": x.value,
+        resp = await self.engine.generate(self._request(x, "forward" if self.training else "eval"))
+        prompt = self.system_prompt
+        inputs = (prompt, x) if prompt is not None else (x,)
+        saved = {"system": prompt.value if prompt is not None else "", "input": x.value,
                  "backward_max_tokens": self.backward_max_tokens}
-        return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name,
-                              meta={"usage": (resp.prompt_tokens, resp.completion_tokens)})
+        return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name)

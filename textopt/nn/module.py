@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Awaitable, Iterator
 
 import torch
 
@@ -48,8 +48,10 @@ class Module:
             return run_sync(self.aforward(*args, **kwargs))
         return self.forward(*args, **kwargs)
 
-    async def acall(self, *args, **kwargs):
-        return await self.aforward(*args, **kwargs)
+    def acall(self, *args, **kwargs) -> Awaitable:
+        """The async twin of ``module(x)``: ``await module.acall(x)`` (returns ``aforward``'s coroutine as is,
+        with no wrapping coroutine of its own)."""
+        return self.aforward(*args, **kwargs)
 
     # -- parameters ----------------------------------------------------------------------------------------
     def named_variables(self, prefix: str = "") -> Iterator[tuple[str, Variable]]:
