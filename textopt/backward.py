@@ -56,17 +56,20 @@ def _targets(node: Node) -> tuple[list[Variable], list[int]]:
     (every container a pass keeps alive adds to the garbage collector's work on large graphs)."""
     inputs = node.inputs
     hybrid = node.fn.hybrid
+    if len(inputs) == 1:   # a chain step
+        var = inputs[0]
+        return ([var], [0]) if var.requires_grad and (hybrid or var._is_text) else ([], [])
     out, positions = [], []
     if len(inputs) > 4:
         seen = set()
         for pos, var in enumerate(inputs):
-            if var.requires_grad and (hybrid or var.is_text) and id(var) not in seen:
+            if var.requires_grad and (hybrid or var._is_text) and id(var) not in seen:
                 seen.add(id(var))
                 out.append(var)
                 positions.append(pos)
         return out, positions
     for pos, var in enumerate(inputs):   # a few inputs: compare identities, no set
-        if var.requires_grad and (hybrid or var.is_text) and var not in out:
+        if var.requires_grad and (hybrid or var._is_text) and var not in out:
             out.append(var)
             positions.append(pos)
     return out, positions

@@ -76,8 +76,6 @@ class BackwardContext:
         self.max_tokens = 384   # default cap on a backward answer (a module's backward_max_tokens overrides it)
         self._free = max_concurrency            # call slots left (a FIFO gate: no coroutine on the fast path)
         self._waiters: deque[asyncio.Future] = deque()
-        self.in_flight = 0
-        self.peak_in_flight = 0
         self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
         self.signals: dict[int, list] = {}  # id(Variable) -> [(key, tensor)]: numeric gradients from bridges
         self.order: dict[int, int] = {}     # id(Node) -> its index in the pass (the first part of every key)
@@ -115,14 +113,13 @@ class BackwardContext:
             self._free -= 1
         else:
             await self._wait_slot()
-        self.in_flight += 1
-        if self.in_flight > self.peak_in_flight:
-            self.peak_in_flight = self.in_flight
         try:
             return await self.engine.generate(request)
         finally:
-            self.in_flight -= 1
-            self._release()
+            if self._waiters:
+                self._release()
+            else:
+                self._free += 1
 
     async def _wait_slot(self) -> None:
         fut = asyncio.get_running_loop().create_future()

@@ -3,6 +3,9 @@
     canonical request -> cache lookup -> budget reservation -> [retry: limiter -> provider] -> usage and cost
     -> cache store -> recording
 
+(``generate`` runs the bracketed call and the accounting; the steps around it run only when the engine has a
+cache, a cassette, a budget or a dry run — the per-call cost of a bare engine stays a few microseconds.)
+
 A provider subclass implements only ``_send(request) -> Response`` (one attempt) and ``_classify(exc)`` (is this
 error a rate limit, retryable, or final — and which textopt error to raise). Retries use tenacity with
 exponential backoff and jitter, honouring a ``retry_after`` the provider extracts; SDK clients are built with
@@ -125,9 +128,51 @@ class Engine:
         return request.key(model_id), request.canonical(model_id)
 
     # -- the shared path -----------------------------------------------------------------------------------
-    async def generate(self, request: Request) -> Response:
+    async def generate(self, request: Request, *, _raw: bool = False) -> Response:
+        if not _raw and (self.cache is not None or self.record_path is not None or self.budget is not None
+                         or self.dry_run):
+            return await self._managed(request)   # cache, cassette, budget or dry run around the call below
+        # The call: a limiter slot, the provider, retries; then cost and usage. Nothing else on this path —
+        # it runs for every LLM call of a graph.
+        limiter = self.limiter
+        slot = limiter._try_acquire()
+        if slot is not None:
+            # A free slot (the usual case): ``_attempt``'s body inlined, one coroutine frame less per call;
+            # a retryable failure goes on in ``_retry``, as from ``_attempt``.
+            t0 = time.perf_counter()
+            try:
+                resp = await self._send(request)
+            except Exception as exc:  # noqa: BLE001 - classified
+                verdict = self._classify(exc)
+                if isinstance(verdict, Retryable) and verdict.rate_limited:
+                    limiter.on_rate_limit(slot)
+                limiter.release()
+                if not isinstance(verdict, Retryable):
+                    raise verdict from exc
+                resp = await self._retry(request, verdict)
+            except BaseException:   # cancelled while waiting for the provider
+                limiter.release()
+                raise
+            else:
+                limiter.on_success()
+                limiter.release()
+                resp.latency = time.perf_counter() - t0
+        else:
+            try:   # wait for a slot inside the attempt
+                resp = await self._attempt(request)
+            except Retryable as first:
+                resp = await self._retry(request, first)
+        resp.cost = self._cost(resp.model or request.model or self.model, resp.prompt_tokens,
+                               resp.completion_tokens)
+        self.usage.record(request.role, request.node, resp.prompt_tokens, resp.completion_tokens, resp.cost,
+                          cached=False)
+        return resp
+
+    async def _managed(self, request: Request) -> Response:
+        """The call wrapped in what the engine was configured with: cache lookup, budget reservation (or a dry
+        run's estimate), then the call (``generate(_raw=True)``), settlement, cache store and cassette."""
         use_cache = self.cache is not None and request.use_cache is not False
-        # the key (JSON + SHA-256 of the whole request) only when a cache or a cassette needs it: hot path
+        # the key (JSON + SHA-256 of the whole request) only when a cache or a cassette needs it
         key, canonical = self.request_key(request) if use_cache or self.record_path is not None else (None, None)
         if use_cache:
             hit = self.cache.get(key)
@@ -141,7 +186,7 @@ class Engine:
                 return resp
         model = request.model or self.model
         reservation = None
-        if self.budget or self.dry_run:  # estimates only when a budget or a dry run needs them (hot path)
+        if self.budget or self.dry_run:
             est_prompt = request.prompt_chars() // 4 + 8
             if self.budget:
                 reservation = self.budget.reserve(est_prompt + request.max_tokens,
@@ -151,41 +196,14 @@ class Engine:
             if self.dry_run:
                 resp = Response(text="", prompt_tokens=est_prompt, completion_tokens=request.max_tokens,
                                 model=model, finish_reason="dry_run")
+                resp.cost = self._cost(model, resp.prompt_tokens, resp.completion_tokens)
+                self.usage.record(request.role, request.node, resp.prompt_tokens, resp.completion_tokens,
+                                  resp.cost, cached=False)
             else:
-                limiter = self.limiter
-                slot = limiter._try_acquire()
-                if slot is not None:
-                    # Hot path: a free slot. ``_attempt``'s body inlined (one coroutine frame less on every
-                    # call of a graph); a retryable failure goes on in ``_retry``, as from ``_attempt``.
-                    t0 = time.perf_counter()
-                    try:
-                        resp = await self._send(request)
-                    except Exception as exc:  # noqa: BLE001 - classified
-                        verdict = self._classify(exc)
-                        if isinstance(verdict, Retryable) and verdict.rate_limited:
-                            limiter.on_rate_limit(slot)
-                        limiter.release()
-                        if not isinstance(verdict, Retryable):
-                            raise verdict from exc
-                        resp = await self._retry(request, verdict)
-                    except BaseException:   # cancelled while waiting for the provider
-                        limiter.release()
-                        raise
-                    else:
-                        limiter.on_success()
-                        limiter.release()
-                        resp.latency = time.perf_counter() - t0
-                else:
-                    try:   # wait for a slot inside the attempt
-                        resp = await self._attempt(request)
-                    except Retryable as first:
-                        resp = await self._retry(request, first)
-            resp.cost = self._cost(resp.model or model, resp.prompt_tokens, resp.completion_tokens)
+                resp = await Engine.generate(self, request, _raw=True)
         finally:
             if reservation is not None:
                 self.budget.settle(reservation, resp.total_tokens if resp else None, resp.cost if resp else None)
-        self.usage.record(request.role, request.node, resp.prompt_tokens, resp.completion_tokens, resp.cost,
-                          cached=False)
         if not self.dry_run:
             if use_cache:
                 self.cache.set(key, resp.to_dict())

@@ -35,6 +35,7 @@ def as_messages(messages: Iterable[Any] | str) -> tuple[Message, ...]:
     return tuple(out)
 
 
+_new_message = tuple.__new__
 _SYSTEM_MESSAGES: dict = {}
 
 
@@ -83,16 +84,19 @@ class Request:
 
     @classmethod
     def chat(cls, user: str, system: str | None = None, **kw) -> "Request":
-        msgs = (_system_message(system), Message("user", user)) if system else (Message("user", user),)
-        if kw.keys() <= _PLAIN_FIELDS and type(user) is str and (system is None or type(system) is str):
+        if type(user) is str and (system is None or type(system) is str) and "stop" not in kw \
+                and "messages" not in kw:
             # every field as given needs no normalisation: fill the instance directly (the frozen dataclass
             # __init__ sets 16 fields one object.__setattr__ at a time; this runs for every LLM call)
             new = object.__new__(cls)
             d = new.__dict__
             d.update(_DEFAULTS)
             d.update(kw)
-            d["messages"] = msgs
-            return new
+            if len(d) == _N_FIELDS:   # no unknown keyword (it would have added a key): the usual case
+                um = _new_message(Message, ("user", user))   # Message("user", user) without its __new__
+                d["messages"] = (_system_message(system), um) if system else (um,)
+                return new
+        msgs = (_system_message(system), Message("user", user)) if system else (Message("user", user),)
         return cls(messages=msgs, **kw)
 
     def with_meta(self, **kw) -> "Request":
@@ -129,11 +133,10 @@ class Request:
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Request)}
-# fields __post_init__ leaves as they are ("messages" and "stop" are normalised there)
-_PLAIN_FIELDS = frozenset(_DEFAULTS) - {"messages", "stop"}
+_N_FIELDS = len(_DEFAULTS)
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     text: str
     parsed: Any = None

@@ -14,7 +14,7 @@ import string
 from ..engines import Engine, Request, get_engine
 from ..errors import InvalidVariableError
 from ..prompts import BACKWARD_SYSTEM
-from ..variable import Feedback, Variable, as_variable
+from ..variable import Variable, as_variable
 from . import prompts as P
 from .llm import LLMCallFn, backward_max_tokens
 from .module import Module
@@ -23,11 +23,11 @@ from .module import Module
 class FormattedLLMCallFn(LLMCallFn):
     name = "formatted_llm_call"
 
-    async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
+    def _ask(self, ctx, node, feedback, target: Variable) -> tuple[str, Request]:
         saved = node.saved
         field = next((k for k, v in saved["fields"].items() if v is target), None)
         if field is None:  # the system prompt
-            return await super()._one(ctx, node, feedback, target)
+            return super()._ask(ctx, node, feedback, target)
         if all(f.source == "seed" for f in feedback):
             block = P.EVAL_BLOCK
         else:
@@ -36,11 +36,7 @@ class FormattedLLMCallFn(LLMCallFn):
         user = P.BACKWARD_FORMATTED.format(system=saved.get("system", ""), template=saved["template"],
                                            field=field, role=target.role, value=target.value,
                                            input=saved["input"], output=node.output.value, feedback_block=block)
-        request = Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=backward_max_tokens(ctx, node))
-        resp = await ctx.generate(request, node)
-        conv = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},
-                {"role": "assistant", "content": resp.text}]
-        return Feedback(resp.text, target, conversation=conv, source=node.name)
+        return user, Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=backward_max_tokens(ctx, node))
 
 
 def template_fields(template: str) -> list[str]:

@@ -17,11 +17,20 @@ class LLMCallFn(Function):
     name = "llm_call"
 
     async def backward(self, ctx, node, feedback, targets):
-        if len(targets) == 1:  # the common case: await directly (gather would add a task per node)
-            return [await self._one(ctx, node, feedback, targets[0])]
+        if len(targets) == 1:  # the common case: asked inline (no task from gather, no coroutine per target)
+            target = targets[0]
+            if type(self)._one is not LLMCallFn._one:   # a subclass's own per-target backward
+                return [await self._one(ctx, node, feedback, target)]
+            user, request = self._ask(ctx, node, feedback, target)
+            return [_feedback(user, await ctx.generate(request, node), target, node)]
         return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
 
     async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
+        user, request = self._ask(ctx, node, feedback, target)
+        return _feedback(user, await ctx.generate(request, node), target, node)
+
+    def _ask(self, ctx, node, feedback, target: Variable) -> tuple[str, Request]:
+        """The backward prompt for ``target`` and the request that carries it."""
         saved = node.saved
         system, inp, output = saved.get("system", ""), saved.get("input", ""), node.output.value
         if (feedback[0].source == "seed") if len(feedback) == 1 else all(f.source == "seed" for f in feedback):
@@ -31,11 +40,13 @@ class LLMCallFn(Function):
             text = feedback[0].value if len(feedback) == 1 else "\n\n".join([f.value for f in feedback])
             user = fill(BACKWARD_LLM, system=system, input=inp, output=output, output_role=node.output.role,
                         feedback=text, role=target.role, value=target.value)
-        request = Request.chat(user, system=BACKWARD_SYSTEM, role="backward", node=node.name,
-                               max_tokens=saved.get("backward_max_tokens") or ctx.max_tokens)
-        resp = await ctx.generate(request, node)
-        conversation = (("system", BACKWARD_SYSTEM), ("user", user), ("assistant", resp.text))
-        return Feedback(resp.text, target, conversation=conversation, source=node.name)
+        return user, Request.chat(user, system=BACKWARD_SYSTEM, role="backward", node=node.name,
+                                  max_tokens=saved.get("backward_max_tokens") or ctx.max_tokens)
+
+
+def _feedback(user: str, resp, target: Variable, node) -> Feedback:
+    conversation = (("system", BACKWARD_SYSTEM), ("user", user), ("assistant", resp.text))
+    return Feedback(resp.text, target, conversation=conversation, source=node.name)
 
 
 def backward_max_tokens(ctx, node) -> int:
