@@ -55,3 +55,14 @@ def test_value_assignment_keeps_kind():
         p.value = 3
     p.value = "b"
     assert p.value == "b"
+
+
+def test_feedback_fast_constructor_builds_what_init_builds():
+    from textopt.variable import Feedback, Variable
+    target = Variable("x", role="answer", requires_grad=True)
+    conv = (("system", "s"), ("user", "u"), ("assistant", "a"))
+    slow = Feedback("fix it", target, conversation=conv, source="n")
+    fast = Feedback._make("fix it", target, conv, "n")
+    slots = [s for cls in Feedback.__mro__ for s in getattr(cls, "__slots__", ()) if s not in ("__weakref__", "index")]
+    assert {s: getattr(fast, s) for s in slots} == {s: getattr(slow, s) for s in slots}
+    assert fast.index > slow.index and fast.conversation == slow.conversation and fast.grad == []

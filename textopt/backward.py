@@ -111,28 +111,16 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     ctx.output_grads, ctx.order = output_sensitivities(loss, nodes), index
     numeric: list[tuple[tuple, Variable, object]] = []  # (key, tensor variable, gradient) from hybrid nodes
 
-    async def run(node: Node) -> list[Node]:
-        got = incoming.pop(id(node.output), None)  # complete: every consumer of this output has run
-        if got is None:
-            feedback = []
-        else:
-            feedback = got[1]
-            if len(feedback) > 1:
-                feedback.sort(key=_KEY)
-            if node.output._retain:   # torch's retain_grad(); other intermediate feedback is dropped once used
-                kept.append(got)
-        targets, positions = _targets(node)
-        hybrid = node.fn.hybrid
-        call = bool(targets) and (bool(feedback) or hybrid)
-        results = await node.fn.backward(ctx, node, feedback, targets) if call else []
-        if call and len(results) != len(targets):
+    def finish(node: Node, targets: list[Variable], positions: list[int], results) -> list[Node]:
+        """Deliver ``node``'s results to its inputs; return the producers that became ready."""
+        if len(results) != len(targets):
             raise GraphError(f"{type(node.fn).__name__}.backward returned {len(results)} feedback entries for "
                              f"{len(targets)} inputs")
         at = index[id(node)]
         for var, pos, res in zip(targets, positions, results):
             if res is None:
                 continue
-            if not var.is_text:
+            if not var._is_text:
                 numeric.append(((at, pos), var, res))
                 ctx.add_signal(var, numeric[-1][0], res)  # upstream bridges read it via ctx.output_grad
                 continue
@@ -159,8 +147,22 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
                         ready.append(producer)
         return ready
 
+    def start(node: Node):
+        """What ``node`` needs: (feedback, targets, positions, whether its backward runs)."""
+        got = incoming.pop(id(node.output), None)  # complete: every consumer of this output has run
+        if got is None:
+            feedback = []
+        else:
+            feedback = got[1]
+            if len(feedback) > 1:
+                feedback.sort(key=_KEY)
+            if node.output._retain:   # torch's retain_grad(); other intermediate feedback is dropped once used
+                kept.append(got)
+        targets, positions = _targets(node)
+        return feedback, targets, positions, bool(targets) and (bool(feedback) or node.fn.hybrid)
+
     if nodes:
-        await _schedule(nodes[0], run, limit)
+        await _schedule(nodes[0], start, finish, ctx, limit)
 
     for var, fbs in incoming.values():   # what reached leaves (parameters, inputs) and never-run outputs
         fbs.sort(key=_KEY)
@@ -170,13 +172,16 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     tensor_backward(loss, numeric)
 
 
-async def _schedule(first: Node, run, workers: int) -> None:
-    """Run ``run(node)`` for every node, starting a node as soon as ``run`` of its last consumer returned it.
+async def _schedule(first: Node, start, finish, ctx: BackwardContext, workers: int) -> None:
+    """Run every node's backward, starting a node as soon as the last of its consumers finished.
 
-    Up to ``workers`` nodes run at once, on worker coroutines: this coroutine is the first worker and more are
-    started only when more nodes are ready than workers are busy, so a pass whose calls never wait (cache hits,
-    instant engines) runs with no task at all, and a pass whose calls do wait overlaps up to ``workers`` of them.
-    A node never moves between tasks, so ``asyncio.current_task()`` stays the same inside one node's backward.
+    ``start(node)`` gives (feedback, targets, positions, call); the worker awaits ``node.fn.backward`` when
+    ``call``; ``finish(node, targets, positions, results)`` delivers the results and returns the nodes that
+    became ready. Up to
+    ``workers`` nodes run at once, on worker coroutines: this coroutine is the first worker and more are started
+    only when more nodes are ready than workers are busy, so a pass whose calls never wait (cache hits, instant
+    engines) runs with no task at all, and a pass whose calls do wait overlaps up to ``workers`` of them. A node
+    never moves between tasks, so ``asyncio.current_task()`` stays the same inside one node's backward.
     """
     loop = asyncio.get_running_loop()
     ready: deque[Node] = deque([first])
@@ -207,7 +212,10 @@ async def _schedule(first: Node, run, workers: int) -> None:
                 node = ready.popleft()
                 busy += 1
                 try:
-                    more = await run(node)
+                    feedback, targets, positions, call = start(node)
+                    results = await node.fn.backward(ctx, node, feedback, targets) if call \
+                        else (None,) * len(targets)
+                    more = finish(node, targets, positions, results)
                 finally:
                     busy -= 1
                 ready.extend(more)

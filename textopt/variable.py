@@ -194,6 +194,19 @@ class Feedback(Variable):
         self.objective = objective
         self.key = key
 
+    @classmethod
+    def _make(cls, text: str, target: Variable, conversation: tuple, source: str) -> "Feedback":
+        """``Feedback(text, target, conversation=..., source=...)`` for callers that already hold a str and
+        (role, content) string pairs (the backward pass's own Functions): nothing to check or convert, one
+        per edge of every pass. ``tests/test_variable.py`` checks it builds exactly what ``__init__`` builds."""
+        fb = object.__new__(cls)
+        fb._value, fb._is_text, fb.role = text, True, "feedback to " + target.role
+        fb._grad = fb._meta = fb.node = fb.name = fb.objective = None
+        fb._requires_grad = fb._retain = False
+        fb.index = next(_counter)
+        fb._conversation, fb.source, fb.key = conversation, source, ()
+        return fb
+
     @property
     def conversation(self) -> tuple[dict, ...]:
         """The exchange as chat messages: ``({"role": ..., "content": ...}, ...)``."""

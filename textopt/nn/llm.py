@@ -46,7 +46,7 @@ class LLMCallFn(Function):
 
 def _feedback(user: str, resp, target: Variable, node) -> Feedback:
     conversation = (("system", BACKWARD_SYSTEM), ("user", user), ("assistant", resp.text))
-    return Feedback(resp.text, target, conversation=conversation, source=node.name)
+    return Feedback._make(resp.text, target, conversation, node.name)
 
 
 def backward_max_tokens(ctx, node) -> int:
