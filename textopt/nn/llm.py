@@ -41,7 +41,7 @@ class LLMCallFn(Function):
             user = fill(BACKWARD_LLM, system=system, input=inp, output=output, output_role=node.output.role,
                         feedback=text, role=target.role, value=target.value)
         return user, Request.chat(user, system=BACKWARD_SYSTEM, role="backward", node=node.name,
-                                  max_tokens=saved.get("backward_max_tokens") or ctx.max_tokens)
+                                  max_tokens=backward_max_tokens(ctx, node))
 
 
 def _feedback(user: str, resp, target: Variable, node) -> Feedback:
