@@ -55,6 +55,7 @@ def test_search_optimizer_end_to_end(name, tmp_path, capsys):
     assert s["accepted_steps"] == [1] and 1 <= s["steps"] <= 2
     best = (out / "best_prompt.txt").read_text().strip()
     assert best == s["optimized_prompt"]
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"   # best val after each step
     if name == "demos":   # the instruction is kept; demonstrations are appended
         assert best.startswith("Answer the question.\n\nExamples of correct answers:") and "Input: I have" in best
     else:

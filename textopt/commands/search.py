@@ -10,7 +10,7 @@ so ``textopt eval --prompt-file best_prompt.txt`` reproduces the figure).
 Output folder (``--out``): ``config.json``; ``log.jsonl`` (the search's events: proposed, rejected, new_best,
 step, stop — :class:`~textopt.optim.callbacks.JsonlLog`); ``checkpoint.json`` (the optimizer's state after each
 step — :class:`~textopt.optim.callbacks.Checkpoint`; ``--resume`` loads it); ``best_prompt.txt``;
-``summary.json``; ``usage.json`` / ``usage.txt``.
+``summary.json``; ``usage.json`` / ``usage.txt``; ``curve.png`` (the best validation score after each step).
 """
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ from ..optim.store import DEFAULT_OBJECTIVE, normalize_result
 from ..runtime import run_sync
 from ..tasks import get_task
 from ..train.checkpoint import atomic_write_text
+from ..train.curve import plot_curve
 from ..variable import Variable
 from .evaluate import load_prompt
 from .optimize import LOCAL_OPTIMIZER_TOKENS, _check_resume, engine_set, finish
 from .pipeline import build_solver
 
 DEMOS_HEADER = "Examples of correct answers:"
-SEARCH_FILES = "summary.json, best_prompt.txt, log.jsonl, checkpoint.json, usage.txt"
+SEARCH_FILES = "summary.json, best_prompt.txt, log.jsonl, checkpoint.json, curve.png, usage.txt"
 
 
 def search_optimizers() -> list[str]:
@@ -177,5 +178,9 @@ def run_search(args, t0: float) -> int:
                "metric_calls": opt.metric_calls, "initial_prompt": prompt, "optimized_prompt": best,
                "optimized_values": best_values, "sizes": list(splits.sizes()),
                "wall_s": round(time.perf_counter() - t0, 2), "usage": engines.usage()}
+    # the curve: the best validation score after each step (step 0: the initial prompt)
+    points = ([{"step": 0, "val_score": val_before}] if val_before is not None else []) + \
+        [{"step": i + 1, "val_score": s} for i, s in enumerate(history)]
+    plot_curve(points, out / "curve.png")
     finish(out, summary, files=SEARCH_FILES)
     return 0
