@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from .engines.limiter import AdaptiveLimiter
 from .grad_mode import _GRAD_ENABLED
 from .variable import Feedback, Variable
 
@@ -74,8 +74,8 @@ class BackwardContext:
         self._engine: "Engine | None" = None
         self.max_concurrency = max_concurrency
         self.max_tokens = 384   # default cap on a backward answer (a module's backward_max_tokens overrides it)
-        self._free = max_concurrency            # call slots left (a FIFO gate: no coroutine on the fast path)
-        self._waiters: deque[asyncio.Future] = deque()
+        # the pass's call limit: the engines' FIFO limiter, not adaptive (a slot is taken without awaiting when free)
+        self._gate = AdaptiveLimiter(max_concurrency, adaptive=False)
         self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
         self.signals: dict[int, list] = {}  # id(Variable) -> [(key, tensor)]: numeric gradients from bridges
         self.order: dict[int, int] = {}     # id(Node) -> its index in the pass (the first part of every key)
@@ -109,37 +109,10 @@ class BackwardContext:
         name = node.name if node else None
         if request.role != "backward" or request.node != name:
             request = request.with_meta(role="backward", node=name)
-        if self._free > 0:
-            self._free -= 1
-        else:
-            await self._wait_slot()
+        gate = self._gate
+        if gate._try_acquire() is None:
+            await gate.acquire()
         try:
             return await self.engine.generate(request)
         finally:
-            if self._waiters:
-                self._release()
-            else:
-                self._free += 1
-
-    async def _wait_slot(self) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut                     # a release hands its slot straight to the first waiter
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self._release()           # handed over as we were cancelled: pass it on
-            else:
-                try:
-                    self._waiters.remove(fut)
-                except ValueError:
-                    pass
-            raise
-
-    def _release(self) -> None:
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self._free += 1
+            gate.release()
