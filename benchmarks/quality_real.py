@@ -51,11 +51,14 @@ def splits(args):
     return task, rows(s.train), rows(s.val), s.test
 
 
-def evaluate_test(task, url: str, model: str, prompt: str, test, cache_dir: Path) -> dict:
-    """The one evaluator: textopt's task solver + metric on the test split (8 concurrent calls)."""
+def evaluate_test(task, url: str, model: str, prompt: str, test, cache_dir: Path, record: Path | None = None) -> dict:
+    """The one evaluator: textopt's task solver + metric on the test split (8 concurrent calls); ``record``
+    keeps its calls as a cassette (a test replays them to check the reported figure)."""
     import textopt as tx
     from textopt.commands.evaluate import evaluate_prompt
-    engine = tx.get_engine(f"openai:{url}#{model}", cache=str(cache_dir))
+    if record is not None:
+        record.unlink(missing_ok=True)
+    engine = tx.get_engine(f"openai:{url}#{model}", cache=str(cache_dir), record=record)
     score, rows = evaluate_prompt(task, engine, prompt, test, concurrency=8, progress=False)
     return {"accuracy": score, "correct": sum(r["score"] >= 1 for r in rows), "n": len(rows),
             "answer_line": sum("answer:" in r["response"].lower() for r in rows)}
@@ -95,7 +98,7 @@ def run_one(run: str, args, proxy, task, train, val, test, run_dir: Path) -> dic
     wall = time.perf_counter() - t0
     meter = proxy.meter(run).as_dict()
     test_after = evaluate_test(task, proxy.url_for("test"), args.model, out["final_prompt"], test,
-                               run_dir / "cache-test")
+                               run_dir / "cache-test", run_dir / f"{run}.test.cassette.jsonl")
     result = {"run": run, "versions": versions, "wall_s": round(wall, 1), "calls": meter, "test_after": test_after,
               **out}
     print(f"[{time.strftime('%H:%M:%S')}] {run}: test {test_after['accuracy']:.3f}, {meter['calls']} calls, "
@@ -171,6 +174,10 @@ def main(argv=None) -> int:
             for run in [r.strip() for r in args.runs.split(",") if r.strip()]:
                 path = run_dir / f"{run}.json"
                 if path.exists() and not args.rerun:
+                    if not (run_dir / f"{run}.test.cassette.jsonl").exists():   # saved before cassettes existed
+                        evaluate_test(task, proxy.url_for("test"), args.model,
+                                      json.loads(path.read_text())["final_prompt"], test, run_dir / "cache-test",
+                                      run_dir / f"{run}.test.cassette.jsonl")
                     continue
                 result = run_one(run, args, proxy, task, train, val, test, run_dir)
                 path.write_text(json.dumps(result, indent=1, ensure_ascii=False))
