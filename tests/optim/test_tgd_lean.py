@@ -84,6 +84,7 @@ def test_identical_value_is_asked_again_then_reported_unchanged(caplog):
         result = TGD([p], engine=eng).step()
     assert isinstance(result, StepResult) and result.unchanged == ["system_prompt"]
     assert len(eng.requests) == 2 and "identical to the current value" in eng.requests[1].messages[-1].content
+    assert (eng.requests[0].temperature, eng.requests[1].temperature) == (0.0, 0.7)   # asked again, sampled
     assert any("unchanged" in r.message for r in caplog.records)
 
 

@@ -36,7 +36,7 @@ TGD_HISTORY = (
 TGD_HISTORY_ITEM = ("<PAST_VALUE step=\"{step}\">\n{value}\n</PAST_VALUE>\n"
                     "<PAST_FEEDBACK step=\"{step}\">\n{feedback}\n</PAST_FEEDBACK>\n")
 
-TGD_REJECTED = ("This value was tried and reverted: it lowered the validation score from {before:.3f} to "
+TGD_REJECTED = ("This value was tried and reverted: it changed the {split} score from {before:.3f} to "
                 "{after:.3f}.")
 
 # Repair messages of the new-value checks (each triggers one more request).

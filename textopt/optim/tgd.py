@@ -44,7 +44,7 @@ from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
-                value_pattern="auto", copy_guard=True)
+                value_pattern="auto", copy_guard=True, repair_temperature=0.7)
 log = logging.getLogger("textopt.optim.tgd")
 
 
@@ -148,7 +148,8 @@ class TGD(Optimizer):
     their feedback; 0 disables), ``max_gradients``, ``max_gradient_chars``, ``max_context_chars``,
     ``history_feedback_chars``, ``temperature``, ``max_tokens``, ``lr`` (tensor parameters only),
     ``value_pattern`` ("auto", None or a regular expression for the text after the prefilled tag),
-    ``copy_guard`` (refuse a value that copies a training example).
+    ``copy_guard`` (refuse a value that copies a training example), ``repair_temperature`` (the sampling
+    temperature of the one repair request; None keeps ``temperature``).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -242,7 +243,10 @@ class TGD(Optimizer):
                     raise ValueError(P.TGD_COPIES.format(reason=reason))
             if answers == 1 and _same(value, current):   # asked again once; the repair's answer stands
                 raise ValueError(P.TGD_UNCHANGED)
-        value, _ = await agenerate_tagged(engine, request, P.NEW_VALUE_TAG, validate=validate)
+        repair_temperature = group["repair_temperature"]
+        value, _ = await agenerate_tagged(engine, request, P.NEW_VALUE_TAG, validate=validate,
+                                          repair_temperature=None if repair_temperature is None
+                                          else max(repair_temperature, group["temperature"]))
         return strip_commentary(value)
 
     async def astep(self) -> StepResult:
@@ -285,9 +289,10 @@ class TGD(Optimizer):
         self._tensor_step()
         return StepResult(updated, unchanged)
 
-    def record_rejection(self, p: Variable, value: str, before: float, after: float) -> None:
-        """Remember that ``value`` (now being reverted by the caller) lowered the validation score: it enters
-        this parameter's history window so the next request says not to go back to it."""
+    def record_rejection(self, p: Variable, value: str, before: float, after: float,
+                         split: str = "validation") -> None:
+        """Remember that ``value`` (now being reverted by the caller) did not raise the score on ``split``: it
+        enters this parameter's history window so the next request says not to go back to it."""
         group = next((g for g in self.param_groups if any(p is q for q in g["params"])), None)
         if group is None:
             raise InvalidVariableError(f"{p!r} is not a parameter of this optimizer")
@@ -295,7 +300,8 @@ class TGD(Optimizer):
             return
         st = self.state[p]
         st.setdefault("history", []).append({"step": f"{st.get('step', 0)}, reverted", "value": value,
-                                             "feedback": P.TGD_REJECTED.format(before=before, after=after)})
+                                             "feedback": P.TGD_REJECTED.format(before=before, after=after,
+                                                                               split=split)})
         st["history"] = st["history"][-group["history"]:]
 
     def _tensor_step(self) -> None:
