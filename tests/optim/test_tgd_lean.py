@@ -155,3 +155,14 @@ def test_feedback_from_all_backpropagates_every_example(tmp_path):
     trainer, feedback, _ = _arith_trainer(tmp_path, {}, feedback_from="all")
     trainer.fit()
     assert len(feedback.requests) == 3
+
+
+def test_a_value_copying_a_worked_answer_it_was_shown_is_repaired():
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    worked = p.grad[0].context[1][1]          # the solver's output for the first question
+    eng = ScriptedEngine([f"<NEW_VALUE>Answer the question.\n{worked}</NEW_VALUE>",
+                          "<NEW_VALUE>Count every item with its quantity.</NEW_VALUE>"])
+    TGD([p], engine=eng).step()
+    assert p.value == "Count every item with its quantity."
+    assert "copies a training example" in eng.requests[1].messages[-1].content

@@ -10,8 +10,9 @@ parameter — the momentum that TextGrad stores but never sends.
 
 The new value is asked through ``agenerate_tagged(engine, request, "NEW_VALUE", validate=...)`` (prefill and
 stop sequence on engines that support them) with ``role="optimizer"``. A new value that copies a training
-example is refused (``copy_guard``: the inputs the feedback is about, plus what ``guard_against(examples)`` was
-given — the Trainer gives its training split), as is one identical to the current value; each gets one repair
+example is refused (``copy_guard``: the inputs and outputs the feedback is about, plus what
+``guard_against(examples)`` was given — the Trainer gives its training split), as is one identical to the
+current value; each gets one repair
 request, and a value still identical after it is accepted as *unchanged*: ``step()`` returns a ``StepResult``
 (a dict of the new values) whose ``unchanged`` lists those parameters, and logs a warning. On engines that honour
 ``Request.pattern`` (``supports_pattern``: the embedded model) the value is also decoded under a pattern
@@ -217,10 +218,11 @@ class TGD(Optimizer):
 
     # -- the step ------------------------------------------------------------------------------------------
     def copy_detector(self, p: Variable, group: dict) -> CopyDetector | None:
-        """What a new value of ``p`` may not copy: the guarded examples and the inputs its feedback is about."""
+        """What a new value of ``p`` may not copy: the guarded examples, and the inputs and outputs its feedback
+        is about (a worked answer to one training question is not an instruction for the next)."""
         if not group["copy_guard"]:
             return None
-        seen = [text for g in p.grad for label, text in getattr(g, "context", ()) if label == "input"]
+        seen = [text for g in p.grad for label, text in getattr(g, "context", ()) if label in ("input", "output")]
         return CopyDetector([*self.guarded, *seen]) if self.guarded or seen else None
 
     async def _propose(self, engine: Engine, p: Variable, group: dict, name: str) -> str:
