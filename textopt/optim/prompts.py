@@ -17,9 +17,10 @@ TGD_USER = (
     "Its current value, in full:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
     "Feedback on the current value ({n} items, in order):\n{gradients}\n"
     "{history}{constraints}{examples}"
-    "Write the improved {role}. Address the feedback, keep the parts that work, and do not copy task "
-    "examples or answers into it unless the feedback asks for that. Return the whole new value between "
-    "<NEW_VALUE> and </NEW_VALUE>."
+    "Write the improved {role}. Keep the parts that work, and add or change the instructions that would prevent "
+    "the mistakes the feedback describes, stated generally so that they help on every input of the task. Do not "
+    "copy task examples, worked answers or outputs into it unless the feedback asks for that. Return the whole "
+    "new value between <NEW_VALUE> and </NEW_VALUE>."
 )
 
 TGD_GRADIENT = "<FEEDBACK index=\"{i}\" from=\"{source}\">\n{text}\n{context}</FEEDBACK>\n"
