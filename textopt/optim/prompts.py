@@ -50,12 +50,13 @@ TGD_ADD_SYSTEM = (
 )
 TGD_ADD_USER = (
     "These are the instructions of the {role}:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
-    "Following them, it made mistakes. The feedback on them:\n{gradients}\n"
+    "Following them, it made mistakes. For each: what the evaluation found, then a reviewer's suggestion:\n"
+    "{gradients}\n"
     "Write one new instruction, one or two sentences, to add at the end of these instructions so that mistakes "
     "of this kind do not happen again on any input. Do not repeat an instruction that is already there and do "
     "not mention particular examples. Write only the new instruction between <ADDITION> and </ADDITION>."
 )
-TGD_ADD_ITEM = "- {text}\n"
+TGD_ADD_ITEM = "- Evaluation: {evaluation}\n  Suggestion: {text}\n"
 TGD_ALREADY_THERE = "the new instruction is already in the instructions; write a different one"
 
 # Repair messages of the new-value checks (each triggers one more request).

@@ -282,10 +282,10 @@ class TGD(Optimizer):
         current = p.value
         items = []
         for g in list(p.grad)[: group["max_gradients"]]:
-            evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "")
-            text = clip(g.value, 600) + (f" (evaluation: {clip(evaluation.split(chr(10) + chr(10))[0], 300)})"
-                                         if evaluation else "")
-            items.append(P.TGD_ADD_ITEM.format(text=" ".join(text.split())))
+            evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "-")
+            own = evaluation.split("\n\n")[0]   # the example's own evaluation, not a batch summary after it
+            items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, 400).split()),
+                                               text=" ".join(clip(g.value, 600).split())))
         user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items))
         request = Request.chat(user, system=P.TGD_ADD_SYSTEM, temperature=group["temperature"],
                                max_tokens=min(group["max_tokens"], 256), role="optimizer", node=f"tgd:{name}")
