@@ -18,8 +18,9 @@ TGD_USER = (
     "Its current value, in full:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
     "Feedback on the current value ({n} items, in order):\n{gradients}\n"
     "{history}{constraints}{examples}"
-    "Write the improved {role}. Keep the parts that work, and add or change the instructions that would prevent "
-    "the mistakes the feedback describes, stated generally so that they help on every input of the task. Do not "
+    "Now write a new version of the {role}, rewritten from scratch where that helps: state what the task is, "
+    "a strategy that avoids the mistakes the feedback describes, and the exact form the answer must take, as "
+    "general instructions that help on every input of the task. Keep what works in the current value. Do not "
     "copy task examples, worked answers or outputs into it unless the feedback asks for that. Return the whole "
     "new value between <NEW_VALUE> and </NEW_VALUE>."
 )
