@@ -54,7 +54,8 @@ def test_attempt_count_is_max_retries_plus_one(fails, max_retries, ok, monkeypat
         assert asyncio.run(engine.generate(Request.chat("hi"))).text == "ok"
         assert engine.attempts == fails + 1
     else:
-        with pytest.raises(ProviderError, match=f"after {max_retries + 1} attempts"):
+        n = max_retries + 1
+        with pytest.raises(ProviderError, match=f"after {n} attempt{'s' if n > 1 else ''}:"):
             asyncio.run(engine.generate(Request.chat("hi")))
         assert engine.attempts == max_retries + 1
     # equal-jitter backoff: wait k lies in [step/2, step] with step = initial * 2**(k-1)
