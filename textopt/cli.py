@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-file", default=None, help="read the starting system prompt from this file")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
     p.add_argument("--cache-dir", default=None, help="response cache folder (default ~/.cache/textopt/responses)")
+    p.add_argument("--cache", default=None, metavar="URL",
+                   help="a response cache shared by processes and machines: redis://HOST:PORT/DB")
     p.add_argument("--budget-usd", type=float, default=None, help="stop before spending more than this (USD)")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", default=None, metavar="FILE.jsonl",

@@ -32,7 +32,7 @@ LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetit
 
 
 def engine_set(args) -> EngineSet:
-    cache = False if args.no_cache else (args.cache_dir or True)
+    cache = False if args.no_cache else (getattr(args, "cache", None) or args.cache_dir or True)
     return EngineSet(cache=cache, budget_usd=args.budget_usd, record=args.record, replay=args.replay)
 
 

@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from ..errors import EngineError, ProviderError, TextoptError
 from ..runtime import run_sync
-from .cache import MemoryCache, ResponseCache
+from .cache import ResponseCache, open_cache
 from .limiter import AdaptiveLimiter
 from .types import Request, Response
 from .usage import Budget, Usage, price_of
@@ -47,8 +47,8 @@ class Retryable(Exception):
 
 
 class Engine:
-    """Base engine. ``cache``: True (default disk cache), False, "memory", a path, or a cache object
-    (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
+    """Base engine. ``cache``: True (default disk cache), False, "memory", a path, a ``redis://`` URL, or a cache
+    object (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
     the in-flight ceiling (AIMD below it when ``adaptive_concurrency``). ``max_retries``, ``retry_initial_wait``,
     ``retry_max_wait``: the tenacity backoff (a provider's Retry-After wins, capped at ``retry_max_wait``).
     ``record``: append every answered call to this JSONL cassette (``replay:PATH``). ``prices``: USD per 1M
@@ -303,10 +303,8 @@ def _make_cache(cache: Any):
         return None
     if cache is True:
         return ResponseCache()
-    if cache == "memory":
-        return MemoryCache()
     if isinstance(cache, (str, Path)):
-        return ResponseCache(cache)
+        return open_cache(cache)   # "memory", a folder, or a redis:// URL
     return cache
 
 
