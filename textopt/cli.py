@@ -39,7 +39,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                      help="record every LLM call to this cassette (turns the cache off for this run)")
     rec.add_argument("--replay", default=None, metavar="FILE.jsonl",
                      help="answer every LLM call from this cassette (no model, no network)")
-    p.add_argument("--concurrency", type=int, default=8, help="concurrent evaluations (default 8)")
+    p.add_argument("--concurrency", type=int, default=8, help="concurrent evaluations (default 8; per worker "
+                                                                 "with --executor ray)")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="where evaluations run: this process (default) or Ray tasks (pip install 'textopt[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to use with --executor ray (default: a running one, else a local one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

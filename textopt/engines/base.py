@@ -30,6 +30,7 @@ from ..errors import EngineError, ProviderError, TextoptError
 from ..runtime import run_sync
 from .cache import ResponseCache, open_cache
 from .limiter import AdaptiveLimiter
+from .portable import record_init, reduce_engine
 from .types import Request, Response
 from .usage import Budget, Usage, price_of
 
@@ -55,6 +56,13 @@ class Engine:
     (prompt, completion) tokens by model, over ``usage.DEFAULT_PRICES``. ``dry_run``: count and estimate only."""
 
     provider = "base"
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        record_init(cls)   # keep the constructor's arguments: how another process (a Ray worker) rebuilds it
+
+    def __reduce__(self):  # pickled as a recipe, never as a live object or a key (see portable.py)
+        return reduce_engine(self)
 
     def __init__(self, model: str, *, cache: Any = False, budget: Budget | None = None, max_concurrency: int = 8,
                  adaptive_concurrency: bool = True, max_retries: int = 4, retry_max_wait: float = 30.0,

@@ -95,6 +95,19 @@ class Usage:
         finally:
             lock.release()
 
+    def rows(self) -> dict:
+        """A copy of the counters: {(role, node): [calls, cached, prompt tokens, completion tokens, cost]}."""
+        with self._lock:
+            return {k: list(r) for k, r in self._rows.items()}
+
+    def add_rows(self, rows: dict) -> None:
+        """Add counters made elsewhere (an engine's copy in another process: differences of ``rows()``)."""
+        with self._lock:
+            for key, r in rows.items():
+                row = self._rows.setdefault(tuple(key), [0, 0, 0, 0, 0.0])
+                for i in range(5):
+                    row[i] += r[i]
+
     def _view(self, part: str) -> dict:
         """{name: Tally} for "by_role" / "by_node", or {None: Tally} for "total"."""
         with self._lock:
@@ -210,6 +223,13 @@ class Budget:
                 self.calls += 1
                 self.tokens += tokens
                 self.usd += usd or 0.0
+
+    def charge(self, calls: int, tokens: int, usd: float) -> None:
+        """Count calls made elsewhere (worker processes report theirs after the fact: no reservation)."""
+        with self._lock:
+            self.calls += calls
+            self.tokens += tokens
+            self.usd += usd
 
     def state_dict(self) -> dict:
         return {"calls": self.calls, "tokens": self.tokens, "usd": self.usd}

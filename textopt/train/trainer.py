@@ -13,6 +13,9 @@ Contract (the CLI builds on it; keep it stable)::
   sync or async, returning a loss Variable.
 - ``metric``: ``callable(prediction_text, example) -> float`` for validation/test; None uses the loss's own
   ``meta["score"]``.
+- ``executor``: where validation and test examples run — None (this process) or "ray" (Ray tasks, each worker
+  with its own engines; same scores, log and checkpoint: :mod:`textopt.parallel`). The training step itself
+  (forward, backward, optimizer) stays in this process.
 - examples: :class:`Example`, dicts with "x"/"y", or ``(x, y)`` pairs.
 
 One step: a seeded minibatch -> concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch
@@ -76,7 +79,7 @@ class Trainer:
                  patience: int | None = None, backward_engine: "Engine | str | None" = None,
                  engines: Sequence[Engine] | None = None, aggregate_max_tokens: int = 1024,
                  eval_concurrency: int = 8, progress: bool = True, plot: bool = True,
-                 skip_invalid_updates: bool = True):
+                 skip_invalid_updates: bool = True, executor=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_set = as_examples(train, "train")
         self.val_set = as_examples(val, "val")
@@ -92,6 +95,7 @@ class Trainer:
         self.aggregate_max_tokens = aggregate_max_tokens
         self.eval_concurrency, self.progress, self.plot = eval_concurrency, progress, plot
         self.skip_invalid_updates = skip_invalid_updates
+        self.executor = executor   # where validation and test run: None (this process), "ray", an Executor
         self.scorer = make_scorer(metric, loss_fn)
         self.engines = list(engines) if engines is not None else self._find_engines()
         self.sampler = Sampler(len(self.train_set), batch_size, seed)
@@ -169,7 +173,7 @@ class Trainer:
         bar = tqdm(total=len(self.val_set), desc=desc, leave=False, disable=not self.progress)
         try:
             score, _ = await aevaluate(self.model, self.val_set, self.scorer, concurrency=self.eval_concurrency,
-                                       progress=bar)
+                                       progress=bar, executor=self.executor)
         finally:
             bar.close()
         return score
@@ -304,7 +308,8 @@ class Trainer:
             bar = tqdm(total=len(self.test_set), desc="test", leave=False, disable=not self.progress)
             try:
                 test_score, _ = await aevaluate(self.model, self.test_set, self.scorer,
-                                                concurrency=self.eval_concurrency, progress=bar)
+                                                concurrency=self.eval_concurrency, progress=bar,
+                                                executor=self.executor)
             finally:
                 bar.close()
         result = self._result(test_score)
