@@ -21,6 +21,7 @@ import weakref
 
 from ..errors import EngineError
 from .secrets import Secret
+from .usage import PICO
 
 _OWNED: "weakref.WeakValueDictionary[str, object]" = weakref.WeakValueDictionary()   # token -> live engine
 _REBUILT: dict[str, object] = {}      # token -> engine rebuilt in this (worker) process, kept alive
@@ -92,7 +93,7 @@ def usage_delta(before: dict, after: dict) -> dict[str, dict]:
         old = before.get(token, {})
         diff = {}
         for key, row in rows.items():
-            prev = old.get(key, [0, 0, 0, 0, 0.0])
+            prev = old.get(key, [0, 0, 0, 0, 0])
             d = [a - b for a, b in zip(row, prev)]
             if any(d):
                 diff[key] = d
@@ -110,4 +111,5 @@ def charge(delta: dict[str, dict]) -> None:
         engine.usage.add_rows(rows)
         if engine.budget is not None:
             calls = sum(r[0] for r in rows.values())
-            engine.budget.charge(calls, sum(r[2] + r[3] for r in rows.values()), sum(r[4] for r in rows.values()))
+            engine.budget.charge(calls, sum(r[2] + r[3] for r in rows.values()),
+                                 sum(r[4] for r in rows.values()) / PICO)
