@@ -172,14 +172,17 @@ class Feedback(Variable):
     """A textual gradient: criticism of a variable, with where it came from.
 
     ``conversation`` is the exchange it was derived from (the messages sent to the backward LLM and its
-    answer, or the evaluation that seeded it); ``source`` names the graph node; ``objective`` names the loss it
-    serves (multi-objective runs keep one gradient per objective); ``key`` orders gradients deterministically.
+    answer, or the evaluation that seeded it); ``context`` is the forward step that explains it, as
+    ``(label, text)`` pairs (the input, the output, the feedback the output received — what an optimizer shows
+    next to the feedback, never the backward LLM's own instructions); ``source`` names the graph node;
+    ``objective`` names the loss it serves (multi-objective runs keep one gradient per objective); ``key``
+    orders gradients deterministically.
     """
 
-    __slots__ = ("_conversation", "source", "objective", "key")
+    __slots__ = ("_conversation", "context", "source", "objective", "key")
 
     def __init__(self, text: str, target: Variable | None = None, *, conversation: Iterable = (),
-                 source: str = "", objective: str | None = None, key: tuple = ()):
+                 source: str = "", objective: str | None = None, key: tuple = (), context: Iterable = ()):
         role = f"feedback to {target.role}" if target is not None else "feedback"
         super().__init__(text, role=role)
         # kept as (role, content) string pairs: a backward pass makes one Feedback per edge, and pairs of
@@ -190,12 +193,18 @@ class Feedback(Variable):
                 conv = tuple(_pair(m) for m in conv)
                 break
         self._conversation = conv
+        try:
+            self.context = tuple((str(label), str(text)) for label, text in context)
+        except (TypeError, ValueError):
+            raise InvalidVariableError("Feedback context must be (label, text) pairs, e.g. "
+                                       "[('input', question), ('output', answer)]") from None
         self.source = source
         self.objective = objective
         self.key = key
 
     @classmethod
-    def _make(cls, text: str, target: Variable, conversation: tuple, source: str) -> "Feedback":
+    def _make(cls, text: str, target: Variable, conversation: tuple, source: str, context: tuple = ()
+              ) -> "Feedback":
         """``Feedback(text, target, conversation=..., source=...)`` for callers that already hold a str and
         (role, content) string pairs (the backward pass's own Functions): nothing to check or convert, one
         per edge of every pass. ``tests/test_variable.py`` checks it builds exactly what ``__init__`` builds."""
@@ -204,7 +213,7 @@ class Feedback(Variable):
         fb._grad = fb._meta = fb.node = fb.name = fb.objective = None
         fb._requires_grad = fb._retain = False
         fb.index = next(_counter)
-        fb._conversation, fb.source, fb.key = conversation, source, ()
+        fb._conversation, fb.source, fb.key, fb.context = conversation, source, (), context
         return fb
 
     @property

@@ -47,3 +47,19 @@ def parse_answer(text: str) -> str | None:
 
 def is_correct(text: str, target: str) -> bool:
     return parse_answer(text) == str(target).strip()
+
+
+def textopt_metric(kind: str = "number"):
+    """textopt's own task metric (``textopt.tasks.metrics.METRICS[kind]``: ``(response, target) -> Score`` with
+    ``.value`` and ``.explanation``) loaded from the repository WITHOUT importing the ``textopt`` package (whose
+    ``__init__`` needs torch): the TextGrad and GEPA workers score with exactly the code the textopt runs use."""
+    import importlib
+    import sys
+    import types
+    root = Path(__file__).resolve().parents[2] / "textopt"
+    for name, path in (("textopt", root), ("textopt.tasks", root / "tasks")):
+        if name not in sys.modules:
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [str(path)]
+            sys.modules[name] = pkg
+    return importlib.import_module("textopt.tasks.metrics").METRICS[kind]

@@ -70,3 +70,30 @@ def test_quality_textopt_only_tiny():
     assert 0.0 <= tx["accuracy_before"] <= 1.0 and 0.0 <= tx["accuracy_after"] <= 1.0
     assert tx["train_calls"] >= 3  # solver, judge, at least one optimizer request (the judge needs no backward)
     assert isinstance(tx["step_errors"], list) and "acc before" in out
+
+
+@pytest.mark.skipif(not BBH_OC.is_file(), reason=f"BBH object counting not found at {BBH_OC} (../shared absent)")
+def test_quality_real_textopt_runs_through_the_metering_proxy(tmp_path):
+    """quality_real.py end to end on a loopback server standing in for the model server: the proxy meters each
+    run, the test split is scored once per prompt, the report and the cassettes are written."""
+    from textopt.testing import LoopbackServer
+
+    def responder(body: dict) -> str:
+        last = body["messages"][-1]["content"]
+        if "<NEW_VALUE>" in last:
+            return "<NEW_VALUE>List each item with its quantity, add them, and end with 'Answer: <number>'.</NEW_VALUE>"
+        if "Give feedback" in last or "feedback" in body["messages"][0]["content"].lower():
+            return "Ask the model to list each item with its quantity."
+        return "One, two, three.\nAnswer: 3"
+
+    with LoopbackServer(responder) as srv:
+        res, out = run_script("quality_real.py", "--engine-url", srv.openai_base_url, "--model", "m",
+                              "--runs", "tx_tgd,tx_null", "--sizes", "3,3,3", "--steps", "1", "--out", str(tmp_path),
+                              timeout=300)
+    assert set(res["runs"]) == {"tx_tgd", "tx_null"} and 0.0 <= res["baseline"] <= 1.0
+    for name, run in res["runs"].items():
+        assert run["calls"] > 0 and 0.0 <= run["test_after"] <= 1.0
+    seed_dir = tmp_path / "object_counting-seed0"
+    assert (seed_dir / "tx_tgd.cassette.jsonl").stat().st_size > 0
+    assert (seed_dir / "tx_tgd.test.cassette.jsonl").stat().st_size > 0
+    assert "test before" in out

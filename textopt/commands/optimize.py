@@ -49,6 +49,11 @@ def accepted_steps(history: list[dict]) -> list[int]:
     return out
 
 
+def unchanged_steps(history: list[dict]) -> list[int]:
+    """Steps whose optimizer returned the parameters as they were (even when asked again)."""
+    return [row["step"] for row in history if row.get("kind") == "step" and row.get("unchanged")]
+
+
 def _pct(x) -> str:
     return "   -  " if x is None else f"{100 * x:5.1f}%"
 
@@ -110,7 +115,8 @@ def run_optimize(args) -> int:
     val_before = history[0].get("val_score") if history else None
     summary = {"task": task.name, "engine": fwd.name, "val_before": val_before, "val_after": result.best_val,
                "test_before": test_before, "test_after": result.test_score, "steps": result.steps,
-               "accepted_steps": accepted_steps(history), "initial_prompt": prompt, "optimized_prompt": best,
+               "accepted_steps": accepted_steps(history), "unchanged_steps": unchanged_steps(history),
+               "initial_prompt": prompt, "optimized_prompt": best,
                "sizes": list(splits.sizes()), "wall_s": round(wall, 2), "usage": engines.usage()}
     finish(out, summary)
     return 0
@@ -153,7 +159,9 @@ def render_summary(s: dict, report: str, out: Path, files: str = TGD_FILES) -> s
         f"{'val':<4}(n={n_val:<4}) {_pct(s['val_before']):>8}{_pct(s['val_after']):>9}",
         f"{'test':<4}(n={n_test:<4}) {_pct(s['test_before']):>8}{_pct(s['test_after']):>9}",
         f"updates accepted on validation: {len(acc)} of {s['steps']}"
-        + (f" (step {', '.join(map(str, acc))})" if acc else ""),
+        + (f" (step {', '.join(map(str, acc))})" if acc else "")
+        + (f"; left unchanged by the optimizer: step {', '.join(map(str, s['unchanged_steps']))}"
+           if s.get("unchanged_steps") else ""),
         "initial prompt:   " + s["initial_prompt"].replace("\n", "\n                  "),
         "optimized prompt: " + s["optimized_prompt"].replace("\n", "\n                  "),
         "calls and tokens by role (cached calls cost nothing):",

@@ -42,9 +42,11 @@ CAPABILITIES = ("supports_schema", "supports_prefill", "supports_pattern")
 class Retryable(Exception):
     """Raised by ``_classify`` wrappers: the attempt may be retried (``retry_after`` in seconds, if known)."""
 
-    def __init__(self, error: BaseException, retry_after: float | None = None, rate_limited: bool = False):
+    def __init__(self, error: BaseException, retry_after: float | None = None, rate_limited: bool = False,
+                 timed_out: bool = False):
         super().__init__(str(error))
         self.error, self.retry_after, self.rate_limited = error, retry_after, rate_limited
+        self.timed_out = timed_out   # no answer in time: the server may still be generating it
 
 
 class Engine:
@@ -52,6 +54,8 @@ class Engine:
     object (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
     the in-flight ceiling (AIMD below it when ``adaptive_concurrency``). ``max_retries``, ``retry_initial_wait``,
     ``retry_max_wait``: the tenacity backoff (a provider's Retry-After wins, capped at ``retry_max_wait``).
+    ``timeout_retries``: how many of those retries may follow a timeout (None: all of them) — a self-hosted server
+    goes on generating an answer its client gave up on, so each resent request queues one more generation.
     ``record``: append every answered call to this JSONL cassette (``replay:PATH``). ``prices``: USD per 1M
     (prompt, completion) tokens by model, over ``usage.DEFAULT_PRICES``. ``dry_run``: count and estimate only."""
 
@@ -67,13 +71,14 @@ class Engine:
     def __init__(self, model: str, *, cache: Any = False, budget: Budget | None = None, max_concurrency: int = 8,
                  adaptive_concurrency: bool = True, max_retries: int = 4, retry_max_wait: float = 30.0,
                  retry_initial_wait: float = 0.2, record: str | Path | None = None, prices: dict | None = None,
-                 dry_run: bool = False, name: str | None = None):
+                 dry_run: bool = False, name: str | None = None, timeout_retries: int | None = None):
         self.model = model
         self.name = name or f"{self.provider}:{model}"
         self.cache = _make_cache(cache)
         self.budget = budget
         self.limiter = AdaptiveLimiter(max_concurrency, adaptive=adaptive_concurrency)
         self.max_retries = max_retries
+        self.timeout_retries = timeout_retries
         self.retry_max_wait = retry_max_wait
         self.retry_initial_wait = retry_initial_wait
         self.prices = prices  # property: resets the per-model price memo
@@ -108,7 +113,9 @@ class Engine:
         connection errors are retryable, anything else is a ProviderError)."""
         if isinstance(exc, TextoptError):
             return exc
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            return Retryable(exc, timed_out=True)
+        if isinstance(exc, ConnectionError):
             return Retryable(exc)
         return ProviderError(f"{self.name}: {type(exc).__name__}: {exc}")
 
@@ -251,15 +258,30 @@ class Engine:
     async def _retry(self, request: Request, first: Retryable) -> Response:
         """After a retryable first attempt: back off (tenacity, Retry-After honoured) and try again, up to
         ``max_retries`` more attempts; then raise the provider's textopt error."""
+        timeouts = self.max_retries if self.timeout_retries is None else self.timeout_retries
+        attempts = 1
+
+        def retryable(e: BaseException) -> bool:   # a timeout is resent at most ``timeout_retries`` times
+            nonlocal timeouts
+            if not isinstance(e, Retryable):
+                return False
+            if e.timed_out:
+                timeouts -= 1
+                return timeouts >= 0
+            return True
+
+        def count(state) -> None:
+            nonlocal attempts
+            attempts += 1
         try:
-            if self.max_retries < 1:
+            if self.max_retries < 1 or not retryable(first):
                 raise first
             first_state = RetryCallState(None, None, (), {})
             first_state.set_exception((type(first), first, first.__traceback__))
             await asyncio.sleep(self._retry_wait(first_state))
-            retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries), reraise=True,
+            retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries), reraise=True, before=count,
                                      wait=lambda state: self._retry_wait(_shifted(state)),
-                                     retry=retry_if_exception(lambda e: isinstance(e, Retryable)))
+                                     retry=retry_if_exception(retryable))
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(request)
@@ -268,7 +290,7 @@ class Engine:
             if isinstance(err, Retryable):
                 from ..errors import RateLimitError
                 cls = RateLimitError if final.rate_limited else ProviderError
-                raise cls(f"{self.name}: gave up after {self.max_retries + 1} attempts: "
+                raise cls(f"{self.name}: gave up after {attempts} attempt{'s' if attempts > 1 else ''}: "
                           f"{self._describe_failure(final.error)}") from final.error
             raise err from final.error
         raise EngineError("unreachable")  # pragma: no cover

@@ -6,10 +6,20 @@ deliberately NOT sent to third-party servers unless you name it).
 
 The SDK client is built with ``max_retries=0`` (tenacity in ``base.py`` is the only retry layer) and one client
 is kept per event loop (an httpx pool belongs to the loop that opened it).
+
+A server (``base_url`` given) gets defaults that fit self-hosted ones: a 600 s timeout (a local server answering
+one request at a time took 169 s for one 300-token answer under load) and at most one resend after a timeout
+(the server goes on generating an answer its client abandoned). Structured output asks for ``response_format:
+json_schema``; a server that rejects that format (llama-cpp-python answers HTTP 500 "Input should be 'text' or
+'json_object'") is detected on the first such answer, and the engine falls back — to ``json_object`` with the
+schema written into the prompt, then to the prompt alone — and remembers it (``schema_mode``), with one warning.
+The request (hence its cache key) is the same whatever the wire format.
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import re
 import threading
@@ -21,9 +31,15 @@ from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
 from .base import Engine
 from .secrets import Secret
+from .structured import SCHEMA_INSTRUCTION, append_to_last_user
 from .types import Request, Response
 
 OPENAI_URL = "https://api.openai.com/v1"
+SERVER_TIMEOUT = 600.0      # default timeout for a server given by URL (self-hosted: long queues, slow CPUs)
+SCHEMA_MODES = ("json_schema", "json_object", "prompt")   # how a schema reaches the wire, best first
+# An answer that rejects the response_format itself (not the request's content): the fallback's trigger.
+_FORMAT_REJECTED = re.compile(r"response[_ ]?format|json[_ ]?schema|json_object|'text' or 'json", re.I)
+log = logging.getLogger("textopt.engines.openai")
 
 
 class OpenAIEngine(Engine):
@@ -32,7 +48,7 @@ class OpenAIEngine(Engine):
     supports_prefill = False
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 api_key_env: str | None = None, timeout: float = 60.0, json_schema: bool = True,
+                 api_key_env: str | None = None, timeout: float | None = None, json_schema: bool = True,
                  organization: str | None = None, **kw):
         if not model:
             raise EngineSpecError("an OpenAI engine needs a model name, e.g. 'openai:gpt-4o-mini'")
@@ -49,9 +65,12 @@ class OpenAIEngine(Engine):
                                      f"'openai:http://HOST:PORT/v1#MODEL'.")
         self._api_key = Secret(key)
         self.api_key_env = api_key_env
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else (SERVER_TIMEOUT if server else 60.0)
+        if server:
+            kw.setdefault("timeout_retries", 1)
         self.organization = organization
         self.supports_schema = json_schema
+        self.schema_mode = SCHEMA_MODES[0]
         name = f"openai:{model}" if self.is_official else f"openai:{base_url}#{model}"
         kw.setdefault("name", name)
         super().__init__(model, **kw)
@@ -93,13 +112,45 @@ class OpenAIEngine(Engine):
         if request.logprobs:
             body["logprobs"] = True
         if request.schema is not None and self.supports_schema:
-            title = re.sub(r"[^a-zA-Z0-9_-]", "_", str(request.schema.get("title") or "output"))[:64]
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": title, "schema": dict(request.schema)}}
+            mode = self.schema_mode
+            if mode == "json_schema":
+                title = re.sub(r"[^a-zA-Z0-9_-]", "_", str(request.schema.get("title") or "output"))[:64]
+                body["response_format"] = {"type": "json_schema",
+                                           "json_schema": {"name": title, "schema": dict(request.schema)}}
+            else:   # the fallbacks: the schema travels in the prompt (json_object also constrains the syntax)
+                msgs = append_to_last_user(request.messages,
+                                           SCHEMA_INSTRUCTION.format(schema=json.dumps(dict(request.schema))))
+                body["messages"] = [{"role": m.role, "content": m.content} for m in msgs]
+                if mode == "json_object":
+                    body["response_format"] = {"type": "json_object"}
         return body
 
+    def _format_rejected(self, exc: BaseException, body: dict) -> bool:
+        """Did the server refuse the ``response_format`` we sent (rather than the request)? Then step down to
+        the next schema mode, once per engine (a concurrent request may already have stepped down)."""
+        if "response_format" not in body or self.is_official or not isinstance(exc, openai.APIStatusError):
+            return False
+        if exc.status_code not in (400, 404, 422, 500, 501) or \
+                not _FORMAT_REJECTED.search(sdk_common.provider_message(exc)):
+            return False
+        sent = body["response_format"]["type"]
+        if sent == self.schema_mode:
+            self.schema_mode = SCHEMA_MODES[SCHEMA_MODES.index(sent) + 1]
+            log.warning("%s rejected response_format %r (HTTP %s: %s); this engine now sends %s", self.name,
+                        sent, exc.status_code, sdk_common.provider_message(exc)[:200],
+                        "json_object with the schema in the prompt" if self.schema_mode == "json_object"
+                        else "the schema in the prompt only")
+        return True
+
     async def _send(self, request: Request) -> Response:
-        completion = await self._client().chat.completions.create(**self._payload(request))
+        while True:
+            body = self._payload(request)
+            try:
+                completion = await self._client().chat.completions.create(**body)
+                break
+            except openai.APIStatusError as exc:
+                if not self._format_rejected(exc, body):
+                    raise
         try:
             choice = completion.choices[0]
             text = choice.message.content or ""

@@ -76,8 +76,10 @@ def classify(engine, exc: BaseException, sdk, secrets=(), key_env: str | None = 
     if isinstance(exc, (TextoptError, Retryable)):
         return exc
     _scrub_exception(exc, secrets)
-    if isinstance(exc, (sdk.APIConnectionError, asyncio.TimeoutError, TimeoutError, ConnectionError)):
-        return Retryable(exc)   # APITimeoutError is an APIConnectionError
+    if isinstance(exc, (sdk.APITimeoutError, asyncio.TimeoutError, TimeoutError)):
+        return Retryable(exc, timed_out=True)
+    if isinstance(exc, (sdk.APIConnectionError, ConnectionError)):
+        return Retryable(exc)
     if isinstance(exc, (json.JSONDecodeError, MalformedResponse, sdk.APIResponseValidationError)):
         return Retryable(exc)
     if isinstance(exc, sdk.APIStatusError):
@@ -101,7 +103,8 @@ def classify(engine, exc: BaseException, sdk, secrets=(), key_env: str | None = 
 def describe_failure(engine, exc: BaseException, sdk, where: str, timeout: float, secrets=()) -> str:
     """What the final error says after the retries ran out."""
     if isinstance(exc, sdk.APITimeoutError):
-        return f"no answer from {where} within the {timeout:g} s timeout (raise timeout= or check the server)"
+        return (f"no answer from {where} within the {timeout:g} s timeout (raise timeout= or check the server; "
+                f"a server that answers one request at a time needs a timeout above its longest queue)")
     if isinstance(exc, sdk.APIConnectionError):
         return f"cannot connect to {where}: {exc}; is the server running and the URL right?"
     if isinstance(exc, (json.JSONDecodeError, MalformedResponse, sdk.APIResponseValidationError)):

@@ -28,7 +28,7 @@ REPAIR_INSTRUCTION = ("Your previous answer could not be used: {error}\n"
                       "Answer again, following the required format exactly.")
 
 
-def _append_to_last_user(messages: tuple[Message, ...], extra: str) -> tuple[Message, ...]:
+def append_to_last_user(messages: tuple[Message, ...], extra: str) -> tuple[Message, ...]:
     msgs = list(messages)
     for i in range(len(msgs) - 1, -1, -1):
         if msgs[i].role == "user":
@@ -65,7 +65,7 @@ def _schema_request(engine, request: Request, model: type[BaseModel]) -> Request
     schema = model.model_json_schema()
     if getattr(engine, "supports_schema", False):
         return dataclasses.replace(request, schema=schema)
-    msgs = _append_to_last_user(request.messages, SCHEMA_INSTRUCTION.format(schema=json.dumps(schema)))
+    msgs = append_to_last_user(request.messages, SCHEMA_INSTRUCTION.format(schema=json.dumps(schema)))
     prefill = "{" if getattr(engine, "supports_prefill", False) else None
     return dataclasses.replace(request, messages=msgs, schema=schema, prefill=prefill)
 
@@ -102,7 +102,7 @@ async def agenerate_tagged(engine, request: Request, tag: str, *, validate=None,
     if getattr(engine, "supports_prefill", False):
         req = dataclasses.replace(request, prefill=f"<{tag}>", stop=tuple(request.stop) + (close,))
     else:
-        req = dataclasses.replace(request, messages=_append_to_last_user(
+        req = dataclasses.replace(request, messages=append_to_last_user(
             request.messages, TAG_INSTRUCTION.format(tag=tag)))
     last_error = ""
     for attempt in range(2 if repair else 1):

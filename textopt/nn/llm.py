@@ -22,12 +22,12 @@ class LLMCallFn(Function):
             if type(self)._one is not LLMCallFn._one:   # a subclass's own per-target backward
                 return [await self._one(ctx, node, feedback, target)]
             user, request = self._ask(ctx, node, feedback, target)
-            return [_feedback(user, await ctx.generate(request, node), target, node)]
+            return [_feedback(user, await ctx.generate(request, node), target, node, feedback)]
         return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
 
     async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
         user, request = self._ask(ctx, node, feedback, target)
-        return _feedback(user, await ctx.generate(request, node), target, node)
+        return _feedback(user, await ctx.generate(request, node), target, node, feedback)
 
     def _ask(self, ctx, node, feedback, target: Variable) -> tuple[str, Request]:
         """The backward prompt for ``target`` and the request that carries it."""
@@ -44,9 +44,23 @@ class LLMCallFn(Function):
                                   max_tokens=backward_max_tokens(ctx, node))
 
 
-def _feedback(user: str, resp, target: Variable, node) -> Feedback:
+def _feedback(user: str, resp, target: Variable, node, feedback) -> Feedback:
     conversation = (("system", BACKWARD_SYSTEM), ("user", user), ("assistant", resp.text))
-    return Feedback._make(resp.text, target, conversation, node.name)
+    saved = node.saved
+    return Feedback._make(resp.text, target, conversation, node.name,
+                          step_context(saved.get("system", ""), saved.get("input", ""), node.output.value, feedback,
+                                       target))
+
+
+def step_context(system: str, inp: str, output: str, feedback, target: Variable) -> tuple:
+    """What explains a feedback item to an optimizer: the forward step's input and output and the feedback the
+    output received (absent when the output was itself the evaluation); the system prompt too when the
+    feedback is about something else (the target's own value is shown to the optimizer anyway)."""
+    pairs = [("system prompt", system)] if system and system != target.value else []
+    pairs += [("input", inp), ("output", output)]
+    if not all(f.source == "seed" for f in feedback):
+        pairs.append(("feedback on the output", "\n\n".join(f.value for f in feedback)))
+    return tuple(pairs)
 
 
 def backward_max_tokens(ctx, node) -> int:

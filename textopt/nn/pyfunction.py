@@ -27,6 +27,7 @@ from ..prompts import BACKWARD_SYSTEM
 from ..variable import Feedback, Variable
 from . import prompts as P
 from .aggregate import clip
+from .llm import step_context
 
 MAX_INPUT_CHARS = 4000
 
@@ -63,7 +64,8 @@ class PyFunction(Function):
         resp = await ctx.generate(Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=self.max_tokens), node)
         conv = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},
                 {"role": "assistant", "content": resp.text}]
-        return Feedback(resp.text, target, conversation=conv, source=node.name)
+        return Feedback(resp.text, target, conversation=conv, source=node.name,
+                        context=step_context("", inputs, str(node.output.value), feedback, target))
 
 
 def _unwrap(x: Any) -> Any:

@@ -23,7 +23,10 @@ TGD_USER = (
 )
 
 TGD_GRADIENT = "<FEEDBACK index=\"{i}\" from=\"{source}\">\n{text}\n{context}</FEEDBACK>\n"
-TGD_CONTEXT = "<CONTEXT>\n{conversation}\n</CONTEXT>\n"
+# The forward step a feedback item is about (input, output, what the output was told), each field bounded.
+TGD_CONTEXT = "<CONTEXT>\n{fields}</CONTEXT>\n"
+TGD_CONTEXT_FIELD = "{label}:\n{text}\n"
+TGD_SEEN = "(the same text as in feedback {i})"
 TGD_OMITTED = "({k} further feedback items were left out to keep this request bounded.)\n"
 
 TGD_HISTORY = (
@@ -35,6 +38,12 @@ TGD_HISTORY_ITEM = ("<PAST_VALUE step=\"{step}\">\n{value}\n</PAST_VALUE>\n"
 
 TGD_REJECTED = ("This value was tried and reverted: it lowered the validation score from {before:.3f} to "
                 "{after:.3f}.")
+
+# Repair messages of the new-value checks (each triggers one more request).
+TGD_UNCHANGED = ("the new value is identical to the current value. If the feedback calls for a change, make it; "
+                 "if it really calls for none, return the same value again")
+TGD_COPIES = ("the new value {reason}; write general instructions that help with any question of the task "
+              "instead of quoting training examples")
 
 TGD_CONSTRAINTS = "The new value must satisfy every constraint:\n{items}\n"
 TGD_CONSTRAINT = "<CONSTRAINT>{text}</CONSTRAINT>\n"

@@ -1,12 +1,19 @@
 """``TGD``: textual gradient descent, transactional.
 
-For each text parameter with feedback, one optimizer request carries: the role; the FULL current value (never
-truncated); the feedback in its backward order, each with its conversation (clipped to ``max_context_chars``;
-at most ``max_gradients`` items, the rest counted); the constraints; in-context examples; and the last
-``history`` (value, feedback) pairs of this parameter — the momentum that TextGrad stores but never sends.
+For each text parameter with feedback, one optimizer request carries: the role; the FULL current value, once
+(never truncated); the feedback in its backward order, each once, with the forward step that explains it — its
+``Feedback.context``: the input, the output, the feedback that output received — in at most
+``max_context_chars`` (the output gets half, so the reasoning a feedback item is about stays visible; never
+the feedback engine's own instructions or another copy of the value); at most ``max_gradients`` items, the
+rest counted; the constraints; in-context examples; and the last ``history`` (value, feedback) pairs of this
+parameter — the momentum that TextGrad stores but never sends.
 
 The new value is asked through ``agenerate_tagged(engine, request, "NEW_VALUE", validate=...)`` (prefill and
-stop sequence on engines that support them) with ``role="optimizer"``. On engines that honour
+stop sequence on engines that support them) with ``role="optimizer"``. A new value that copies a training
+example is refused (``copy_guard``: the inputs the feedback is about, plus what ``guard_against(examples)`` was
+given — the Trainer gives its training split), as is one identical to the current value; each gets one repair
+request, and a value still identical after it is accepted as *unchanged*: ``step()`` returns a ``StepResult``
+(a dict of the new values) whose ``unchanged`` lists those parameters, and logs a warning. On engines that honour
 ``Request.pattern`` (``supports_pattern``: the embedded model) the value is also decoded under a pattern
 (``value_pattern="auto"``: no tags, must close; instruction-like for prompt/instruction roles), so a 135M
 model cannot copy scaffolding or open with commentary; ``value_pattern=None`` disables it, a string overrides. Validation rejects an empty value, one
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 from typing import Iterable
 
@@ -31,11 +39,22 @@ from ..errors import GraphError, InvalidVariableError, OptimizerStepError
 from ..functional import clip
 from ..variable import Feedback, Variable
 from . import prompts as P
+from .guards import CopyDetector
 from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
-                max_context_chars=1500, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
-                value_pattern="auto")
+                max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
+                value_pattern="auto", copy_guard=True)
+log = logging.getLogger("textopt.optim.tgd")
+
+
+class StepResult(dict):
+    """What ``TGD.step()`` returns: {parameter name: new value}; ``unchanged`` names the parameters whose
+    optimizer answer was their current value (after one repair request asking for the change)."""
+
+    def __init__(self, values: dict, unchanged: list[str]):
+        super().__init__(values)
+        self.unchanged = unchanged
 
 
 _SCAFFOLD_TAG = re.compile(r"</?([A-Z][A-Z_]{2,})\b")  # every prompt tag of textopt is upper case
@@ -84,9 +103,40 @@ def check_new_value(value: str, current: str, role: str | None = None) -> None:
                              f"improved variable")
 
 
-def _render_conversation(conv, max_chars: int) -> str:
-    text = "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in conv)
-    return clip(text, max_chars)
+def render_context(g: Feedback, max_chars: int, seen: dict | None = None, index: int = 0) -> str:
+    """The forward step behind one feedback item, bounded: its ``context`` fields (the output gets half of
+    ``max_chars``, the other fields share the rest), else its conversation without system messages and without
+    the answer that IS the feedback. ``seen`` (paragraph -> item index) shortens a long paragraph an earlier
+    item already showed (a batch view routed to every example) to a pointer at that item."""
+    fields = getattr(g, "context", ())
+    if not fields:
+        conv = [m for m in getattr(g, "conversation", ()) if m.get("role") != "system"]
+        if conv and conv[-1].get("role") == "assistant" and conv[-1].get("content") == g.value:
+            conv = conv[:-1]
+        fields = tuple((m.get("role", "?"), m.get("content", "")) for m in conv)
+    if not fields or max_chars <= 0:
+        return ""
+    if seen is not None:
+        fields = tuple((label, _dedupe(body, seen, index)) for label, body in fields)
+    others = sum(label != "output" for label, _ in fields)
+    out_share = max_chars // 2 if others else max_chars
+    share = (max_chars - out_share) // others if others else 0
+    text = "".join(P.TGD_CONTEXT_FIELD.format(label=label, text=clip(body, out_share if label == "output" else share,
+                                                                      tail=0.5 if label == "output" else 0.25))
+                   for label, body in fields)
+    return P.TGD_CONTEXT.format(fields=text)
+
+
+def _dedupe(text: str, seen: dict, index: int) -> str:
+    parts = []
+    for para in text.split("\n\n"):
+        first = seen.setdefault(para, index) if len(para) >= 80 else index
+        parts.append(para if first == index else P.TGD_SEEN.format(i=first))
+    return "\n\n".join(parts)
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
 
 
 @register_optimizer("tgd")
@@ -97,7 +147,8 @@ class TGD(Optimizer):
     Options (per param group, JSON-able): ``constraints``, ``examples``, ``history`` (window of past values and
     their feedback; 0 disables), ``max_gradients``, ``max_gradient_chars``, ``max_context_chars``,
     ``history_feedback_chars``, ``temperature``, ``max_tokens``, ``lr`` (tensor parameters only),
-    ``value_pattern`` ("auto", None or a regular expression for the text after the prefilled tag).
+    ``value_pattern`` ("auto", None or a regular expression for the text after the prefilled tag),
+    ``copy_guard`` (refuse a value that copies a training example).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -110,6 +161,12 @@ class TGD(Optimizer):
             raise InvalidVariableError(f"TGD history must be an int >= 0, got {opts['history']!r}")
         super().__init__(params, opts)
         self.engine = get_engine(engine) if engine is not None else None
+        self.guarded: list = []   # training examples a new value may not copy (guard_against)
+
+    def guard_against(self, examples: Iterable) -> None:
+        """Refuse new values that copy any of ``examples`` (inputs or answers; see ``CopyDetector``). The Trainer
+        calls it with its training split; the inputs of the feedback's own context are always guarded."""
+        self.guarded = list(examples)
 
     def _engine(self) -> Engine:
         if self.engine is not None:
@@ -124,14 +181,11 @@ class TGD(Optimizer):
     def build_request(self, p: Variable, group: dict, name: str) -> Request:
         grads: list[Feedback] = list(p.grad)
         shown = grads[: group["max_gradients"]]
-        items = []
+        items, seen = [], {}
         for i, g in enumerate(shown, 1):
-            conv = getattr(g, "conversation", ())
-            context = P.TGD_CONTEXT.format(conversation=_render_conversation(conv, group["max_context_chars"])) \
-                if conv and group["max_context_chars"] > 0 else ""
             items.append(P.TGD_GRADIENT.format(i=i, source=getattr(g, "source", "") or "?",
                                                text=clip(g.value, group["max_gradient_chars"]),
-                                               context=context))
+                                               context=render_context(g, group["max_context_chars"], seen, i)))
         if len(grads) > len(shown):
             items.append(P.TGD_OMITTED.format(k=len(grads) - len(shown)))
         history = ""
@@ -161,18 +215,39 @@ class TGD(Optimizer):
             else P.FREE_VALUE_PATTERN
 
     # -- the step ------------------------------------------------------------------------------------------
+    def copy_detector(self, p: Variable, group: dict) -> CopyDetector | None:
+        """What a new value of ``p`` may not copy: the guarded examples and the inputs its feedback is about."""
+        if not group["copy_guard"]:
+            return None
+        seen = [text for g in p.grad for label, text in getattr(g, "context", ()) if label == "input"]
+        return CopyDetector([*self.guarded, *seen]) if self.guarded or seen else None
+
     async def _propose(self, engine: Engine, p: Variable, group: dict, name: str) -> str:
         current = p.value
         request = self.build_request(p, group, name)
         pattern = self.value_pattern(engine, p, group)
         if pattern is not None:
             request = dataclasses.replace(request, pattern=pattern)
-        value, _ = await agenerate_tagged(engine, request, P.NEW_VALUE_TAG,
-                                          validate=lambda v: check_new_value(strip_commentary(v), current, p.role))
+        detector = self.copy_detector(p, group)
+        answers = 0
+
+        def validate(raw: str) -> None:
+            nonlocal answers
+            answers += 1
+            value = strip_commentary(raw)
+            check_new_value(value, current, p.role)
+            if detector is not None:
+                reason = detector.check(value)
+                if reason and reason != detector.check(current):
+                    raise ValueError(P.TGD_COPIES.format(reason=reason))
+            if answers == 1 and _same(value, current):   # asked again once; the repair's answer stands
+                raise ValueError(P.TGD_UNCHANGED)
+        value, _ = await agenerate_tagged(engine, request, P.NEW_VALUE_TAG, validate=validate)
         return strip_commentary(value)
 
-    async def astep(self) -> dict[str, str]:
-        """Update every text parameter that has feedback; returns {parameter name: new value}."""
+    async def astep(self) -> StepResult:
+        """Update every text parameter that has feedback; returns {parameter name: new value} (a
+        ``StepResult``: ``.unchanged`` names the parameters whose new value is their current one)."""
         jobs = []
         for gi, group in enumerate(self.param_groups):
             for pi, p in enumerate(group["params"]):
@@ -191,8 +266,12 @@ class TGD(Optimizer):
                                      f"update(s) failed after a repair attempt — {detail}")
             err.failures = failures  # [(parameter name, exception)]
             raise err
-        updated = {}
+        updated, unchanged = {}, []
         for (p, group, name), new in zip(jobs, results):
+            if _same(new, p.value):
+                unchanged.append(name)
+                log.warning("TGD left %s unchanged: the optimizer returned its current value, even when asked "
+                            "again", name)
             st = self.state[p]
             st["step"] = st.get("step", 0) + 1
             fb = clip("\n\n".join(g.value for g in p.grad), group["history_feedback_chars"])
@@ -204,7 +283,7 @@ class TGD(Optimizer):
             p.value = new
             updated[name] = new
         self._tensor_step()
-        return updated
+        return StepResult(updated, unchanged)
 
     def record_rejection(self, p: Variable, value: str, before: float, after: float) -> None:
         """Remember that ``value`` (now being reverted by the caller) lowered the validation score: it enters

@@ -58,6 +58,11 @@ def _num_equal(a: str, b: str) -> bool:
 def number_match(response: str, target: str) -> Score:
     got = extract_number(response)
     if got is None:
+        span = answer_span(response)
+        if span is not response:   # an answer line without a number (a small model writes "Answer: N")
+            line = span.strip().splitlines()[0] if span.strip() else ""
+            return Score(0.0, None, P.NUMBER_LINE_EMPTY.format(target=target, line=_quote("Answer: " + line, 60),
+                                                               response=_quote(response)))
         return Score(0.0, None, P.NUMBER_MISSING.format(target=target, response=_quote(response)))
     if _num_equal(got, target):
         return Score(1.0, got, P.NUMBER_OK.format(got=got, target=target))

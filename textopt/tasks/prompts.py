@@ -24,6 +24,8 @@ PROMPT_ROLE = "system prompt of the language model that answers each question of
 
 # -- metric explanations (the seeds of backward) ---------------------------------------------------------------
 NUMBER_MISSING = "The expected answer is {target}, but the response contains no number: {response}."
+NUMBER_LINE_EMPTY = ("Wrong format: the final answer line {line} holds no number (the expected answer is {target}); "
+                     "the line must give the number itself. The response was {response}.")
 NUMBER_OK = "Correct: the answer {got} matches the expected {target}."
 NUMBER_BAD = "Wrong answer: expected {target}, got {got}. The response was {response}."
 CHOICE_MISSING = "The expected option is {target}, but the response names no option like (A): {response}."

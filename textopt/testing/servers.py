@@ -46,8 +46,8 @@ class Fault:
         return cls("rate_limit", 429, retry_after=retry_after)
 
     @classmethod
-    def server_error(cls, status: int = 500) -> "Fault":
-        return cls("server_error", status)
+    def server_error(cls, status: int = 500, message: str | None = None) -> "Fault":
+        return cls("server_error", status, message=message)
 
     @classmethod
     def hang(cls, seconds: float = 30.0) -> "Fault":

@@ -20,7 +20,9 @@ Contract (the CLI builds on it; keep it stable)::
 
 One step: a seeded minibatch -> concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch
 feedback) -> backward -> ``optimizer.step()`` -> validation; with ``revert_if_worse`` a step that lowers the
-validation score is undone (parameters only; the optimizer keeps the rejected attempt in its history).
+validation score is undone (parameters only; the optimizer keeps the rejected attempt in its history). An
+optimizer with ``guard_against`` (TGD) is given the training split, so no new value may copy a training
+example; the log row's ``unchanged`` names the parameters the step left as they were.
 ``patience`` stops after that many steps without a new best. An optimizer step whose LLM answers stayed
 unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) changed nothing: with
 ``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
@@ -98,6 +100,9 @@ class Trainer:
         self.executor = executor   # where validation and test run: None (this process), "ray", an Executor
         self.scorer = make_scorer(metric, loss_fn)
         self.engines = list(engines) if engines is not None else self._find_engines()
+        guard = getattr(optimizer, "guard_against", None)
+        if callable(guard):
+            guard(self.train_set)
         self.sampler = Sampler(len(self.train_set), batch_size, seed)
         self.step_count = 0
         self.best_val: float | None = None
@@ -140,7 +145,7 @@ class Trainer:
     def _param_values(self) -> dict:
         return {n: ckpt.to_jsonable(v.value) for n, v in self.model.named_parameters()}
 
-    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None]:
+    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None, list[str]]:
         from ..nn.aggregate import aaggregate
         examples = [self.train_set[i] for i in batch]
         self.model.train()
@@ -154,18 +159,19 @@ class Trainer:
             train_score = None
         total = await aaggregate(list(losses), max_tokens=self.aggregate_max_tokens) if len(losses) > 1 \
             else losses[0]
-        step_error = None
+        step_error, unchanged = None, []
         if total.requires_grad:
             await total.abackward(engine=self._backward_engine())
             try:
-                await self.optimizer._astep_with_hooks()
+                result = await self.optimizer._astep_with_hooks()
+                unchanged = list(getattr(result, "unchanged", None) or [])
             except OptimizerStepError as exc:
                 failures = getattr(exc, "failures", None)
                 if not (self.skip_invalid_updates and failures
                         and all(isinstance(e, ParseError) for _, e in failures)):
                     raise
                 step_error = str(exc)  # the model's answer was unusable; nothing changed; go on
-        return train_score, step_error
+        return train_score, step_error, unchanged
 
     async def _validate(self, desc: str) -> float | None:
         if not self.val_set:
@@ -267,7 +273,7 @@ class Trainer:
     async def _one_step(self) -> None:
         batch = self.sampler.next_batch()
         before = copy.deepcopy(self.model.state_dict())
-        train_score, step_error = await self._train_step(batch)
+        train_score, step_error, unchanged = await self._train_step(batch)
         self.step_count += 1
         val = await self._validate(f"validate (step {self.step_count})")
         reverted = False
@@ -288,7 +294,7 @@ class Trainer:
                 self.stopped_early = True
         self._log({"step": self.step_count, "kind": "step", "train_score": train_score, "val_score": val,
                    "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
-                   "step_error": step_error, "usage": self.usage()})
+                   "step_error": step_error, "unchanged": unchanged, "usage": self.usage()})
         self._save()
 
     def _tell_optimizer_rejected(self, before: dict, best: float, val: float) -> None:

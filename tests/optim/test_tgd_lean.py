@@ -1,0 +1,114 @@
+"""What an optimizer request holds after a real backward pass (lean: each thing once, the reasoning visible),
+copies of training examples refused, and unchanged values reported — TGD alone and through the Trainer."""
+from __future__ import annotations
+
+import json
+import logging
+
+import textopt as tx
+from textopt.engines import ScriptedEngine
+from textopt.optim import TGD
+from textopt.optim.tgd import StepResult
+from textopt.prompts import BACKWARD_SYSTEM
+from textopt.train import Trainer
+
+QUESTIONS = [f"I have a flute, {n} pianos and a violin. How many musical instruments do I have?" for n in (2, 3, 4)]
+MISCOUNT = "so the pianos count as one instrument"
+
+
+def solver_answer(req) -> str:
+    # a long chain of reasoning with the telling mistake in its middle, the answer on the last line
+    question = req.messages[-1].content
+    padding = " ".join(f"step{i} checks the list again." for i in range(12))
+    return f"Let me list the items of: {question} {padding} The flute is one, {MISCOUNT}, {padding}\nAnswer: 3"
+
+
+def feedback_answer(req) -> str:
+    return "The prompt should ask the model to count each item with its quantity."
+
+
+def build(prompt: str = "Answer the question."):
+    p = tx.Variable(prompt, role="system prompt of the solver", requires_grad=True, name="system_prompt")
+    solver = tx.nn.LLMCall(ScriptedEngine(solver_answer), system_prompt=p, name="solver")
+    return p, solver
+
+
+def run_backward(p, solver, feedback_engine):
+    losses = [tx.nn.NumberMatch()(solver(tx.Variable(q, role="question")), str(n + 2))
+              for q, n in zip(QUESTIONS, (2, 3, 4))]
+    tx.aggregate(losses).backward(engine=feedback_engine)
+
+
+def test_the_request_holds_value_and_each_gradient_once_and_no_backward_instructions():
+    p, solver = build("Answer the question. Count carefully.")
+    feedback = ScriptedEngine(lambda req: f"feedback #{len(feedback.requests)}: count quantities.")
+    run_backward(p, solver, feedback)
+    assert len(p.grad) == 3
+    opt = TGD([p], engine=ScriptedEngine("<NEW_VALUE>x</NEW_VALUE>"))
+    text = opt.build_request(p, opt.param_groups[0], "system_prompt").messages[-1].content
+    assert text.count(p.value) == 1                          # the value once (it was 7 times with a batch of 3)
+    assert BACKWARD_SYSTEM[:60] not in text                  # never the feedback engine's instructions
+    for g in p.grad:
+        assert text.count(g.value) == 1                      # each gradient once
+    for q in QUESTIONS:
+        assert q in text                                     # the input each feedback is about
+    assert text.count(MISCOUNT) == 3                         # the reasoning survives the bound, in every item
+    assert text.count("Wrong answer: expected") >= 3         # the evaluation each output received
+
+
+def test_request_is_smaller_than_one_carrying_conversations():
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    opt = TGD([p], engine=ScriptedEngine("<NEW_VALUE>x</NEW_VALUE>"))
+    lean = len(opt.build_request(p, opt.param_groups[0], "p").messages[-1].content)
+    whole = sum(len(m["content"]) for g in p.grad for m in g.conversation)   # what the contexts used to copy
+    assert lean < whole
+
+
+def test_a_value_copying_a_seen_input_is_repaired():
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    answers = [f"<NEW_VALUE>Answer like this: {QUESTIONS[0]} Answer: 4</NEW_VALUE>",
+               "<NEW_VALUE>List every item with its quantity, add them up, then answer.</NEW_VALUE>"]
+    eng = ScriptedEngine(answers)
+    TGD([p], engine=eng).step()
+    assert p.value.startswith("List every item")
+    assert "copies a training example" in eng.requests[1].messages[-1].content
+
+
+def test_identical_value_is_asked_again_then_reported_unchanged(caplog):
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    eng = ScriptedEngine(f"<NEW_VALUE>{p.value}</NEW_VALUE>")
+    with caplog.at_level(logging.WARNING, logger="textopt.optim.tgd"):
+        result = TGD([p], engine=eng).step()
+    assert isinstance(result, StepResult) and result.unchanged == ["system_prompt"]
+    assert len(eng.requests) == 2 and "identical to the current value" in eng.requests[1].messages[-1].content
+    assert any("unchanged" in r.message for r in caplog.records)
+
+
+def test_identical_value_then_a_change_is_a_normal_step():
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    eng = ScriptedEngine([f"<NEW_VALUE>{p.value}</NEW_VALUE>", "<NEW_VALUE>Count each item.</NEW_VALUE>"])
+    result = TGD([p], engine=eng).step()
+    assert result.unchanged == [] and p.value == "Count each item."
+
+
+def test_trainer_guards_its_training_split_and_logs_unchanged_steps(tmp_path):
+    train = [{"x": f"I have {n} apples and a big red wooden chair in the kitchen. How many fruits?", "y": str(n)}
+             for n in range(2, 8)]
+    p = tx.Variable("Answer.", role="system prompt of the solver", requires_grad=True, name="system_prompt")
+    solver = tx.nn.LLMCall(ScriptedEngine("Answer: 3"), system_prompt=p, name="solver")
+    copied = train[5]["x"]   # never in a batch of the first step: only the trainer's guard knows it
+    answers = iter([f"<NEW_VALUE>Example: {copied}</NEW_VALUE>", "<NEW_VALUE>Answer.</NEW_VALUE>",
+                    "<NEW_VALUE>Answer.</NEW_VALUE>"])
+    opt_engine = ScriptedEngine(lambda req: next(answers))
+    opt = TGD([p], engine=opt_engine)
+    trainer = Trainer(solver, tx.nn.NumberMatch(), opt, train=train, val=train[:2], batch_size=2, steps=1,
+                      out_dir=tmp_path, backward_engine=ScriptedEngine(feedback_answer), progress=False,
+                      plot=False)
+    trainer.fit()
+    assert "copies a training example" in opt_engine.requests[1].messages[-1].content
+    row = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()][-1]
+    assert row["unchanged"] == ["system_prompt"] and p.value == "Answer."
