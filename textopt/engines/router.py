@@ -33,7 +33,7 @@ from .types import Request, Response
 
 # keyword arguments of ``from_urls`` that configure the router; every other one goes to each replica
 ROUTER_KW = frozenset({"cache", "budget", "record", "prices", "dry_run", "max_retries", "retry_max_wait",
-                       "retry_initial_wait", "name", "cache_id", "cooldown", "max_cooldown"})
+                       "retry_initial_wait", "timeout_retries", "name", "cache_id", "cooldown", "max_cooldown"})
 
 
 class ReplicaFailure(Exception):
@@ -89,6 +89,7 @@ class RoutedEngine(Engine):
         kw.setdefault("name", f"{self.provider}:{','.join(locations)}#{model}")
         kw.setdefault("max_concurrency", sum(r.limiter.max_limit for r in self.replicas))
         kw.setdefault("adaptive_concurrency", False)   # the replicas' limiters adapt, each to its own 429s
+        kw.setdefault("timeout_retries", replicas[0].timeout_retries)   # a server's rule: resend a timeout once
         super().__init__(model, **kw)
 
     @classmethod
@@ -184,13 +185,14 @@ class RoutedEngine(Engine):
         limited = all(f.rate_limited for _, f in failures)
         waits = [f.retry_after for _, f in failures if f.retry_after is not None]
         raise Retryable(ReplicaFailure(failures), retry_after=min(waits) if waits and limited else None,
-                        rate_limited=limited)
+                        rate_limited=limited, timed_out=all(f.timed_out for _, f in failures))
 
     def _classify(self, exc: BaseException):
         if isinstance(exc, Retryable):
             return exc
         if isinstance(exc, ReplicaFailure):
-            return Retryable(exc, rate_limited=all(f.rate_limited for _, f in exc.failures))
+            return Retryable(exc, rate_limited=all(f.rate_limited for _, f in exc.failures),
+                             timed_out=all(f.timed_out for _, f in exc.failures))
         return super()._classify(exc)
 
     def _describe_failure(self, error: BaseException) -> str:
