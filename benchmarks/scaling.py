@@ -241,7 +241,10 @@ def sdk_section(args) -> dict:
             print(f"\nOpenAI SDK over HTTP, {name}: {cpu:.0f} us client CPU per call, {n / wall:.0f} calls/s")
     finally:
         proc.stdin.close()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     return out
 
 
