@@ -24,8 +24,10 @@ BACKWARD_LLM = (
     "and this input:\n<INPUT>{input}</INPUT>\n"
     "It produced:\n<OUTPUT>{output}</OUTPUT>\n"
     "The output (the {output_role}) received this feedback:\n<OUTPUT_FEEDBACK>{feedback}</OUTPUT_FEEDBACK>\n"
-    "Give feedback on the {role} (its current value: <VARIABLE>{value}</VARIABLE>): how should it change so "
-    "that the output addresses the feedback above? Be specific and brief."
+    "Give feedback on the {role} (its current value: <VARIABLE>{value}</VARIABLE>). First point to the exact "
+    "place where the output went wrong (quote the step or line) and name the kind of mistake; then say what the "
+    "{role} should add or change so that this kind of mistake does not happen on other inputs either. Be "
+    "specific and brief."
 )
 
 # concat routes feedback on the whole text to each part, without an LLM call.

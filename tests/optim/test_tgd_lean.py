@@ -112,3 +112,45 @@ def test_trainer_guards_its_training_split_and_logs_unchanged_steps(tmp_path):
     assert "copies a training example" in opt_engine.requests[1].messages[-1].content
     row = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()][-1]
     assert row["unchanged"] == ["system_prompt"] and p.value == "Answer."
+
+
+def _arith_trainer(tmp_path, answers: dict, **kw):
+    """Questions "n+n?" whose solver answer is looked up in ``answers`` (default: correct)."""
+    train = [{"x": f"{n}+{n}?", "y": str(2 * n)} for n in range(1, 7)]
+    p = tx.Variable("Add.", role="system prompt of the solver", requires_grad=True, name="system_prompt")
+
+    def solve(req):
+        q = req.messages[-1].content
+        n = int(q.split("+")[0])
+        return f"Answer: {answers.get(n, 2 * n)}"
+    solver = tx.nn.LLMCall(ScriptedEngine(solve), system_prompt=p, name="solver")
+    feedback = ScriptedEngine(lambda req: "Add carefully.")
+    opt_engine = ScriptedEngine("<NEW_VALUE>Add the two numbers.</NEW_VALUE>")
+    trainer = Trainer(solver, tx.nn.NumberMatch(), TGD([p], engine=opt_engine), train=train, val=train[:2],
+                      batch_size=3, steps=1, out_dir=tmp_path, backward_engine=feedback, progress=False,
+                      plot=False, **kw)
+    return trainer, feedback, opt_engine
+
+
+def test_feedback_comes_from_the_failing_examples_only(tmp_path):
+    trainer, feedback, opt_engine = _arith_trainer(tmp_path, {n: 0 for n in range(1, 7) if n % 2})   # odd n fail
+    trainer.fit()
+    asked = [r.messages[-1].content for r in feedback.requests]
+    batch = trainer.history[-1]["batch"]
+    failing = [i for i in batch if (i + 1) % 2]
+    assert len(asked) == len(failing) and len(opt_engine.requests) == 1
+    assert all("Wrong answer" in a for a in asked)
+
+
+def test_an_all_correct_batch_is_a_skipped_step(tmp_path):
+    trainer, feedback, opt_engine = _arith_trainer(tmp_path, {})
+    trainer.fit()
+    row = trainer.history[-1]
+    assert row["skipped"] and not feedback.requests and not opt_engine.requests
+    assert row["val_score"] == trainer.history[0]["val_score"]
+
+
+def test_feedback_from_all_backpropagates_every_example(tmp_path):
+    trainer, feedback, _ = _arith_trainer(tmp_path, {}, feedback_from="all")
+    trainer.fit()
+    assert len(feedback.requests) == 3

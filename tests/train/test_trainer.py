@@ -16,7 +16,7 @@ def build(tmp_path, name="run", steps=3, **kw):
     opt = tx.optim.TGD([p], engine=teacher)
     tr = Trainer(model, tx.nn.NumberMatch(), opt, train=data(6), val=data(4, 20), test=data(3, 40),
                  batch_size=2, steps=steps, out_dir=tmp_path / name, seed=3, backward_engine=teacher,
-                 progress=False, **kw)
+                 progress=False, **{"feedback_from": "all", **kw})   # the loop's mechanics, every example
     return tr, p, fwd, teacher
 
 

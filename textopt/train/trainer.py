@@ -23,6 +23,11 @@ feedback) -> backward -> ``optimizer.step()`` -> validation; with ``revert_if_wo
 validation score is undone (parameters only; the optimizer keeps the rejected attempt in its history). An
 optimizer with ``guard_against`` (TGD) is given the training split, so no new value may copy a training
 example; the log row's ``unchanged`` names the parameters the step left as they were.
+
+``feedback_from="failures"`` (the default) backpropagates only the examples whose loss scored below 1.0 (a
+loss without a score always counts): feedback on a correct answer is noise to an optimizer, and costs a backward
+call. A batch that is entirely correct is a skipped step (no backward, no optimizer call, no validation: the
+parameters did not change; the row says ``skipped``). ``feedback_from="all"`` backpropagates every example.
 ``patience`` stops after that many steps without a new best. An optimizer step whose LLM answers stayed
 unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) changed nothing: with
 ``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
@@ -81,7 +86,7 @@ class Trainer:
                  patience: int | None = None, backward_engine: "Engine | str | None" = None,
                  engines: Sequence[Engine] | None = None, aggregate_max_tokens: int = 1024,
                  eval_concurrency: int = 8, progress: bool = True, plot: bool = True,
-                 skip_invalid_updates: bool = True, executor=None):
+                 skip_invalid_updates: bool = True, feedback_from: str = "failures", executor=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_set = as_examples(train, "train")
         self.val_set = as_examples(val, "val")
@@ -97,6 +102,9 @@ class Trainer:
         self.aggregate_max_tokens = aggregate_max_tokens
         self.eval_concurrency, self.progress, self.plot = eval_concurrency, progress, plot
         self.skip_invalid_updates = skip_invalid_updates
+        if feedback_from not in ("failures", "all"):
+            raise DataError(f"feedback_from must be 'failures' or 'all', got {feedback_from!r}")
+        self.feedback_from = feedback_from
         self.executor = executor   # where validation and test run: None (this process), "ray", an Executor
         self.scorer = make_scorer(metric, loss_fn)
         self.engines = list(engines) if engines is not None else self._find_engines()
@@ -145,7 +153,7 @@ class Trainer:
     def _param_values(self) -> dict:
         return {n: ckpt.to_jsonable(v.value) for n, v in self.model.named_parameters()}
 
-    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None, list[str]]:
+    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None, list[str], str | None]:
         from ..nn.aggregate import aaggregate
         examples = [self.train_set[i] for i in batch]
         self.model.train()
@@ -157,6 +165,10 @@ class Trainer:
             train_score = sum(loss_score(l) for l in losses) / len(losses)
         except DataError:
             train_score = None
+        if self.feedback_from == "failures":
+            losses = [loss for loss in losses if _failing(loss)]
+            if not losses:
+                return train_score, None, [], "every example of the batch scored 1.0"
         total = await aaggregate(list(losses), max_tokens=self.aggregate_max_tokens) if len(losses) > 1 \
             else losses[0]
         step_error, unchanged = None, []
@@ -171,7 +183,7 @@ class Trainer:
                         and all(isinstance(e, ParseError) for _, e in failures)):
                     raise
                 step_error = str(exc)  # the model's answer was unusable; nothing changed; go on
-        return train_score, step_error, unchanged
+        return train_score, step_error, unchanged, None
 
     async def _validate(self, desc: str) -> float | None:
         if not self.val_set:
@@ -273,9 +285,10 @@ class Trainer:
     async def _one_step(self) -> None:
         batch = self.sampler.next_batch()
         before = copy.deepcopy(self.model.state_dict())
-        train_score, step_error, unchanged = await self._train_step(batch)
+        train_score, step_error, unchanged, skipped = await self._train_step(batch)
         self.step_count += 1
-        val = await self._validate(f"validate (step {self.step_count})")
+        # a skipped step changed nothing: its validation score is the current parameters', i.e. the best one
+        val = self.best_val if skipped else await self._validate(f"validate (step {self.step_count})")
         reverted = False
         if val is not None:
             if self.best_val is not None and val < self.best_val:
@@ -294,7 +307,7 @@ class Trainer:
                 self.stopped_early = True
         self._log({"step": self.step_count, "kind": "step", "train_score": train_score, "val_score": val,
                    "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
-                   "step_error": step_error, "unchanged": unchanged, "usage": self.usage()})
+                   "step_error": step_error, "unchanged": unchanged, "skipped": skipped, "usage": self.usage()})
         self._save()
 
     def _tell_optimizer_rejected(self, before: dict, best: float, val: float) -> None:
@@ -341,3 +354,8 @@ class Trainer:
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
             raise CheckpointError(f"nothing to resume: no checkpoint.json in {self.out_dir}")
         return self.fit(resume=True, max_steps=max_steps)
+
+
+def _failing(loss) -> bool:
+    score = loss.meta.get("score") if hasattr(loss, "meta") else None
+    return score is None or float(score) < 1.0
