@@ -73,7 +73,7 @@ def test_two_processes_share_entries(redis_url, tmp_path):
         outs = []
         for _ in range(2):   # two processes, as two machines would be: nothing in common but the Redis server
             p = subprocess.run([sys.executable, "-c", CHILD, srv.openai_spec("m"), redis_url], env=env,
-                               capture_output=True, text=True, timeout=120)
+                               capture_output=True, text=True, timeout=600)
             assert p.returncode == 0, p.stderr
             outs.append(json.loads(p.stdout.strip().splitlines()[-1]))
         assert outs == [{"text": "shared answer", "cached": False}, {"text": "shared answer", "cached": True}]
@@ -103,3 +103,15 @@ def test_a_server_lost_mid_run_costs_calls_not_answers():
     resp = engine.generate_sync(Request.chat("a"))     # was cached; the server is gone: a miss, a real call
     assert resp.text == "fine" and not resp.cached and engine.usage.total.calls == 2
     assert "hunter2" not in repr(engine.cache)
+
+
+def test_cli_cache_flag_shares_runs(redis_url, capsys):
+    from textopt.cli import main
+    from tests.cli import test_search_cli  # noqa: F401  (registers the "clisearch" engine spec)
+    args = ["eval", "--task", "format_count", "--engine", "clisearch", "--split", "test", "--test-size", "4",
+            "--quiet", "--cache", redis_url]
+    assert main(args) == 0 and main(args) == 0
+    second = capsys.readouterr().out.split("task format_count")[-1]
+    total = next(line for line in second.splitlines() if line.startswith("TOTAL")).split()
+    assert total[1:3] == ["0", "4"]                       # the second run: 0 calls, 4 cached
+    assert len(raw_client(redis_url).keys("textopt:resp:*")) == 4

@@ -69,9 +69,9 @@ def test_spec_builds_a_router_and_equal_replicas_share_the_load(three):
 
 
 def test_load_shifts_away_from_a_slow_replica(three):
-    servers = three((0.01, 0.01, 0.2))
-    engine = routed(servers, max_concurrency=8)
-    ask_all(engine, 240)
+    servers = three((0.01, 0.01, 4.0))
+    engine = routed(servers, max_concurrency=4)
+    ask_all(engine, 150)
     fast, slow = (answered(servers[0]) + answered(servers[1])) / 2, answered(servers[2])
     assert slow < 0.5 * fast, [answered(s) for s in servers]
 
@@ -151,12 +151,12 @@ def test_every_replica_down_gives_one_error_naming_them(three):
 def test_a_recovered_replica_gets_calls_again_after_its_cooldown(three):
     servers = three((0.0, 0.0, 0.0))
     port = int(servers[2].openai_base_url.rsplit(":", 1)[1].split("/")[0])
-    engine = routed(servers, cooldown=0.2)
+    engine = routed(servers, cooldown=0.3)
     servers[2].stop()
     ask_all(engine, 12)
-    assert not engine.stats()[2]["healthy"] and engine.stats()[2]["served"] == 0
+    assert engine.stats()[2]["failures"] >= 1 and engine.stats()[2]["served"] == 0
     servers.append(LoopbackServer(echo, port=port).start())   # the same address comes back
-    time.sleep(0.25)
+    time.sleep(0.35)
     ask_all(engine, 30)
     assert engine.stats()[2]["served"] > 0 and engine.stats()[2]["healthy"]
 

@@ -65,7 +65,7 @@ def test_engine_pickles_as_a_recipe_without_its_key(monkeypatch):
     # another process rebuilds its own engine from the recipe, reading the key from ITS environment
     code = ("import pickle, sys; e = pickle.loads(sys.stdin.buffer.read()); "
             "print(type(e).__name__, e.name, e._api_key.get(), type(e.cache).__name__, len(e.cache))")
-    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, timeout=120,
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, timeout=600,
                          env={"PYTHONPATH": str(ROOT), "MY_KEY": "worker-key", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr.decode()
     assert out.stdout.decode().split() == ["OpenAIEngine", "openai:http://127.0.0.1:9/v1#m", "worker-key",

@@ -29,8 +29,13 @@ def local_ray():
     if ray.is_initialized():
         ray.shutdown()
     # the workers get the key the way a cluster would: from their own environment, never from a pickle
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), KEY_ENV: KEY}})
+    kw = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20,
+              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), KEY_ENV: KEY}})
+    try:
+        ray.init(**kw)
+    except Exception:  # noqa: BLE001 - Ray gives its raylet 30 s to start: once more on a very busy machine
+        ray.shutdown()
+        ray.init(**kw)
     yield
     ray.shutdown()
 

@@ -93,7 +93,8 @@ class Usage:
                 row[0] += 1
                 row[2] += prompt_tokens
                 row[3] += completion_tokens
-                row[4] += round(cost * PICO)   # integer pico-dollars: a sum that no order of calls changes
+                if cost:
+                    row[4] += round(cost * PICO)   # integer pico-dollars: a sum that no order of calls changes
         finally:
             lock.release()
 
