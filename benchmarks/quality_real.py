@@ -64,16 +64,27 @@ def evaluate_test(task, url: str, model: str, prompt: str, test, cache_dir: Path
             "answer_line": sum("answer:" in r["response"].lower() for r in rows)}
 
 
-def job_for(run: str, args, proxy: MeteringProxy, task, train, val, run_dir: Path) -> tuple[str, Path, dict]:
+def epoch(run_dir: Path, run: str, fresh: bool) -> str:
+    """The proxy-cache namespace of ``run``: ``run.N``, N bumped by ``--fresh`` (a run that must not reuse the
+    answers an earlier attempt of it got); a plain rerun reuses the latest namespace and costs nothing."""
+    path = run_dir / "epochs.json"
+    epochs = json.loads(path.read_text()) if path.exists() else {}
+    if fresh:
+        epochs[run] = epochs.get(run, 0) + 1
+        path.write_text(json.dumps(epochs, indent=1))
+    return f"{run}.{epochs.get(run, 0)}"
+
+
+def job_for(run: str, args, proxy: MeteringProxy, task, train, val, run_dir: Path, ns: str) -> tuple[str, Path, dict]:
     base = {"train": train, "val": val, "seed": args.seed, "batch": args.batch, "model": args.model,
-            "initial_prompt": task.initial_prompt, "metric": "number", "base_url": proxy.url_for(run)}
+            "initial_prompt": task.initial_prompt, "metric": "number", "base_url": proxy.url_for(ns)}
     if run.startswith("tx_"):
         mode = {"tx_tgd": "tgd", "tx_null": "null"}.get(run, "search:" + run[3:])
         record = str(run_dir / f"{run}.cassette.jsonl") if run == "tx_tgd" else None
         if record:
             Path(record).unlink(missing_ok=True)
-        job = {**base, "mode": mode, "task": args.task, "data": str(args.data), "steps": args.steps,
-               "spec": f"openai:{proxy.url_for(run)}#{args.model}", "cache_dir": str(run_dir / f"cache-{run}"),
+        job = {**base, "mode": mode, "task": args.task, "data": str(args.data), "steps": args.tx_steps,
+               "spec": f"openai:{proxy.url_for(ns)}#{args.model}", "cache_dir": str(run_dir / f"cache-{ns}"),
                "out_dir": str(run_dir / f"trainer-{run}"), "record": record,
                "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens}
         return "textopt", HERE / "workers" / "qr_textopt.py", job
@@ -85,7 +96,8 @@ def job_for(run: str, args, proxy: MeteringProxy, task, train, val, run_dir: Pat
 
 
 def run_one(run: str, args, proxy, task, train, val, test, run_dir: Path) -> dict:
-    kind, python, job = job_for(run, args, proxy, task, train, val, run_dir)
+    ns = epoch(run_dir, run, args.fresh)
+    kind, python, job = job_for(run, args, proxy, task, train, val, run_dir, ns)
     script = HERE / "workers" / {"textopt": "qr_textopt.py", "textgrad": "qr_textgrad.py", "gepa": "qr_gepa.py"}[kind]
     if kind != "textopt" and not Path(python).exists():
         raise SystemExit(f"{python} is missing: run bash benchmarks/setup_{kind}.sh")
@@ -96,14 +108,19 @@ def run_one(run: str, args, proxy, task, train, val, test, run_dir: Path) -> dic
         out = w.run(job)
         versions = w.versions
     wall = time.perf_counter() - t0
-    meter = proxy.meter(run).as_dict()
+    meter = proxy.meter(ns).as_dict()
     test_after = evaluate_test(task, proxy.url_for("test"), args.model, out["final_prompt"], test,
                                run_dir / "cache-test", run_dir / f"{run}.test.cassette.jsonl")
-    result = {"run": run, "versions": versions, "wall_s": round(wall, 1), "calls": meter, "test_after": test_after,
-              **out}
+    result = {"run": run, "versions": versions, "config": run_config(args), "wall_s": round(wall, 1), "calls": meter,
+              "test_after": test_after, **out}
     print(f"[{time.strftime('%H:%M:%S')}] {run}: test {test_after['accuracy']:.3f}, {meter['calls']} calls, "
           f"{wall:.0f} s", file=sys.stderr, flush=True)
     return result
+
+
+def run_config(args) -> dict:
+    return {"sizes": args.sizes, "seed": args.seed, "batch": args.batch, "steps": args.steps, "tx_steps": args.tx_steps,
+            "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens, "model": args.model}
 
 
 def report(run_dir: Path, args) -> dict:
@@ -141,13 +158,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[30, 30, 60])
     ap.add_argument("--batch", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=6, help="TGD / TextGrad steps; search iterations at most")
+    ap.add_argument("--steps", type=int, default=6, help="TextGrad's steps (its recipe validates every step)")
+    ap.add_argument("--tx-steps", type=int, default=12,
+                    help="textopt's TGD steps and search iterations at most (a step whose proposal fails the "
+                         "minibatch screen costs ~10 calls, not the val split: more steps fit the same cap)")
     ap.add_argument("--max-metric-calls", type=int, default=240, help="GEPA's and textopt search's budget")
     ap.add_argument("--answer-tokens", type=int, default=512,
                     help="cap on a solver's answer for textopt's runs and the test evaluator (the server caps "
                          "every answer at 1024 tokens for the frameworks that send no cap)")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "quality_real")
     ap.add_argument("--rerun", action="store_true", help="run again runs whose result file exists")
+    ap.add_argument("--fresh", action="store_true",
+                    help="with --rerun: a new cache namespace for the runs (no answer of an earlier attempt reused)")
     ap.add_argument("--report", action="store_true", help="print the table of the saved runs and exit")
     args = ap.parse_args(argv)
     run_dir = args.out / f"{args.task}-seed{args.seed}"
@@ -166,18 +188,22 @@ def main(argv=None) -> int:
     try:
         with MeteringProxy(url, args.out / "proxy-cache") as proxy:
             base_path = run_dir / "baseline.json"
-            if not base_path.exists() or args.rerun:
+            if not base_path.exists() or args.rerun or not (run_dir / "baseline.test.cassette.jsonl").exists():
                 base = {"prompt": task.initial_prompt, "test": evaluate_test(
-                    task, proxy.url_for("test"), args.model, task.initial_prompt, test, run_dir / "cache-test")}
+                    task, proxy.url_for("test"), args.model, task.initial_prompt, test, run_dir / "cache-test",
+                    run_dir / "baseline.test.cassette.jsonl")}
                 base_path.write_text(json.dumps(base, indent=1))
                 print(f"baseline test accuracy {base['test']['accuracy']:.3f}", file=sys.stderr, flush=True)
             for run in [r.strip() for r in args.runs.split(",") if r.strip()]:
                 path = run_dir / f"{run}.json"
                 if path.exists() and not args.rerun:
+                    saved = json.loads(path.read_text())
                     if not (run_dir / f"{run}.test.cassette.jsonl").exists():   # saved before cassettes existed
-                        evaluate_test(task, proxy.url_for("test"), args.model,
-                                      json.loads(path.read_text())["final_prompt"], test, run_dir / "cache-test",
-                                      run_dir / f"{run}.test.cassette.jsonl")
+                        evaluate_test(task, proxy.url_for("test"), args.model, saved["final_prompt"], test,
+                                      run_dir / "cache-test", run_dir / f"{run}.test.cassette.jsonl")
+                    if "config" not in saved:   # saved before configs were: the same command line is assumed
+                        path.write_text(json.dumps({**saved, "config": run_config(args)}, indent=1,
+                                                   ensure_ascii=False))
                     continue
                 result = run_one(run, args, proxy, task, train, val, test, run_dir)
                 path.write_text(json.dumps(result, indent=1, ensure_ascii=False))

@@ -88,7 +88,7 @@ def test_quality_real_textopt_runs_through_the_metering_proxy(tmp_path):
 
     with LoopbackServer(responder) as srv:
         res, out = run_script("quality_real.py", "--engine-url", srv.openai_base_url, "--model", "m",
-                              "--runs", "tx_tgd,tx_null", "--sizes", "3,3,3", "--steps", "1", "--out", str(tmp_path),
+                              "--runs", "tx_tgd,tx_null", "--sizes", "3,3,3", "--steps", "1", "--tx-steps", "1", "--out", str(tmp_path),
                               timeout=300)
     assert set(res["runs"]) == {"tx_tgd", "tx_null"} and 0.0 <= res["baseline"] <= 1.0
     for name, run in res["runs"].items():

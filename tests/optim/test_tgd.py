@@ -109,7 +109,8 @@ def test_step_is_transactional_and_names_the_failing_parameter():
     assert "checker" in msg and "planner" not in msg and "NEW_VALUE" in msg
     assert a.value == "prompt A" and b.value == "prompt B", "nothing may change when one update fails"
     assert opt.state[a].get("history", []) == [] and opt.state[b].get("history", []) == []
-    assert len(eng.requests) == 3  # both asked once, the failing one repaired once
+    # both asked once, the failing one repaired once, then asked (and repaired) for one instruction to add
+    assert len(eng.requests) == 5
 
 
 @pytest.mark.parametrize("bad,why", [

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 import textopt as tx
 from textopt.engines import ScriptedEngine
+from textopt.errors import OptimizerStepError
 from textopt.optim import TGD
 from textopt.optim.tgd import StepResult
 from textopt.prompts import BACKWARD_SYSTEM
@@ -81,9 +84,10 @@ def test_identical_value_is_asked_again_then_reported_unchanged(caplog):
     run_backward(p, solver, ScriptedEngine(feedback_answer))
     eng = ScriptedEngine(f"<NEW_VALUE>{p.value}</NEW_VALUE>")
     with caplog.at_level(logging.WARNING, logger="textopt.optim.tgd"):
-        result = TGD([p], engine=eng).step()
+        result = TGD([p], engine=eng, add_when_stuck=False).step()
     assert isinstance(result, StepResult) and result.unchanged == ["system_prompt"]
     assert len(eng.requests) == 2 and "identical to the current value" in eng.requests[1].messages[-1].content
+    assert (eng.requests[0].temperature, eng.requests[1].temperature) == (0.0, 0.7)   # asked again, sampled
     assert any("unchanged" in r.message for r in caplog.records)
 
 
@@ -91,7 +95,7 @@ def test_identical_value_then_a_change_is_a_normal_step():
     p, solver = build()
     run_backward(p, solver, ScriptedEngine(feedback_answer))
     eng = ScriptedEngine([f"<NEW_VALUE>{p.value}</NEW_VALUE>", "<NEW_VALUE>Count each item.</NEW_VALUE>"])
-    result = TGD([p], engine=eng).step()
+    result = TGD([p], engine=eng, add_when_stuck=False).step()
     assert result.unchanged == [] and p.value == "Count each item."
 
 
@@ -104,7 +108,7 @@ def test_trainer_guards_its_training_split_and_logs_unchanged_steps(tmp_path):
     answers = iter([f"<NEW_VALUE>Example: {copied}</NEW_VALUE>", "<NEW_VALUE>Answer.</NEW_VALUE>",
                     "<NEW_VALUE>Answer.</NEW_VALUE>"])
     opt_engine = ScriptedEngine(lambda req: next(answers))
-    opt = TGD([p], engine=opt_engine)
+    opt = TGD([p], engine=opt_engine, add_when_stuck=False)
     trainer = Trainer(solver, tx.nn.NumberMatch(), opt, train=train, val=train[:2], batch_size=2, steps=1,
                       out_dir=tmp_path, backward_engine=ScriptedEngine(feedback_answer), progress=False,
                       plot=False)
@@ -154,3 +158,58 @@ def test_feedback_from_all_backpropagates_every_example(tmp_path):
     trainer, feedback, _ = _arith_trainer(tmp_path, {}, feedback_from="all")
     trainer.fit()
     assert len(feedback.requests) == 3
+
+
+def test_a_value_copying_a_worked_answer_it_was_shown_is_repaired():
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    worked = p.grad[0].context[1][1]          # the solver's output for the first question
+    eng = ScriptedEngine([f"<NEW_VALUE>Answer the question.\n{worked}</NEW_VALUE>",
+                          "<NEW_VALUE>Count every item with its quantity.</NEW_VALUE>"])
+    TGD([p], engine=eng).step()
+    assert p.value == "Count every item with its quantity."
+    assert "copies a training example" in eng.requests[1].messages[-1].content
+
+
+ADD = "<ADDITION>Write the quantity of every item before adding them up.</ADDITION>"
+
+
+def test_a_stuck_prompt_gets_one_instruction_appended():
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    before = p.value
+    eng = ScriptedEngine(lambda req: ADD if "<ADDITION>" in req.messages[0].content else
+                         f"<NEW_VALUE>{before}</NEW_VALUE>")
+    result = TGD([p], engine=eng).step()
+    assert p.value == before + "\nWrite the quantity of every item before adding them up." and not result.unchanged
+    add = eng.requests[-1].messages[-1].content
+    assert len(eng.requests) == 2 and before in add and "Wrong answer: expected" in add   # evaluations, no outputs
+    assert MISCOUNT not in add
+
+
+def test_an_unusable_rewrite_falls_back_to_an_addition_and_both_failing_reports_the_rewrite():
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    eng = ScriptedEngine(lambda req: ADD if "<ADDITION>" in req.messages[0].content else "<CONTEXT>junk")
+    TGD([p], engine=eng).step()
+    assert p.value.endswith("before adding them up.")
+    q, solver = build()
+    run_backward(q, solver, ScriptedEngine(feedback_answer))
+    with pytest.raises(OptimizerStepError, match="NEW_VALUE"):
+        TGD([q], engine=ScriptedEngine("no tags")).step()
+    assert q.value == "Answer the question."
+
+
+def test_an_addition_already_in_the_value_is_refused_and_code_never_gets_one():
+    p, solver = build("Answer the question. Write the quantity of every item before adding them up.")
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    eng = ScriptedEngine(lambda req: ADD if "<ADDITION>" in req.messages[0].content else
+                         f"<NEW_VALUE>{p.value}</NEW_VALUE>")
+    result = TGD([p], engine=eng).step()
+    assert result.unchanged == ["system_prompt"]
+    assert "already in the instructions" in eng.requests[-1].messages[-1].content
+    code = tx.Variable("def f(x): return x", role="code of the solution", requires_grad=True, name="code")
+    code._extend_grad([tx.Feedback("handle negatives", code)])
+    eng = ScriptedEngine("<NEW_VALUE>def f(x): return x</NEW_VALUE>")
+    assert TGD([code], engine=eng).step().unchanged == ["code"]
+    assert all("<ADDITION>" not in r.messages[0].content for r in eng.requests)

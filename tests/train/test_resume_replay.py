@@ -18,7 +18,7 @@ def build(out, fwd, teacher, steps=4):
     opt = tx.optim.TGD([p], engine=teacher)
     tr = Trainer(tx.nn.LLMCall(fwd, system_prompt=p), tx.nn.NumberMatch(), opt, train=data(6), val=data(4, 20),
                  test=data(3, 40), batch_size=2, steps=steps, out_dir=out, seed=5, backward_engine=teacher,
-                 progress=False, plot=False, feedback_from="all")
+                 progress=False, plot=False, feedback_from="all", screen=False)
     return tr, p
 
 

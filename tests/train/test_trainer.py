@@ -16,7 +16,7 @@ def build(tmp_path, name="run", steps=3, **kw):
     opt = tx.optim.TGD([p], engine=teacher)
     tr = Trainer(model, tx.nn.NumberMatch(), opt, train=data(6), val=data(4, 20), test=data(3, 40),
                  batch_size=2, steps=steps, out_dir=tmp_path / name, seed=3, backward_engine=teacher,
-                 progress=False, **{"feedback_from": "all", **kw})   # the loop's mechanics, every example
+                 progress=False, **{"feedback_from": "all", "screen": False, **kw})   # the loop's mechanics
     return tr, p, fwd, teacher
 
 
@@ -48,7 +48,7 @@ def test_revert_if_worse(tmp_path):
     assert [r["reverted"] for r in res.history] == [False, True, True]
     # the optimizer remembers the reverted attempt: the next request says it lowered the validation score
     second = [r for r in teacher.requests if r.role == "optimizer"][1].messages[-1].content
-    assert "Think very hard." in second and "reverted: it lowered the validation score from 1.000 to 0.000" in second
+    assert "Think very hard." in second and "reverted: it changed the validation score from 1.000 to 0.000" in second
     tr2, p2, _, teacher2 = build(tmp_path, name="noreverts", steps=1, revert_if_worse=False)
     teacher2.responder = teacher.responder
     p2.value = "Handle small sums. Handle large sums."

@@ -95,9 +95,10 @@ async def agenerate_structured(engine, request: Request, model: type[M], *, repa
 
 
 async def agenerate_tagged(engine, request: Request, tag: str, *, validate=None, repair: bool = True,
-                           ) -> tuple[str, Response]:
+                           repair_temperature: float | None = None) -> tuple[str, Response]:
     """Ask for text between ``<tag>`` and ``</tag>``: prefill the opening tag and stop at the closing one where
-    the engine allows; ``validate(value)`` may raise ``ValueError`` to trigger the repair."""
+    the engine allows; ``validate(value)`` may raise ``ValueError`` to trigger the repair, sent with
+    ``repair_temperature`` when given (a greedy model asked again tends to repeat its answer)."""
     close = f"</{tag}>"
     if getattr(engine, "supports_prefill", False):
         req = dataclasses.replace(request, prefill=f"<{tag}>", stop=tuple(request.stop) + (close,))
@@ -115,4 +116,6 @@ async def agenerate_tagged(engine, request: Request, tag: str, *, validate=None,
         except ValueError as exc:
             last_error = str(exc)
             req = _repair(req, resp, last_error)
+            if repair_temperature is not None:
+                req = dataclasses.replace(req, temperature=repair_temperature)
     raise ParseError(f"{engine!r} did not produce a valid <{tag}> answer after a repair attempt: {last_error}")

@@ -2,8 +2,9 @@
 a new value containing one of them (that the old value did not) is rejected as leaked scaffolding."""
 
 NEW_VALUE_TAG = "NEW_VALUE"
+ADDITION_TAG = "ADDITION"
 TAGS = ("NEW_VALUE", "CURRENT_VALUE", "FEEDBACK", "CONTEXT", "PAST_VALUE", "PAST_FEEDBACK", "CONSTRAINT",
-        "EXAMPLE")
+        "EXAMPLE", "ADDITION")
 
 TGD_SYSTEM = (
     "You are the optimizer of an LLM pipeline. You improve one text variable at a time, using feedback "
@@ -17,9 +18,10 @@ TGD_USER = (
     "Its current value, in full:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
     "Feedback on the current value ({n} items, in order):\n{gradients}\n"
     "{history}{constraints}{examples}"
-    "Write the improved {role}. Address the feedback, keep the parts that work, and do not copy task "
-    "examples or answers into it unless the feedback asks for that. Return the whole new value between "
-    "<NEW_VALUE> and </NEW_VALUE>."
+    "Write the improved {role}. Keep the parts that work, and add or change the instructions that would prevent "
+    "the mistakes the feedback describes, stated generally so that they help on every input of the task. Do not "
+    "copy task examples, worked answers or outputs into it unless the feedback asks for that. Return the whole "
+    "new value between <NEW_VALUE> and </NEW_VALUE>."
 )
 
 TGD_GRADIENT = "<FEEDBACK index=\"{i}\" from=\"{source}\">\n{text}\n{context}</FEEDBACK>\n"
@@ -36,8 +38,25 @@ TGD_HISTORY = (
 TGD_HISTORY_ITEM = ("<PAST_VALUE step=\"{step}\">\n{value}\n</PAST_VALUE>\n"
                     "<PAST_FEEDBACK step=\"{step}\">\n{feedback}\n</PAST_FEEDBACK>\n")
 
-TGD_REJECTED = ("This value was tried and reverted: it lowered the validation score from {before:.3f} to "
+TGD_REJECTED = ("This value was tried and reverted: it changed the {split} score from {before:.3f} to "
                 "{after:.3f}.")
+
+# When a rewrite of an instruction-like variable comes back unchanged or unusable (a small model copies the
+# value it was shown), TGD asks the simpler question: one instruction to add. A short answer is easier to get
+# right than a whole new value; the Trainer's screen and validation judge it like any other update.
+TGD_ADD_SYSTEM = (
+    "You improve the instructions of an LLM pipeline from feedback on its mistakes. You write one new, general "
+    "instruction at a time, between <ADDITION> and </ADDITION>, and nothing else."
+)
+TGD_ADD_USER = (
+    "These are the instructions of the {role}:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
+    "Following them, it made mistakes. The feedback on them:\n{gradients}\n"
+    "Write one new instruction, one or two sentences, to add at the end of these instructions so that mistakes "
+    "of this kind do not happen again on any input. Do not repeat an instruction that is already there and do "
+    "not mention particular examples. Write only the new instruction between <ADDITION> and </ADDITION>."
+)
+TGD_ADD_ITEM = "- {text}\n"
+TGD_ALREADY_THERE = "the new instruction is already in the instructions; write a different one"
 
 # Repair messages of the new-value checks (each triggers one more request).
 TGD_UNCHANGED = ("the new value is identical to the current value. If the feedback calls for a change, make it; "
@@ -53,7 +72,8 @@ TGD_EXAMPLE = "<EXAMPLE>\n{text}\n</EXAMPLE>\n"
 # Fixed sentences of the prompts above; a new value that contains one (and the old value did not) copied
 # the optimizer's instructions instead of improving the variable.
 INSTRUCTION_SENTENCES = tuple(
-    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS, TGD_EXAMPLES)
+    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS, TGD_EXAMPLES, TGD_ADD_SYSTEM,
+                            TGD_ADD_USER)
     for s in __import__("re").split(r"(?<=[.:!?])\s+|\n", block)
     if len(s.strip()) >= 30 and "{" not in s and "<" not in s)
 
@@ -71,4 +91,5 @@ INSTRUCTION_OPENERS = (
 # (the value may not end on a colon: "The improved step is:" followed by nothing is never a value)
 FREE_VALUE_PATTERN = r"[^<>]*[^<>:\s]\s*</" + NEW_VALUE_TAG + ">"
 INSTRUCTION_VALUE_PATTERN = "(" + "|".join(INSTRUCTION_OPENERS) + r") [^<>]+</" + NEW_VALUE_TAG + ">"
+ADDITION_PATTERN = "(" + "|".join(INSTRUCTION_OPENERS) + r") [^<>]+</" + ADDITION_TAG + ">"
 INSTRUCTION_ROLE_WORDS = ("prompt", "instruction")

@@ -10,8 +10,9 @@ parameter — the momentum that TextGrad stores but never sends.
 
 The new value is asked through ``agenerate_tagged(engine, request, "NEW_VALUE", validate=...)`` (prefill and
 stop sequence on engines that support them) with ``role="optimizer"``. A new value that copies a training
-example is refused (``copy_guard``: the inputs the feedback is about, plus what ``guard_against(examples)`` was
-given — the Trainer gives its training split), as is one identical to the current value; each gets one repair
+example is refused (``copy_guard``: the inputs and outputs the feedback is about, plus what
+``guard_against(examples)`` was given — the Trainer gives its training split), as is one identical to the
+current value; each gets one repair
 request, and a value still identical after it is accepted as *unchanged*: ``step()`` returns a ``StepResult``
 (a dict of the new values) whose ``unchanged`` lists those parameters, and logs a warning. On engines that honour
 ``Request.pattern`` (``supports_pattern``: the embedded model) the value is also decoded under a pattern
@@ -35,7 +36,7 @@ import torch
 
 from ..engines import Engine, Request, get_engine, resolve_backward_engine
 from ..engines.structured import agenerate_tagged
-from ..errors import GraphError, InvalidVariableError, OptimizerStepError
+from ..errors import GraphError, InvalidVariableError, OptimizerStepError, ParseError
 from ..functional import clip
 from ..variable import Feedback, Variable
 from . import prompts as P
@@ -44,7 +45,7 @@ from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
-                value_pattern="auto", copy_guard=True)
+                value_pattern="auto", copy_guard=True, repair_temperature=0.7, add_when_stuck=True)
 log = logging.getLogger("textopt.optim.tgd")
 
 
@@ -135,6 +136,11 @@ def _dedupe(text: str, seen: dict, index: int) -> str:
     return "\n\n".join(parts)
 
 
+def _instruction_like(p: Variable) -> bool:
+    role = p.role.lower()
+    return any(w in role for w in P.INSTRUCTION_ROLE_WORDS)
+
+
 def _same(a: str, b: str) -> bool:
     return " ".join(a.split()) == " ".join(b.split())
 
@@ -148,7 +154,10 @@ class TGD(Optimizer):
     their feedback; 0 disables), ``max_gradients``, ``max_gradient_chars``, ``max_context_chars``,
     ``history_feedback_chars``, ``temperature``, ``max_tokens``, ``lr`` (tensor parameters only),
     ``value_pattern`` ("auto", None or a regular expression for the text after the prefilled tag),
-    ``copy_guard`` (refuse a value that copies a training example).
+    ``copy_guard`` (refuse a value that copies a training example), ``repair_temperature`` (the sampling
+    temperature of the one repair request; None keeps ``temperature``), ``add_when_stuck`` (an instruction-like
+    variable whose rewrite came back unchanged or unusable gets one more, simpler request: one instruction to
+    append).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -210,16 +219,15 @@ class TGD(Optimizer):
             return pattern
         if not getattr(engine, "supports_pattern", False):
             return None
-        role = p.role.lower()
-        return P.INSTRUCTION_VALUE_PATTERN if any(w in role for w in P.INSTRUCTION_ROLE_WORDS) \
-            else P.FREE_VALUE_PATTERN
+        return P.INSTRUCTION_VALUE_PATTERN if _instruction_like(p) else P.FREE_VALUE_PATTERN
 
     # -- the step ------------------------------------------------------------------------------------------
     def copy_detector(self, p: Variable, group: dict) -> CopyDetector | None:
-        """What a new value of ``p`` may not copy: the guarded examples and the inputs its feedback is about."""
+        """What a new value of ``p`` may not copy: the guarded examples, and the inputs and outputs its feedback
+        is about (a worked answer to one training question is not an instruction for the next)."""
         if not group["copy_guard"]:
             return None
-        seen = [text for g in p.grad for label, text in getattr(g, "context", ()) if label == "input"]
+        seen = [text for g in p.grad for label, text in getattr(g, "context", ()) if label in ("input", "output")]
         return CopyDetector([*self.guarded, *seen]) if self.guarded or seen else None
 
     async def _propose(self, engine: Engine, p: Variable, group: dict, name: str) -> str:
@@ -229,6 +237,7 @@ class TGD(Optimizer):
         if pattern is not None:
             request = dataclasses.replace(request, pattern=pattern)
         detector = self.copy_detector(p, group)
+        can_add = group["add_when_stuck"] and _instruction_like(p)
         answers = 0
 
         def validate(raw: str) -> None:
@@ -236,14 +245,62 @@ class TGD(Optimizer):
             answers += 1
             value = strip_commentary(raw)
             check_new_value(value, current, p.role)
-            if detector is not None:
-                reason = detector.check(value)
-                if reason and reason != detector.check(current):
-                    raise ValueError(P.TGD_COPIES.format(reason=reason))
-            if answers == 1 and _same(value, current):   # asked again once; the repair's answer stands
+            self._check_copies(detector, value, current)
+            if answers == 1 and not can_add and _same(value, current):   # asked again once; that answer stands
                 raise ValueError(P.TGD_UNCHANGED)
-        value, _ = await agenerate_tagged(engine, request, P.NEW_VALUE_TAG, validate=validate)
+        failure = value = None
+        try:
+            value, _ = await agenerate_tagged(engine, request, P.NEW_VALUE_TAG, validate=validate,
+                                              repair_temperature=self._repair_temperature(group))
+        except ParseError as exc:
+            if not can_add:
+                raise
+            failure = exc
+        if can_add and (failure is not None or _same(strip_commentary(value), current)):
+            try:
+                return await self._propose_addition(engine, p, group, name, detector)
+            except ParseError:
+                if failure is not None:   # neither question got a usable answer: report the first one
+                    raise failure from None
         return strip_commentary(value)
+
+    @staticmethod
+    def _repair_temperature(group: dict) -> float | None:
+        t = group["repair_temperature"]
+        return None if t is None else max(t, group["temperature"])
+
+    @staticmethod
+    def _check_copies(detector: CopyDetector | None, value: str, current: str) -> None:
+        if detector is not None:
+            reason = detector.check(value)
+            if reason and reason != detector.check(current):
+                raise ValueError(P.TGD_COPIES.format(reason=reason))
+
+    async def _propose_addition(self, engine: Engine, p: Variable, group: dict, name: str,
+                                detector: CopyDetector | None) -> str:
+        """The simpler question (``add_when_stuck``): one general instruction to append to ``p``'s value."""
+        current = p.value
+        items = []
+        for g in list(p.grad)[: group["max_gradients"]]:
+            evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "")
+            text = clip(g.value, 600) + (f" (evaluation: {clip(evaluation.split(chr(10) + chr(10))[0], 300)})"
+                                         if evaluation else "")
+            items.append(P.TGD_ADD_ITEM.format(text=" ".join(text.split())))
+        user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items))
+        request = Request.chat(user, system=P.TGD_ADD_SYSTEM, temperature=group["temperature"],
+                               max_tokens=min(group["max_tokens"], 256), role="optimizer", node=f"tgd:{name}")
+        if getattr(engine, "supports_pattern", False) and group["value_pattern"] == "auto":
+            request = dataclasses.replace(request, pattern=P.ADDITION_PATTERN)
+
+        def validate(raw: str) -> None:
+            addition = strip_commentary(raw)
+            check_new_value(addition, current, p.role)
+            self._check_copies(detector, addition, current)
+            if _same(addition, current) or " ".join(addition.split()).lower() in " ".join(current.split()).lower():
+                raise ValueError(P.TGD_ALREADY_THERE)
+        addition, _ = await agenerate_tagged(engine, request, P.ADDITION_TAG, validate=validate,
+                                             repair_temperature=self._repair_temperature(group))
+        return current.rstrip() + "\n" + strip_commentary(addition)
 
     async def astep(self) -> StepResult:
         """Update every text parameter that has feedback; returns {parameter name: new value} (a
@@ -285,9 +342,10 @@ class TGD(Optimizer):
         self._tensor_step()
         return StepResult(updated, unchanged)
 
-    def record_rejection(self, p: Variable, value: str, before: float, after: float) -> None:
-        """Remember that ``value`` (now being reverted by the caller) lowered the validation score: it enters
-        this parameter's history window so the next request says not to go back to it."""
+    def record_rejection(self, p: Variable, value: str, before: float, after: float,
+                         split: str = "validation") -> None:
+        """Remember that ``value`` (now being reverted by the caller) did not raise the score on ``split``: it
+        enters this parameter's history window so the next request says not to go back to it."""
         group = next((g for g in self.param_groups if any(p is q for q in g["params"])), None)
         if group is None:
             raise InvalidVariableError(f"{p!r} is not a parameter of this optimizer")
@@ -295,7 +353,8 @@ class TGD(Optimizer):
             return
         st = self.state[p]
         st.setdefault("history", []).append({"step": f"{st.get('step', 0)}, reverted", "value": value,
-                                             "feedback": P.TGD_REJECTED.format(before=before, after=after)})
+                                             "feedback": P.TGD_REJECTED.format(before=before, after=after,
+                                                                               split=split)})
         st["history"] = st["history"][-group["history"]:]
 
     def _tensor_step(self) -> None:

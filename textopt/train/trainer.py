@@ -28,6 +28,12 @@ example; the log row's ``unchanged`` names the parameters the step left as they 
 loss without a score always counts): feedback on a correct answer is noise to an optimizer, and costs a backward
 call. A batch that is entirely correct is a skipped step (no backward, no optimizer call, no validation: the
 parameters did not change; the row says ``skipped``). ``feedback_from="all"`` backpropagates every example.
+
+``screen=True`` (the default) tries a changed value on the step's own minibatch before the validation split, as
+GEPA accepts a proposal: unless the minibatch score strictly improves, the value is reverted at once (the
+optimizer records it as rejected) and the validation split is not spent on it; the row's ``screen`` holds the
+two minibatch scores. A step that changed no parameter is not validated again either (its score is the current
+one). So a budget of calls buys more steps: a rejected proposal costs ``batch_size`` calls, not the val split.
 ``patience`` stops after that many steps without a new best. An optimizer step whose LLM answers stayed
 unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) changed nothing: with
 ``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
@@ -86,7 +92,8 @@ class Trainer:
                  patience: int | None = None, backward_engine: "Engine | str | None" = None,
                  engines: Sequence[Engine] | None = None, aggregate_max_tokens: int = 1024,
                  eval_concurrency: int = 8, progress: bool = True, plot: bool = True,
-                 skip_invalid_updates: bool = True, feedback_from: str = "failures", executor=None):
+                 skip_invalid_updates: bool = True, feedback_from: str = "failures", screen: bool = True,
+                 executor=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_set = as_examples(train, "train")
         self.val_set = as_examples(val, "val")
@@ -105,6 +112,7 @@ class Trainer:
         if feedback_from not in ("failures", "all"):
             raise DataError(f"feedback_from must be 'failures' or 'all', got {feedback_from!r}")
         self.feedback_from = feedback_from
+        self.screen = screen
         self.executor = executor   # where validation and test run: None (this process), "ray", an Executor
         self.scorer = make_scorer(metric, loss_fn)
         self.engines = list(engines) if engines is not None else self._find_engines()
@@ -114,6 +122,7 @@ class Trainer:
         self.sampler = Sampler(len(self.train_set), batch_size, seed)
         self.step_count = 0
         self.best_val: float | None = None
+        self.current_val: float | None = None   # the validation score of the parameters as they are now
         self.best_params: dict | None = None
         self.bad_steps = 0
         self.stopped_early = False
@@ -217,7 +226,8 @@ class Trainer:
                 "params": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": ckpt.rng_states(), "sampler": self.sampler.state_dict(),
                 "usage": [{"engine": e.name, "usage": e.usage.as_dict()} for e in self.engines],
-                "best_val": self.best_val, "best_params": self.best_params, "bad_steps": self.bad_steps,
+                "best_val": self.best_val, "current_val": self.current_val, "best_params": self.best_params,
+                "bad_steps": self.bad_steps,
                 "stopped_early": self.stopped_early, "history": self.history}
 
     def load_state_dict(self, d: dict) -> None:
@@ -236,6 +246,7 @@ class Trainer:
         for e, u in zip(self.engines, d["usage"]):
             e.usage.load_dict(u["usage"])
         self.step_count, self.best_val, self.best_params = d["step"], d["best_val"], d["best_params"]
+        self.current_val = d.get("current_val", d["best_val"])
         self.bad_steps, self.stopped_early, self.history = d["bad_steps"], d["stopped_early"], d["history"]
 
     def _save(self) -> None:
@@ -264,6 +275,7 @@ class Trainer:
             torch.manual_seed(self.seed)
             val = await self._validate("validate (initial)")
             self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
+            self.current_val = val
             self._log({"step": 0, "kind": "init", "val_score": val, "train_score": None, "reverted": False,
                        "batch": [], "params": self._param_values(), "usage": self.usage()})
             self._save()
@@ -285,39 +297,55 @@ class Trainer:
     async def _one_step(self) -> None:
         batch = self.sampler.next_batch()
         before = copy.deepcopy(self.model.state_dict())
+        before_values = self._param_values()
         train_score, step_error, unchanged, skipped = await self._train_step(batch)
         self.step_count += 1
-        # a skipped step changed nothing: its validation score is the current parameters', i.e. the best one
-        val = self.best_val if skipped else await self._validate(f"validate (step {self.step_count})")
-        reverted = False
-        if val is not None:
+        changed = self._param_values() != before_values
+        screen, reverted = None, False
+        if changed and self.screen and train_score is not None:
+            examples = [self.train_set[i] for i in batch]
+            after, _ = await aevaluate(self.model, examples, self.scorer, concurrency=self.eval_concurrency)
+            screen = {"before": train_score, "after": after, "accepted": after > train_score}
+            if not screen["accepted"]:   # no better on its own minibatch: undone before spending the val split
+                self._tell_optimizer_rejected(before, train_score, after, split="minibatch")
+                self.model.load_state_dict(before)
+                changed, reverted = False, True
+        # parameters that did not change keep the validation score they had
+        val = await self._validate(f"validate (step {self.step_count})") if changed else self.current_val
+        if val is not None and changed:
             if self.best_val is not None and val < self.best_val:
                 self.bad_steps += 1
                 if self.revert_if_worse:
                     self._tell_optimizer_rejected(before, self.best_val, val)
                     self.model.load_state_dict(before)
                     reverted = True
+                else:
+                    self.current_val = val
             else:
+                self.current_val = val
                 if self.best_val is not None and val == self.best_val:
                     self.bad_steps += 1
                 else:
                     self.bad_steps = 0
                 self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
-            if self.patience is not None and self.bad_steps >= self.patience:
-                self.stopped_early = True
+        elif val is not None:
+            self.bad_steps += 1   # nothing changed: a step without a new best
+        if self.patience is not None and self.bad_steps >= self.patience:
+            self.stopped_early = True
         self._log({"step": self.step_count, "kind": "step", "train_score": train_score, "val_score": val,
                    "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
-                   "step_error": step_error, "unchanged": unchanged, "skipped": skipped, "usage": self.usage()})
+                   "step_error": step_error, "unchanged": unchanged, "skipped": skipped, "screen": screen,
+                   "usage": self.usage()})
         self._save()
 
-    def _tell_optimizer_rejected(self, before: dict, best: float, val: float) -> None:
+    def _tell_optimizer_rejected(self, before: dict, best: float, val: float, split: str = "validation") -> None:
         """Let the optimizer remember values that were reverted (TGD puts them in its history window)."""
         record = getattr(self.optimizer, "record_rejection", None)
         if record is None:
             return
         for name, var in self.model.named_variables():
             if var.is_text and var.requires_grad and name in before and var.value != before[name]:
-                record(var, var.value, best, val)
+                record(var, var.value, best, val, split=split)
 
     async def _finish(self) -> TrainResult:
         if self.best_params is not None and self.val_set:

@@ -1,0 +1,59 @@
+"""The committed real-model run (benchmarks/results/quality_real: textopt TGD on Qwen2.5-Coder-1.5B through
+llama-server) replays from its cassettes with no server, and gives exactly the figures RESULTS.md reports: every
+validation score of the trainer's log, the final prompt, and the test accuracy of the starting and final prompts."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "benchmarks" / "results" / "quality_real" / "object_counting-seed0"
+sys.path[:0] = [str(ROOT / "benchmarks" / "workers"), str(ROOT / "benchmarks")]
+
+pytestmark = pytest.mark.skipif(not (RUN / "tx_tgd.json").is_file(), reason=f"no committed run in {RUN}")
+
+
+def _data() -> tuple:
+    """(task, the data argument that loads it): the shipped copy, else ../shared/datasets/bbh."""
+    from textopt.errors import DataError
+    from textopt.tasks import get_task
+    shared = ROOT.parent / "shared" / "datasets" / "bbh"
+    try:
+        return get_task("object_counting", None), None
+    except DataError:
+        if not shared.is_dir():
+            pytest.skip("BBH object counting is neither shipped with textopt nor at ../shared/datasets/bbh")
+        return get_task("object_counting", str(shared)), str(shared)
+
+
+def test_recorded_tgd_run_replays_to_the_reported_figures(tmp_path):
+    import qr_textopt
+    from textopt.commands.evaluate import evaluate_prompt
+    from textopt.engines import get_engine
+
+    result = json.loads((RUN / "tx_tgd.json").read_text())
+    cfg = result["config"]
+    task, data = _data()
+    task.max_tokens = cfg["answer_tokens"]
+    splits = task.splits(*cfg["sizes"], seed=cfg["seed"])
+    rows = lambda exs: [{"input": e.input, "target": e.target} for e in exs]  # noqa: E731
+    job = {"mode": "tgd", "task": "object_counting", "data": data, "train": rows(splits.train),
+           "val": rows(splits.val), "seed": cfg["seed"], "batch": cfg["batch"], "steps": cfg["tx_steps"],
+           "initial_prompt": task.initial_prompt, "answer_tokens": cfg["answer_tokens"],
+           "spec": f"replay:{RUN / 'tx_tgd.cassette.jsonl'}", "cache_dir": str(tmp_path / "cache"),
+           "out_dir": str(tmp_path / "run"), "record": None}
+    out = qr_textopt.handle(job)
+    assert out["final_prompt"] == result["final_prompt"]
+    assert [r["val_score"] for r in out["steps"]] == [r["val_score"] for r in result["steps"]]
+    assert out["best_val"] == result["best_val"]
+
+    for prompt, key, cassette in ((task.initial_prompt, "baseline", "baseline.test.cassette.jsonl"),
+                                  (result["final_prompt"], "after", "tx_tgd.test.cassette.jsonl")):
+        engine = get_engine(f"replay:{RUN / cassette}")
+        score, _ = evaluate_prompt(task, engine, prompt, splits.test, progress=False)
+        expected = result["test_after"]["accuracy"] if key == "after" else \
+            json.loads((RUN / "baseline.json").read_text())["test"]["accuracy"]
+        assert score == expected
