@@ -1,7 +1,7 @@
 """textopt: optimize compound LLM systems by backpropagating feedback — text and tensors in one graph."""
 from . import errors, graph
 from .backward import abackward, backward
-from .engines import Engine, Request, Response, backward_engine, get_engine, usage
+from .engines import Engine, Request, Response, RoutedEngine, backward_engine, get_engine, usage
 from .errors import BudgetExceeded, TextoptError
 from .function import Function, Node
 from .functional import concat
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Variable", "Feedback", "Function", "Node", "concat", "aggregate", "function", "no_grad", "enable_grad",
            "is_grad_enabled", "backward", "abackward", "backward_engine", "get_engine", "Engine", "Request",
-           "Response", "usage", "optimize_solution", "aoptimize_solution", "graph", "nn", "optim", "train",
-           "errors", "TextoptError", "BudgetExceeded"]
+           "Response", "RoutedEngine", "usage", "optimize_solution", "aoptimize_solution", "graph", "nn", "optim",
+           "train", "errors", "TextoptError", "BudgetExceeded"]

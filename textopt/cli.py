@@ -31,13 +31,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-file", default=None, help="read the starting system prompt from this file")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
     p.add_argument("--cache-dir", default=None, help="response cache folder (default ~/.cache/textopt/responses)")
+    p.add_argument("--cache", default=None, metavar="URL",
+                   help="a response cache shared by processes and machines: redis://HOST:PORT/DB")
     p.add_argument("--budget-usd", type=float, default=None, help="stop before spending more than this (USD)")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", default=None, metavar="FILE.jsonl",
                      help="record every LLM call to this cassette (turns the cache off for this run)")
     rec.add_argument("--replay", default=None, metavar="FILE.jsonl",
                      help="answer every LLM call from this cassette (no model, no network)")
-    p.add_argument("--concurrency", type=int, default=8, help="concurrent evaluations (default 8)")
+    p.add_argument("--concurrency", type=int, default=8, help="concurrent evaluations (default 8; per worker "
+                                                                 "with --executor ray)")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="where evaluations run: this process (default) or Ray tasks (pip install 'textopt[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to use with --executor ray (default: a running one, else a local one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

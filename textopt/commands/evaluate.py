@@ -1,7 +1,6 @@
 """``textopt eval``: score one prompt on one split, concurrently, with a progress bar."""
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from tqdm.auto import tqdm
 from ..engines.usage import Usage, format_report
 from ..errors import DataError
 from ..grad_mode import no_grad
+from ..parallel import amap
 from ..runtime import run_sync
 from ..tasks import Task, get_task
 from .pipeline import build_solver
@@ -29,25 +29,31 @@ def load_prompt(args, task: Task) -> str:
     return task.initial_prompt
 
 
+class PromptRow:
+    """The ``textopt eval`` job of one example: the solver's answer and the task's score, as a result row."""
+
+    def __init__(self, task: Task, solver):
+        self.task, self.solver = task, solver
+
+    async def __call__(self, ex) -> dict:
+        with no_grad():
+            pred = await self.solver.acall(ex.input)
+        s = self.task.score(pred.value, ex.target)
+        return {"input": ex.input, "target": ex.target, "response": pred.value, "extracted": s.extracted,
+                "score": s.value}
+
+
 async def aevaluate_prompt(task: Task, engine, prompt: str, examples, *, concurrency: int = 8,
-                           progress: bool = True, desc: str = "eval") -> tuple[float | None, list[dict]]:
+                           progress: bool = True, desc: str = "eval",
+                           executor=None) -> tuple[float | None, list[dict]]:
     """Mean score of ``prompt`` on ``examples`` and one record per example (in order)."""
     if not examples:
         return None, []
     solver = build_solver(task, engine, prompt).eval()
-    sem = asyncio.Semaphore(max(1, concurrency))
     bar = tqdm(total=len(examples), desc=desc, leave=False, disable=not progress)
-
-    async def one(ex):
-        async with sem:
-            with no_grad():
-                pred = await solver.acall(ex.input)
-        s = task.score(pred.value, ex.target)
-        bar.update(1)
-        return {"input": ex.input, "target": ex.target, "response": pred.value, "extracted": s.extracted,
-                "score": s.value}
     try:
-        rows = list(await asyncio.gather(*(one(ex) for ex in examples)))
+        rows = await amap(PromptRow(task, solver), examples, concurrency=max(1, concurrency), progress=bar,
+                          executor=executor)
     finally:
         bar.close()
     return sum(r["score"] for r in rows) / len(rows), rows
@@ -55,6 +61,12 @@ async def aevaluate_prompt(task: Task, engine, prompt: str, examples, *, concurr
 
 def evaluate_prompt(task, engine, prompt, examples, **kw) -> tuple[float | None, list[dict]]:
     return run_sync(aevaluate_prompt(task, engine, prompt, examples, **kw))
+
+
+def executor_of(args):
+    """``--executor`` / ``--ray-address`` as an executor (None: this process)."""
+    from ..parallel import get_executor
+    return get_executor(getattr(args, "executor", None), address=getattr(args, "ray_address", None))
 
 
 def run_eval(args) -> int:
@@ -68,7 +80,7 @@ def run_eval(args) -> int:
     engines = engine_set(args)
     engine = engines.get(args.engine)
     score, rows = evaluate_prompt(task, engine, prompt, examples, concurrency=args.concurrency,
-                                  progress=not args.quiet, desc=f"eval {args.split}")
+                                  progress=not args.quiet, desc=f"eval {args.split}", executor=executor_of(args))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from ..optim import TGD
 from ..tasks import get_task
 from ..train import Trainer
 from ..train.checkpoint import atomic_write_text
-from .evaluate import evaluate_prompt, load_prompt
+from .evaluate import evaluate_prompt, executor_of, load_prompt
 from .pipeline import EngineSet, TaskMetric, as_train_examples, build_solver
 
 LOCAL_OPTIMIZER_TOKENS = 80    # a 135M model rambles to its cap; a prompt never needs more on the local engine
@@ -32,7 +32,7 @@ LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetit
 
 
 def engine_set(args) -> EngineSet:
-    cache = False if args.no_cache else (args.cache_dir or True)
+    cache = False if args.no_cache else (getattr(args, "cache", None) or args.cache_dir or True)
     return EngineSet(cache=cache, budget_usd=args.budget_usd, record=args.record, replay=args.replay)
 
 
@@ -102,12 +102,14 @@ def run_optimize(args) -> int:
                       val=as_train_examples(splits.val), test=as_train_examples(splits.test),
                       batch_size=args.batch_size, steps=args.steps, out_dir=out, seed=args.seed,
                       revert_if_worse=not args.no_revert, patience=args.patience, backward_engine=bwd,
-                      engines=engines.engines(), eval_concurrency=args.concurrency, progress=not args.quiet)
+                      engines=engines.engines(), eval_concurrency=args.concurrency, progress=not args.quiet,
+                      executor=executor_of(args))
     result = trainer.fit(resume=args.resume)
     best = solver.system_prompt.value
     # The starting prompt on the test split (after training, so a resumed run counts it once; cached anyway).
     test_before, _ = evaluate_prompt(task, fwd, prompt, splits.test, concurrency=args.concurrency,
-                                     progress=not args.quiet, desc="test (initial prompt)")
+                                     progress=not args.quiet, desc="test (initial prompt)",
+                                     executor=executor_of(args))
     wall = time.perf_counter() - t0
     history = result.history
     val_before = history[0].get("val_score") if history else None

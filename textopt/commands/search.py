@@ -14,7 +14,6 @@ step — :class:`~textopt.optim.callbacks.Checkpoint`; ``--resume`` loads it); `
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -24,13 +23,14 @@ from ..engines import Request
 from ..errors import BudgetExceeded, DataError
 from ..nn import LLMCall
 from ..optim import OPTIMIZERS, Checkpoint, Evaluator, JsonlLog, NoImprovement, load_checkpoint
-from ..optim.store import DEFAULT_OBJECTIVE, normalize_result
+from ..optim.store import DEFAULT_OBJECTIVE, CandidateJob
+from ..parallel import amap
 from ..runtime import run_sync
 from ..tasks import get_task
 from ..train.checkpoint import atomic_write_text
 from ..train.curve import plot_curve
 from ..variable import Variable
-from .evaluate import load_prompt
+from .evaluate import executor_of, load_prompt
 from .optimize import LOCAL_OPTIMIZER_TOKENS, _check_resume, engine_set, finish
 from .pipeline import build_solver
 
@@ -70,17 +70,13 @@ def _optimizer_kw(name: str, batch_size: int) -> dict:
             "opro": {"score_size": max(batch_size, 1)}, "demos": {"bootstrap_size": batch_size}}.get(name, {})
 
 
-async def _mean_score(evaluator: Evaluator, values: dict, examples, concurrency: int) -> float | None:
+async def _mean_score(evaluator: Evaluator, values: dict, examples, concurrency: int,
+                      executor=None) -> float | None:
     if not examples:
         return None
-    sem = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(ex):
-        async with sem:
-            res = normalize_result(await evaluator(dict(values), ex), [DEFAULT_OBJECTIVE])
-        return res.total({DEFAULT_OBJECTIVE: 1.0})
-    scores = await asyncio.gather(*(one(ex) for ex in examples))
-    return sum(scores) / len(scores)
+    evals = await amap(CandidateJob(evaluator, values, [DEFAULT_OBJECTIVE]), examples,
+                       concurrency=max(1, concurrency), executor=executor)
+    return sum(e.total({DEFAULT_OBJECTIVE: 1.0}) for e in evals) / len(evals)
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -119,6 +115,7 @@ def run_search(args, t0: float) -> int:
     else:
         params = dict(solver.named_parameters())
     solver.eval()   # a search only evaluates: no graph, no backward
+    executor = executor_of(args)
     evaluator = Evaluator.from_task(solver, task)
     config = {"task": task.name, "data": args.data, "engine": fwd.name, "optimizer_engine": opt_engine.name,
               "optimizer": args.optimizer, "steps": args.steps, "batch_size": args.batch_size,
@@ -132,6 +129,7 @@ def run_search(args, t0: float) -> int:
     opt = OPTIMIZERS[args.optimizer](
         params, evaluator, engine=opt_engine, trainset=splits.train, valset=splits.val, budget=engines.budget,
         stoppers=stoppers, callbacks=[JsonlLog(log_path)], max_concurrency=args.concurrency, seed=args.seed,
+        executor=executor,
         max_tokens=max_tokens, **_optimizer_kw(args.optimizer, args.batch_size))
     opt.register_step_post_hook(Checkpoint(ckpt_path))
     if args.resume and ckpt_path.exists():
@@ -157,9 +155,9 @@ def run_search(args, t0: float) -> int:
     val_after = opt.best_score if opt.best else None
     test_before = test_after = None
     try:   # the test split: scored here, for the report only — the optimizer never saw it
-        test_before = run_sync(_mean_score(evaluator, seed_values, splits.test, args.concurrency))
+        test_before = run_sync(_mean_score(evaluator, seed_values, splits.test, args.concurrency, executor))
         test_after = test_before if best_values == seed_values else \
-            run_sync(_mean_score(evaluator, best_values, splits.test, args.concurrency))
+            run_sync(_mean_score(evaluator, best_values, splits.test, args.concurrency, executor))
     except BudgetExceeded as exc:
         print(f"textopt: the budget ended before the test split was scored: {exc}", file=sys.stderr)
     finally:

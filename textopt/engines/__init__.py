@@ -1,6 +1,7 @@
 """Engines: one protocol, one shared call path (see ``base.py``), one spec registry.
 
-Specs: ``openai:MODEL``, ``openai:http://HOST:PORT/v1#MODEL``, ``anthropic:MODEL``, ``local``, ``local:PATH``,
+Specs: ``openai:MODEL``, ``openai:http://HOST:PORT/v1#MODEL`` (``openai:URL1,URL2#MODEL``: replicas of one
+model behind a ``RoutedEngine``), ``anthropic:MODEL``, ``local``, ``local:PATH``,
 ``replay:PATH.jsonl``, ``scripted`` (answers "ok"; tests). Resolving the same spec twice returns the same engine
 object, so the embedded model is loaded once and usage is counted in one place.
 """
@@ -13,6 +14,7 @@ import threading
 
 from ..errors import EngineSpecError, GraphError
 from .base import Engine, Retryable, live_engines
+from .router import RoutedEngine
 from .scripted import ScriptedEngine
 from .types import Message, Request, Response
 from .usage import Budget, Usage, format_report, merge
@@ -83,5 +85,5 @@ def usage(*engines: Engine) -> str:
     return format_report(merge(e.usage for e in (engines or live_engines())))
 
 
-__all__ = ["Engine", "Request", "Response", "Message", "Budget", "Usage", "ScriptedEngine", "Retryable",
+__all__ = ["Engine", "RoutedEngine", "Request", "Response", "Message", "Budget", "Usage", "ScriptedEngine", "Retryable",
            "get_engine", "register", "backward_engine", "resolve_backward_engine", "usage"]

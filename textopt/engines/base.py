@@ -28,8 +28,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from ..errors import EngineError, ProviderError, TextoptError
 from ..runtime import run_sync
-from .cache import MemoryCache, ResponseCache
+from .cache import ResponseCache, open_cache
 from .limiter import AdaptiveLimiter
+from .portable import record_init, reduce_engine
 from .types import Request, Response
 from .usage import Budget, Usage, price_of
 
@@ -49,8 +50,8 @@ class Retryable(Exception):
 
 
 class Engine:
-    """Base engine. ``cache``: True (default disk cache), False, "memory", a path, or a cache object
-    (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
+    """Base engine. ``cache``: True (default disk cache), False, "memory", a path, a ``redis://`` URL, or a cache
+    object (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
     the in-flight ceiling (AIMD below it when ``adaptive_concurrency``). ``max_retries``, ``retry_initial_wait``,
     ``retry_max_wait``: the tenacity backoff (a provider's Retry-After wins, capped at ``retry_max_wait``).
     ``timeout_retries``: how many of those retries may follow a timeout (None: all of them) — a self-hosted server
@@ -59,6 +60,13 @@ class Engine:
     (prompt, completion) tokens by model, over ``usage.DEFAULT_PRICES``. ``dry_run``: count and estimate only."""
 
     provider = "base"
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        record_init(cls)   # keep the constructor's arguments: how another process (a Ray worker) rebuilds it
+
+    def __reduce__(self):  # pickled as a recipe, never as a live object or a key (see portable.py)
+        return reduce_engine(self)
 
     def __init__(self, model: str, *, cache: Any = False, budget: Budget | None = None, max_concurrency: int = 8,
                  adaptive_concurrency: bool = True, max_retries: int = 4, retry_max_wait: float = 30.0,
@@ -325,10 +333,8 @@ def _make_cache(cache: Any):
         return None
     if cache is True:
         return ResponseCache()
-    if cache == "memory":
-        return MemoryCache()
     if isinstance(cache, (str, Path)):
-        return ResponseCache(cache)
+        return open_cache(cache)   # "memory", a folder, or a redis:// URL
     return cache
 
 

@@ -1,7 +1,11 @@
-"""Persistent response cache (diskcache: SQLite-backed, safe across processes and threads).
+"""Persistent response cache (diskcache: SQLite-backed, safe across processes and threads of one machine).
 
 Keys are ``Request.key(model)`` — a SHA-256 of the canonical request, which never includes credentials.
-Values are ``Response.to_dict()``.
+Values are ``Response.to_dict()``. A cache shared by machines: ``redis://HOST:PORT/DB``
+(:mod:`.cache_redis`). ``open_cache(spec)`` turns an engine's ``cache=`` string into one of them.
+
+Copied into another process (a Ray worker), a disk cache reopens the same folder and a Redis cache the same
+server; a ``MemoryCache`` starts empty there (it belongs to one process).
 """
 from __future__ import annotations
 
@@ -39,6 +43,9 @@ class ResponseCache:
     def close(self) -> None:
         self._store.close()
 
+    def __reduce__(self):   # another process opens the same folder
+        return (type(self), (str(self.path),))
+
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"
 
@@ -63,3 +70,16 @@ class MemoryCache:
 
     def close(self) -> None:
         pass
+
+    def __reduce__(self):   # per process: another process starts with an empty one
+        return (type(self), ())
+
+
+def open_cache(spec: "str | os.PathLike"):
+    """``"memory"``, a ``redis://`` / ``rediss://`` / ``unix://`` URL, or a folder."""
+    if spec == "memory":
+        return MemoryCache()
+    from .cache_redis import RedisCache, is_redis_url
+    if is_redis_url(spec):
+        return RedisCache(spec)
+    return ResponseCache(spec)

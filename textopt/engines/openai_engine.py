@@ -172,13 +172,16 @@ class OpenAIEngine(Engine):
         return sdk_common.describe_failure(self, error, openai, self.base_url, self.timeout, (self._api_key,))
 
 
-def from_spec(rest: str, **kw) -> OpenAIEngine:
+def from_spec(rest: str, **kw) -> Engine:
     rest = rest.strip()
     if rest.startswith(("http://", "https://")):
         url, sep, model = rest.rpartition("#")
         if not sep or not model or not url:
             raise EngineSpecError(f"'openai:{rest}' names a server but no model: write "
                                   f"'openai:{rest.split('#')[0]}#MODEL' (the model name the server serves)")
+        if "," in url:   # replicas of one model: openai:URL1,URL2#MODEL
+            from .router import from_spec_urls
+            return from_spec_urls(OpenAIEngine, url, model, **kw)
         return OpenAIEngine(model, base_url=url, **kw)
     if not rest:
         raise EngineSpecError("'openai:' needs a model, e.g. 'openai:gpt-4o-mini' or "

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from ..errors import BudgetExceeded
 
+PICO = 10 ** 12   # usage rows count dollars in integer pico-dollars (exact, whatever the order of the calls)
+
 # USD per 1M tokens (prompt, completion). Override per engine with ``prices={...}``; unknown models cost 0.
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
@@ -84,16 +86,31 @@ class Usage:
         try:
             row = self._rows.get(key)
             if row is None:
-                row = self._rows[key] = [0, 0, 0, 0, 0.0]
+                row = self._rows[key] = [0, 0, 0, 0, 0]
             if cached:
                 row[1] += 1
             else:
                 row[0] += 1
                 row[2] += prompt_tokens
                 row[3] += completion_tokens
-                row[4] += cost
+                if cost:
+                    row[4] += round(cost * PICO)   # integer pico-dollars: a sum that no order of calls changes
         finally:
             lock.release()
+
+    def rows(self) -> dict:
+        """A copy of the counters: {(role, node): [calls, cached, prompt tokens, completion tokens, cost in
+        pico-dollars]}."""
+        with self._lock:
+            return {k: list(r) for k, r in self._rows.items()}
+
+    def add_rows(self, rows: dict) -> None:
+        """Add counters made elsewhere (an engine's copy in another process: differences of ``rows()``)."""
+        with self._lock:
+            for key, r in rows.items():
+                row = self._rows.setdefault(tuple(key), [0, 0, 0, 0, 0])
+                for i in range(5):
+                    row[i] += r[i]
 
     def _view(self, part: str) -> dict:
         """{name: Tally} for "by_role" / "by_node", or {None: Tally} for "total"."""
@@ -110,7 +127,7 @@ class Usage:
             name = None if part == "total" else role if part == "by_role" else node
             if part == "by_node" and not node:
                 continue
-            out[name].count(*r)
+            out[name].count(r[0], r[1], r[2], r[3], r[4] / PICO)
         return out
 
     @property
@@ -210,6 +227,13 @@ class Budget:
                 self.calls += 1
                 self.tokens += tokens
                 self.usd += usd or 0.0
+
+    def charge(self, calls: int, tokens: int, usd: float) -> None:
+        """Count calls made elsewhere (worker processes report theirs after the fact: no reservation)."""
+        with self._lock:
+            self.calls += calls
+            self.tokens += tokens
+            self.usd += usd
 
     def state_dict(self) -> dict:
         return {"calls": self.calls, "tokens": self.tokens, "usd": self.usd}

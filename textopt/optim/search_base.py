@@ -11,7 +11,8 @@ One ``step()`` is one search iteration. Every optimizer here:
   ``max_idle_steps`` steps that produced no new candidate, evaluation or rejection; reports to
   ``callbacks`` (``callback(event, info)``: "proposed", "rejected", "accepted", "new_best", "step", "stop");
 - resumes exactly from ``state_dict()`` (RNG, store, frontier/beam/history, step, counters, budget figures);
-- runs evaluations concurrently (``asyncio.gather`` under a semaphore) and records results in example order.
+- runs evaluations concurrently (:func:`textopt.parallel.amap` under one semaphore, or fanned out over Ray
+  with ``executor="ray"``) and records results in example order.
 After each step the parameters hold the best candidate found so far.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..engines import Request, get_engine
 from ..engines.structured import agenerate_tagged
 from ..engines.usage import Budget
 from ..errors import BudgetExceeded, CheckpointError, DataError, InvalidVariableError, ParseError
+from ..parallel import amap
 from ..variable import Variable
 from .guards import CopyDetector, optimizer_data
 from .guards import log as guard_log
@@ -31,8 +33,8 @@ from .optimizer import Optimizer
 from .prompts_search import (INSTRUCTION_SENTENCES, PROPOSAL_TAG, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM,
                              render_examples, render_objectives)
 from .stoppers import MaxSteps, NoImprovement, StopFile, Timeout  # noqa: F401  (re-exported)
-from .store import (DEFAULT_OBJECTIVE, CandidateStore, Evaluation, as_evaluator, candidate_hash, example_id,
-                    normalize_result, pareto_front)
+from .store import (DEFAULT_OBJECTIVE, CandidateJob, CandidateStore, Evaluation, as_evaluator, candidate_hash,
+                    example_id, pareto_front)
 
 class SearchExhausted(Exception):
     """Internal: the metric-call budget does not allow the next evaluation."""
@@ -96,7 +98,7 @@ class SearchOptimizer(Optimizer):
                  stoppers: Iterable[Callable] = (), callbacks: Iterable[Callable] = (), max_concurrency: int = 8,
                  seed: int = 0, copy_guard: bool = True, copy_exempt: Iterable[str] = (),
                  copy_detector: CopyDetector | None = None, temperature: float = 0.7, max_tokens: int = 512,
-                 max_idle_steps: int = 5, **defaults):
+                 max_idle_steps: int = 5, executor=None, **defaults):
         self.evaluator = as_evaluator(evaluate)
         self.names, variables = _named_params(params, self.evaluator)
         super().__init__(variables, defaults)
@@ -112,6 +114,7 @@ class SearchOptimizer(Optimizer):
         if max_concurrency < 1:
             raise InvalidVariableError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
+        self.executor = executor   # where evaluations run: None (this process), "ray", an Executor
         self.temperature, self.max_tokens = temperature, max_tokens
         self.copy_exempt = set(copy_exempt)
         self.copy_detector = copy_detector or (CopyDetector(self.train) if copy_guard else None)
@@ -171,14 +174,9 @@ class SearchOptimizer(Optimizer):
         allowed = len(todo) if self.max_metric_calls is None else max(0, self.max_metric_calls - self.metric_calls)
         run, short = todo[:allowed], len(todo) > allowed
         self.metric_calls += len(run)
-        sem = self._semaphore()
-        values = self.store.values(h)
-
-        async def one(i):
-            async with sem:
-                return normalize_result(await self.evaluator(dict(values), data[i]), list(self.weights))
-
-        results = await asyncio.gather(*(one(i) for i in run), return_exceptions=True)
+        job = CandidateJob(self.evaluator, self.store.values(h), list(self.weights))
+        results = await amap(job, [data[i] for i in run], concurrency=self.max_concurrency,
+                             executor=self.executor, semaphore=self._semaphore(), return_exceptions=True)
         error = None
         for i, res in zip(run, results):
             if isinstance(res, BaseException):

@@ -140,6 +140,17 @@ class Evaluator:
         return cls(_ModuleRunner(module, metric, input, target), variables=dict(module.named_parameters()))
 
 
+class CandidateJob:
+    """The evaluation job of one example for one candidate (see :func:`textopt.parallel.amap`): the evaluator's
+    result, checked and normalised. Picklable, so it can run in another process (``executor="ray"``)."""
+
+    def __init__(self, evaluator: Evaluator, values: Mapping[str, str], objectives: Sequence[str]):
+        self.evaluator, self.values, self.objectives = evaluator, dict(values), list(objectives)
+
+    async def __call__(self, example: Any) -> "Evaluation":
+        return normalize_result(await self.evaluator(dict(self.values), example), self.objectives)
+
+
 def as_evaluator(evaluate: Any) -> Evaluator:
     return evaluate if isinstance(evaluate, Evaluator) else Evaluator(evaluate)
 
@@ -152,6 +163,9 @@ class _ModuleRunner:
         self._users = 0
         self._cond: asyncio.Condition | None = None
         self._cond_loop = None
+
+    def __getstate__(self) -> dict:   # the loop-bound turn-taking state stays in this process
+        return {**self.__dict__, "_loaded": None, "_users": 0, "_cond": None, "_cond_loop": None}
 
     async def __call__(self, candidate: dict, example: Any):
         from ..grad_mode import no_grad

@@ -1,12 +1,12 @@
 """Evaluation of a model on a list of examples (no graph, eval mode, concurrent, order-stable)."""
 from __future__ import annotations
 
-import asyncio
 import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import DataError
 from ..grad_mode import no_grad
+from ..parallel import amap
 from ..variable import Variable
 from .data import Example
 
@@ -54,26 +54,31 @@ def make_scorer(metric: Callable | None, loss_fn) -> Callable:
     return score
 
 
+class ScoreExample:
+    """The evaluation job of one example (see :func:`textopt.parallel.amap`): the model's answer with no graph,
+    scored. Picklable, so it can run in another process (``executor="ray"``)."""
+
+    def __init__(self, model, scorer: Callable):
+        self.model, self.scorer = model, scorer
+
+    async def __call__(self, ex: Example) -> float:
+        with no_grad():
+            pred = await call_model(self.model, ex.x)
+            return await self.scorer(pred, ex)
+
+
 async def aevaluate(model, data: Sequence[Example], scorer: Callable, *, concurrency: int = 8,
-                    progress=None) -> tuple[float, list[float]]:
-    """Mean score and per-example scores (in data order) with the model in eval mode and no graph."""
+                    progress=None, executor=None) -> tuple[float, list[float]]:
+    """Mean score and per-example scores (in data order) with the model in eval mode and no graph;
+    ``executor``: where the examples run (None: this process; "ray": see :mod:`textopt.parallel`)."""
     if not data:
         return float("nan"), []
-    sem = asyncio.Semaphore(concurrency)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
-
-    async def one(ex: Example) -> float:
-        async with sem:
-            with no_grad():
-                pred = await call_model(model, ex.x)
-                s = await scorer(pred, ex)
-            if progress is not None:
-                progress.update(1)
-            return s
     try:
-        scores = list(await asyncio.gather(*(one(ex) for ex in data)))
+        scores = await amap(ScoreExample(model, scorer), data, concurrency=concurrency, progress=progress,
+                            executor=executor)
     finally:
         if hasattr(model, "train"):
             model.train(was_training)

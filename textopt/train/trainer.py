@@ -13,6 +13,9 @@ Contract (the CLI builds on it; keep it stable)::
   sync or async, returning a loss Variable.
 - ``metric``: ``callable(prediction_text, example) -> float`` for validation/test; None uses the loss's own
   ``meta["score"]``.
+- ``executor``: where validation and test examples run — None (this process) or "ray" (Ray tasks, each worker
+  with its own engines; same scores, log and checkpoint: :mod:`textopt.parallel`). The training step itself
+  (forward, backward, optimizer) stays in this process.
 - examples: :class:`Example`, dicts with "x"/"y", or ``(x, y)`` pairs.
 
 One step: a seeded minibatch -> concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch
@@ -89,7 +92,8 @@ class Trainer:
                  patience: int | None = None, backward_engine: "Engine | str | None" = None,
                  engines: Sequence[Engine] | None = None, aggregate_max_tokens: int = 1024,
                  eval_concurrency: int = 8, progress: bool = True, plot: bool = True,
-                 skip_invalid_updates: bool = True, feedback_from: str = "failures", screen: bool = True):
+                 skip_invalid_updates: bool = True, feedback_from: str = "failures", screen: bool = True,
+                 executor=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_set = as_examples(train, "train")
         self.val_set = as_examples(val, "val")
@@ -109,6 +113,7 @@ class Trainer:
             raise DataError(f"feedback_from must be 'failures' or 'all', got {feedback_from!r}")
         self.feedback_from = feedback_from
         self.screen = screen
+        self.executor = executor   # where validation and test run: None (this process), "ray", an Executor
         self.scorer = make_scorer(metric, loss_fn)
         self.engines = list(engines) if engines is not None else self._find_engines()
         guard = getattr(optimizer, "guard_against", None)
@@ -195,7 +200,7 @@ class Trainer:
         bar = tqdm(total=len(self.val_set), desc=desc, leave=False, disable=not self.progress)
         try:
             score, _ = await aevaluate(self.model, self.val_set, self.scorer, concurrency=self.eval_concurrency,
-                                       progress=bar)
+                                       progress=bar, executor=self.executor)
         finally:
             bar.close()
         return score
@@ -350,7 +355,8 @@ class Trainer:
             bar = tqdm(total=len(self.test_set), desc="test", leave=False, disable=not self.progress)
             try:
                 test_score, _ = await aevaluate(self.model, self.test_set, self.scorer,
-                                                concurrency=self.eval_concurrency, progress=bar)
+                                                concurrency=self.eval_concurrency, progress=bar,
+                                                executor=self.executor)
             finally:
                 bar.close()
         result = self._result(test_score)
