@@ -14,16 +14,21 @@ TGD_SYSTEM = (
 )
 
 TGD_USER = (
-    "The variable to improve is the {role}.\n"
+    "A text variable of an LLM pipeline, the {role}, needs a better value.\n"
     "Its current value, in full:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
-    "Feedback on the current value ({n} items, in order):\n{gradients}\n"
+    "Feedback gathered on it ({n} items, in order), each with the step of the pipeline it is about:\n{gradients}\n"
     "{history}{constraints}{examples}"
-    "Now write a new version of the {role}, rewritten from scratch where that helps: state what the task is, "
-    "a strategy that avoids the mistakes the feedback describes, and the exact form the answer must take, as "
-    "general instructions that help on every input of the task. Keep what works in the current value. Do not "
-    "copy task examples, worked answers or outputs into it unless the feedback asks for that. Return the whole "
+    "Your task is to write the next value of the {role}. {ask} Keep what works in the current value. Do not "
+    "quote the examples, their answers or the outputs above unless the feedback asks for that. Return only the "
     "new value between <NEW_VALUE> and </NEW_VALUE>."
 )
+# {ask} of TGD_USER: instructions (prompts) are rewritten as general guidance; anything else is fixed in place.
+TGD_ASK_INSTRUCTIONS = (
+    "Work out from the inputs what the task is and from the feedback what goes wrong; then write instructions "
+    "that describe the task, give a strategy that avoids those mistakes on any input, and state exactly how the "
+    "answer must be written."
+)
+TGD_ASK_VALUE = "Fix what the feedback says is wrong."
 
 TGD_GRADIENT = "<FEEDBACK index=\"{i}\" from=\"{source}\">\n{text}\n{context}</FEEDBACK>\n"
 # The forward step a feedback item is about (input, output, what the output was told), each field bounded.
@@ -74,8 +79,8 @@ TGD_EXAMPLE = "<EXAMPLE>\n{text}\n</EXAMPLE>\n"
 # Fixed sentences of the prompts above; a new value that contains one (and the old value did not) copied
 # the optimizer's instructions instead of improving the variable.
 INSTRUCTION_SENTENCES = tuple(
-    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS, TGD_EXAMPLES, TGD_ADD_SYSTEM,
-                            TGD_ADD_USER)
+    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_ASK_INSTRUCTIONS, TGD_HISTORY, TGD_CONSTRAINTS,
+                            TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER)
     for s in __import__("re").split(r"(?<=[.:!?])\s+|\n", block)
     if len(s.strip()) >= 30 and "{" not in s and "<" not in s)
 

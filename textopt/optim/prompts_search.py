@@ -25,8 +25,16 @@ REFLECT_PROMPT = (
     "<current_value>\n{value}\n</current_value>\n\n"
     "The program ran on these examples:\n{examples}\n\n"
     "{objectives}\n"
-    "Write an improved value for the component ({role})."
+    "Your task is to write the next value of the component ({role}). {ask} Do not paste the examples or their "
+    "answers into it."
 )
+# {ask} of REFLECT_PROMPT: a prompt-like component is rewritten as general guidance, anything else fixed in place.
+REFLECT_ASK_INSTRUCTIONS = (
+    "Work out from the examples what the task is and what goes wrong; then write instructions that describe the "
+    "task, give a strategy that avoids those mistakes on any input, and state exactly how the answer must be "
+    "written."
+)
+REFLECT_ASK_VALUE = "Fix the problems the evidence shows and keep what works."
 
 # Merge of two frontier candidates that differ in one component.
 MERGE_PROMPT = (
@@ -68,7 +76,8 @@ SOLUTION_FIRST = "Solve this problem. Reason briefly, then give the final answer
                  "'Answer: <answer>'.\n\n{question}"
 
 # Sentences a proposal must not copy (the optimizer's instructions leaking into a parameter).
-INSTRUCTION_SENTENCES = tuple(x.strip() for text in (SEARCH_SYSTEM, OPRO_SYSTEM, SOLUTION_SYSTEM)
+INSTRUCTION_SENTENCES = tuple(x.strip() for text in (SEARCH_SYSTEM, OPRO_SYSTEM, SOLUTION_SYSTEM,
+                                                      REFLECT_ASK_INSTRUCTIONS)
                               for x in text.split(". ") if len(x.split()) >= 6)
 
 EXAMPLE_ENTRY = "<example {i}>\n{body}\n</example {i}>"

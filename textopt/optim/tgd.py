@@ -206,8 +206,9 @@ class TGD(Optimizer):
             P.TGD_CONSTRAINT.format(text=c) for c in group["constraints"])) if group["constraints"] else ""
         examples = P.TGD_EXAMPLES.format(items="".join(
             P.TGD_EXAMPLE.format(text=e) for e in group["examples"])) if group["examples"] else ""
+        ask = P.TGD_ASK_INSTRUCTIONS if _instruction_like(p) else P.TGD_ASK_VALUE
         user = P.TGD_USER.format(role=p.role, value=p.value, n=len(grads), gradients="".join(items),
-                                 history=history, constraints=constraints, examples=examples)
+                                 history=history, constraints=constraints, examples=examples, ask=ask)
         return Request.chat(user, system=P.TGD_SYSTEM, temperature=group["temperature"],
                             max_tokens=group["max_tokens"], role="optimizer", node=f"tgd:{name}")
 
