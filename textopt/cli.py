@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-revert", action="store_true", help="keep updates that lower the validation score (tgd only)")
     p.add_argument("--patience", type=int, default=None, help="stop after N steps without a new best")
+    p.add_argument("--feedback-from", default="failures", choices=["failures", "all"],
+                   help="backpropagate only the examples scored below 1.0 (default; an all-correct batch is a "
+                        "skipped step) or every example (tgd only)")
+    p.add_argument("--no-screen", action="store_true",
+                   help="validate every update without first re-scoring it on its minibatch (tgd only)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="longest new prompt the optimizer may write (default: 80 on local, 1024 otherwise)")
     p.add_argument("--feedback-tokens", type=int, default=None,

@@ -94,7 +94,8 @@ def run_optimize(args) -> int:
     config = {"task": task.name, "data": args.data, "engine": fwd.name, "backward_engine": bwd.name,
               "optimizer_engine": opt_engine.name, "optimizer": args.optimizer, "steps": args.steps,
               "batch_size": args.batch_size, "sizes": list(splits.sizes()), "seed": args.seed,
-              "initial_prompt": prompt, "revert_if_worse": not args.no_revert, "patience": args.patience}
+              "initial_prompt": prompt, "revert_if_worse": not args.no_revert, "patience": args.patience,
+              "feedback_from": args.feedback_from, "screen": not args.no_screen}
     _check_resume(out, config, args.resume)
     atomic_write_text(out / "config.json", json.dumps(config, indent=1, ensure_ascii=False))
 
@@ -103,7 +104,8 @@ def run_optimize(args) -> int:
                       batch_size=args.batch_size, steps=args.steps, out_dir=out, seed=args.seed,
                       revert_if_worse=not args.no_revert, patience=args.patience, backward_engine=bwd,
                       engines=engines.engines(), eval_concurrency=args.concurrency, progress=not args.quiet,
-                      executor=executor_of(args))
+                      executor=executor_of(args), feedback_from=args.feedback_from,
+                      screen=not args.no_screen)
     result = trainer.fit(resume=args.resume)
     best = solver.system_prompt.value
     # The starting prompt on the test split (after training, so a resumed run counts it once; cached anyway).
