@@ -1,29 +1,33 @@
 """Run untrusted (LLM-written) Python in a sandbox: ``run_python(code) -> SandboxResult``.
 
-What contains it:
-- a separate process, ``python -I`` (isolated mode: no user site, no PYTHON* variables), started in a new
-  session, with a temporary directory as its cwd and HOME (deleted afterwards);
-- an environment stripped to PATH/HOME/LANG: no inherited variable, so no API key, reaches the code;
-- a wall-clock timeout (the whole process group is SIGKILLed), plus RLIMIT_CPU as a backstop;
-- RLIMIT_AS (memory), RLIMIT_NPROC (fork bombs), RLIMIT_FSIZE (stdout/stderr and files), RLIMIT_NOFILE;
-- no network: when the parent runs as root (containers, CI) the child enters a fresh NETWORK namespace (no
-  interface but a down loopback) and a PID namespace (everything it forks dies with it), then drops to uid
-  ``nobody`` so RLIMIT_NPROC applies and the parent's /proc environ is unreadable. Otherwise (not root) an
-  audit hook in the child refuses socket creation. The audit hook (sockets, ctypes, reading another
-  process's /proc environ) is installed in both cases. As root, when this interpreter is not readable by
-  ``nobody`` (a Python under /root), the sandbox runs ``/usr/bin/python3`` (standard library only); with no
-  such Python the child stays root and process creation is refused instead. ``SandboxResult.isolation``
-  lists the layers that were active (e.g. "netns,pidns,uid-nobody,rlimits,audit-hook").
-This stops accidents and naive hostile code; it is not a security boundary against a determined attacker
-with a kernel exploit. Run untrusted code from the internet in a VM.
+Modes (``mode=`` or the ``TEXTOPT_SANDBOX`` environment variable; default "auto"):
+- "bwrap": bubblewrap (Debian package ``bubblewrap``) builds the sandbox;
+- "namespaces": the same sandbox built by textopt itself with the kernel's namespaces (no helper binary);
+- "auto": bwrap when it works here, else namespaces, else a :class:`SandboxError` saying how to get one;
+- "weak": only the rlimits and the audit hook below; never chosen unless asked for.
+bwrap and namespaces give the same guarantees, as root and as an ordinary user (unprivileged user namespaces):
+- a read-only view of the system directories (/usr, /bin, /lib*, a few /etc files for the dynamic loader) and
+  of this Python's installation, nothing else: no home, no project, no /etc/passwd, no host /tmp or /dev/shm;
+- one writable place, the sandbox's private ``/tmp`` (also its cwd and HOME), deleted afterwards;
+- new user, mount, PID, network, IPC and UTS namespaces: no network interface that leads anywhere (the host's
+  loopback included, from subprocesses too), no view of other processes (their /proc, environ included), no
+  way to signal them; when the code's first process exits, every process it started (setsid too) is killed;
+- no capabilities (root outside runs as uid 65534 inside), no_new_privs;
+- an environment stripped to PATH/HOME/LANG; rlimits (memory, processes, CPU, file size, open files); a
+  wall-clock timeout; an audit hook refusing sockets and ctypes in the code's own interpreter.
+The code runs on this Python's base installation (standard library and its site-packages, not a venv's).
+The result channel (``SandboxResult.results``) is a file the parent opened; the code gets only a descriptor
+(``TEXTOPT_RESULTS_FD``) and no path to it. It is as trustworthy as the code that writes it: code set on
+fooling its own tests can, so callers must parse it defensively (see :mod:`.code_tests`).
+Not a boundary against kernel exploits: for code from the internet use a VM.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -35,6 +39,12 @@ from ..errors import SandboxError
 
 CHILD = Path(__file__).with_name("_sandbox_child.py")
 MARKER = "#textopt-sandbox-isolation: "  # first stderr line of the child, written before the code runs
+ERROR_MARKER = "#textopt-sandbox-error: "  # the sandbox could not be built; the code did not run
+MODES = ("auto", "bwrap", "namespaces", "weak")
+ENV_VAR = "TEXTOPT_SANDBOX"
+SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime"]
+NOBODY = 65534
 
 
 @dataclass
@@ -45,6 +55,8 @@ class SandboxResult:
     timed_out: bool
     duration: float
     isolation: str = ""
+    mode: str = ""
+    results: str = ""  # what the code wrote on the result channel (TEXTOPT_RESULTS_FD)
 
     @property
     def ok(self) -> bool:
@@ -60,89 +72,163 @@ def _read(path: Path, limit: int) -> str:
 
 def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, max_processes: int = 32,
                max_output: int = 64_000, max_file_bytes: int = 16 * 1024 * 1024,
-               files: dict[str, str] | None = None, isolate: bool = True) -> SandboxResult:
+               files: dict[str, str] | None = None, mode: str | None = None) -> SandboxResult:
     """Run ``code`` as ``main.py`` in a fresh sandbox (see the module docstring). ``files``: extra files to put
-    next to it. ``isolate=False`` skips the namespaces and uid change (the audit-hook-only layer a non-root
-    parent gets; as root it then also refuses process creation). Never raises for what the code does; raises
-    :class:`SandboxError` if it cannot start."""
+    next to it. Never raises for what the code does; raises :class:`SandboxError` for bad arguments or when no
+    sandbox can be built (the code then never ran)."""
     if not isinstance(code, str):
         raise SandboxError(f"sandbox code must be a str, got {type(code).__name__}")
-    if timeout <= 0 or memory_mb < 64:
+    if not timeout > 0 or memory_mb < 64:
         raise SandboxError("sandbox timeout must be > 0 and memory_mb >= 64")
+    return _run(code, resolve_mode(mode), timeout=timeout, memory_mb=memory_mb, max_processes=max_processes,
+                max_output=max_output, max_file_bytes=max_file_bytes, files=files or {})
+
+
+def resolve_mode(mode: str | None = None) -> str:
+    """The mode a run gets: "bwrap", "namespaces" or "weak" (see the module docstring)."""
+    asked = mode if mode is not None else (os.environ.get(ENV_VAR) or "auto")
+    if asked not in MODES:
+        source = "mode" if mode is not None else ENV_VAR
+        raise SandboxError(f"unknown sandbox {source} {asked!r}: use one of {', '.join(MODES)}")
+    if asked == "weak":
+        return "weak"
+    problems = []
+    for candidate in ("bwrap", "namespaces"):
+        if asked in ("auto", candidate):
+            why = unavailable(candidate)
+            if why is None:
+                return candidate
+            problems.append(f"{candidate}: {why}")
+    raise SandboxError(
+        f"no sandbox for untrusted code is available here ({'; '.join(problems)}). Install bubblewrap "
+        "(apt-get install bubblewrap) or allow unprivileged user namespaces (sysctl "
+        "kernel.unprivileged_userns_clone=1, or kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu); "
+        f"or accept running it with only rlimits and an audit hook, with no filesystem, process or network "
+        f"isolation, by passing mode='weak' or setting {ENV_VAR}=weak.")
+
+
+@functools.lru_cache(maxsize=None)
+def unavailable(mode: str) -> str | None:
+    """Why ``mode`` cannot sandbox code on this machine (None: it works); tried once per process."""
+    if mode == "bwrap" and shutil.which("bwrap") is None:
+        return "the bwrap program is not installed"
+    try:
+        result = _run("pass", mode, timeout=20, memory_mb=256, max_processes=8, max_output=4000,
+                      max_file_bytes=1 << 20, files={})
+    except SandboxError as exc:
+        return str(exc)
+    if result.ok and result.isolation.startswith(mode + ":"):
+        return None
+    return f"a trial run failed (exit {result.returncode}): {result.stderr.strip()[-300:]}"
+
+
+def base_python() -> str:
+    """This Python's base interpreter (outside any venv), which the sandbox runs."""
+    exe = getattr(sys, "_base_executable", None) or sys.executable
+    return os.path.realpath(exe)
+
+
+def system_view(python: str) -> list[list[str]]:
+    """The read-only part of the sandbox: [kind, source, destination], kind "ro" (bind) or "symlink"."""
+    view = []
+    for top in SYSTEM_DIRS:
+        if os.path.islink(top):
+            view.append(["symlink", os.readlink(top), top])
+        elif os.path.isdir(top):
+            view.append(["ro", top, top])
+    view += [["ro", f"/etc/{name}", f"/etc/{name}"] for name in ETC_FILES if os.path.exists(f"/etc/{name}")]
+    covered = [v[2] for v in view if v[0] == "ro"]
+    for path in {os.path.realpath(sys.base_prefix), os.path.dirname(python)}:
+        real = [os.path.realpath(c) for c in covered]
+        if not any(path == c or path.startswith(c.rstrip("/") + "/") for c in real):
+            view.append(["ro", path, path])
+            covered.append(path)
+    return view
+
+
+@functools.lru_cache(maxsize=None)
+def _bwrap_supports(flag: str) -> bool:
+    try:
+        return flag in subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _bwrap_argv(python: str, view: list[list[str]], work: Path, cfg_path: Path) -> list[str]:
+    argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent",
+            "--new-session", "--cap-drop", "ALL"]
+    if _bwrap_supports("--disable-userns"):
+        argv.append("--disable-userns")
+    if os.geteuid() == 0:
+        argv += ["--uid", str(NOBODY), "--gid", str(NOBODY)]
+    for kind, src, dst in view:
+        argv += ["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst]
+    argv += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--bind", str(work), "/tmp",
+             "--ro-bind", str(CHILD), "/.textopt/launcher.py", "--ro-bind", str(cfg_path), "/.textopt/config.json",
+             "--remount-ro", "/", "--chdir", "/tmp", python, "-I", "/.textopt/launcher.py", "/.textopt/config.json"]
+    return argv
+
+
+def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes: int, max_output: int,
+         max_file_bytes: int, files: dict[str, str]) -> SandboxResult:
     work = Path(tempfile.mkdtemp(prefix="textopt-sandbox-"))
     outdir = Path(tempfile.mkdtemp(prefix="textopt-sandbox-out-"))
     try:
         (work / "main.py").write_text(code, encoding="utf-8")
-        for name, text in (files or {}).items():
+        for name, text in files.items():
             target = (work / name).resolve()
             if work.resolve() not in target.parents:
                 raise SandboxError(f"sandbox file name {name!r} escapes the sandbox directory")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8",
+        home = str(work) if mode == "weak" else "/tmp"
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
                "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        python, drop = interpreter() if isolate else (sys.executable, False)
-        cfg = {"memory_mb": memory_mb, "max_processes": max_processes, "timeout": timeout,
-               "max_file_bytes": max_file_bytes, "env": env, "drop_to_nobody": drop,
-               "isolate": isolate}
+        python = base_python() if mode != "weak" else sys.executable
+        (outdir / "root").mkdir()
+        results_path = outdir / "results"
+        results_fd = os.open(results_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        cfg = {"mode": mode, "memory_mb": memory_mb, "max_processes": max_processes, "timeout": timeout,
+               "max_file_bytes": max_file_bytes, "env": env, "results_fd": results_fd, "work": str(work),
+               "newroot": str(outdir / "root"), "view": system_view(python)}
         cfg_path = outdir / "config.json"
         cfg_path.write_text(json.dumps(cfg))
-        if drop:  # the child becomes nobody: let it use its directory
-            for p in [work, *work.rglob("*")]:
-                os.chown(p, 65534, 65534)
-            os.chmod(outdir, 0o755)
-            os.chmod(cfg_path, 0o644)
+        if mode == "bwrap":
+            argv = _bwrap_argv(python, cfg["view"], work, cfg_path)
+        else:
+            argv = [python, "-I", str(CHILD), str(cfg_path)]
         out_path, err_path = outdir / "stdout", outdir / "stderr"
         t0 = time.monotonic()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            try:
-                proc = subprocess.Popen([python, "-I", str(CHILD), str(cfg_path)], cwd=work, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
-            except OSError as exc:
-                raise SandboxError(f"could not start the sandbox interpreter {python}: {exc}") from exc
-            timed_out = False
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                _kill_group(proc.pid)
-                proc.wait()
+        try:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                try:
+                    proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=err, start_new_session=True, pass_fds=(results_fd,))
+                except OSError as exc:
+                    raise SandboxError(f"could not start the {mode} sandbox ({argv[0]}): {exc}") from exc
+                timed_out = False
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                finally:
+                    _kill_group(proc.pid)
+                    proc.wait()
+        finally:
+            os.close(results_fd)
         duration = time.monotonic() - t0
         stderr, isolation = _read(err_path, max_output), ""
         if stderr.startswith(MARKER):
             first, _, stderr = stderr.partition("\n")
             isolation = first[len(MARKER):]
-        return SandboxResult(proc.returncode, _read(out_path, max_output), stderr, timed_out, duration, isolation)
+        elif ERROR_MARKER in stderr or (mode == "bwrap" and stderr.startswith("bwrap:")):
+            reason = stderr.replace(ERROR_MARKER, "").strip()[-500:]
+            raise SandboxError(f"could not build the {mode} sandbox, the code did not run: {reason}")
+        return SandboxResult(proc.returncode, _read(out_path, max_output), stderr, timed_out, duration, isolation,
+                             mode, _read(results_path, max_output))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(outdir, ignore_errors=True)
-
-
-def _world_readable(path: Path) -> bool:
-    path = path.resolve()
-    if not path.exists() or not path.stat().st_mode & stat.S_IROTH:
-        return False
-    return all(p.stat().st_mode & stat.S_IXOTH for p in path.parents)
-
-
-def interpreter() -> tuple[str, bool]:
-    """(python executable for the sandbox, whether the child drops to uid nobody). As root we want a Python
-    that nobody can read (this one, else /usr/bin/python3); without one the child stays root with process
-    creation refused. Not root: this Python, no privilege change."""
-    if os.geteuid() != 0:
-        return sys.executable, False
-    candidates = [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
-    for exe in candidates:
-        exe_path = Path(exe)
-        if not exe_path.exists():
-            continue
-        real = exe_path.resolve()
-        stdlib = real.parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "os.py"
-        libs = list(real.parent.parent.glob("lib/python3*/os.py"))
-        if _world_readable(real) and any(_world_readable(p) for p in [stdlib, *libs]):
-            return str(exe_path), True
-    return sys.executable, False
 
 
 def _kill_group(pgid: int) -> None:
