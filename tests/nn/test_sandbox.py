@@ -16,6 +16,22 @@ def _procs_with(tag: str) -> list[str]:
     return [l for l in out.splitlines() if tag in l and "ps -eo" not in l]
 
 
+def _sandbox_procs() -> list[str]:
+    return _procs_with("_sandbox_child.py") + _procs_with("/.textopt/launcher.py")
+
+
+def _mode(name: str) -> str:
+    why = sandbox.unavailable(name)
+    if why:
+        pytest.skip(f"the {name} sandbox is not available here: {why}")
+    return name
+
+
+@pytest.fixture(params=["bwrap", "namespaces"])
+def mode(request):
+    return _mode(request.param)
+
+
 def test_normal_code_runs_in_a_temp_dir():
     r = run_python("import os; print('hello', os.getcwd()); open('made-here', 'w').write('x')")
     assert r.ok and r.stdout == "hello /tmp\n" and r.mode in ("bwrap", "namespaces")
@@ -30,21 +46,28 @@ def test_infinite_loop_is_killed_at_the_timeout():
     assert time.monotonic() - t0 < 8
 
 
-def test_fork_bomb_is_contained_and_leaves_no_process():
+def test_fork_bomb_is_contained_and_leaves_no_process(mode):
     tag = "forkbomb-" + os.urandom(4).hex()
     code = (f"# {tag}\nimport os\nn = 0\nwhile n < 100000:\n    n += 1\n    try:\n        os.fork()\n"
             f"    except OSError:\n        pass\n")
-    r = run_python(code, timeout=2, max_processes=16)
+    r = run_python(code, timeout=2, max_processes=16, mode=mode)
     assert not r.ok
     time.sleep(0.5)
-    assert _procs_with("_sandbox_child.py") == []  # every forked copy died with the sandbox
+    assert _sandbox_procs() == []  # every forked copy died with the sandbox
     # the machine is still able to start processes
     assert subprocess.run(["true"]).returncode == 0
 
 
-def test_huge_allocation_fails_inside_the_sandbox():
-    r = run_python("x = bytearray(8 * 1024 ** 3)\nprint('allocated')", memory_mb=256)
+def test_huge_allocation_fails_inside_the_sandbox(mode):
+    r = run_python("x = bytearray(8 * 1024 ** 3)\nprint('allocated')", memory_mb=256, mode=mode)
     assert "allocated" not in r.stdout and "MemoryError" in r.stderr
+
+
+def test_the_private_tmp_is_small_and_holds_the_files(mode):
+    code = ("import os\nprint(open('data/in.txt').read())\nfor i in range(4):\n"
+            "    open(f'/tmp/f{i}', 'wb').write(b'x' * 1024 * 1024)\n    print('wrote', i)\n")
+    r = run_python(code, files={"data/in.txt": "given"}, disk_mb=2, mode=mode)
+    assert r.stdout.startswith("given\n") and "wrote 3" not in r.stdout and "No space left" in r.stderr
 
 
 def test_environment_secrets_are_not_visible(monkeypatch):
@@ -126,4 +149,4 @@ def test_audit_hook_layer_alone_contains_the_same_cases(monkeypatch):
                       mode="weak")
     assert not bomb.ok
     time.sleep(0.3)
-    assert _procs_with("_sandbox_child.py") == []
+    assert _sandbox_procs() == []

@@ -166,8 +166,9 @@ def _ps(tag: str) -> list[str]:
     return [l for l in ps.splitlines() if tag in l]
 
 
+@pytest.mark.parametrize("ending", ["exits", "times out"])
 @pytest.mark.parametrize("mode", MODES)
-def test_nothing_is_left_running(parent, mode):
+def test_nothing_is_left_running(parent, mode, ending):
     tag = f"{os.getpid() % 1000}.{int.from_bytes(os.urandom(3), 'big')}"  # a unique sleep duration
     code = _attempts(f"""
 attempt('setsid', lambda: subprocess.Popen(['setsid', 'sleep', '3{tag}'], start_new_session=True).pid)
@@ -179,8 +180,12 @@ if os.fork() == 0:  # a classic daemon: fork, setsid, fork
     os._exit(0)
 import time; time.sleep(0.3)
 """)
+    if ending == "times out":
+        code += "sys.stdout.flush()\nwhile True:\n    pass\n"
     try:
-        report = _report(parent.run(code, mode))
+        out = parent.run(code, mode, timeout=2 if ending == "times out" else 10)
+        assert out["timed_out"] == (ending == "times out")
+        report = _report(out)
         assert "DENIED" not in report["setsid"]  # they did start...
         deadline = time.monotonic() + 3
         while _ps(tag) and time.monotonic() < deadline:

@@ -5,8 +5,8 @@ Mode "namespaces": the same sandbox built here with the kernel's namespaces (no 
   L0 (this process, outside) unshares user, mount, pid, net, ipc and uts namespaces, maps its uid (root becomes
   65534 inside) and forks P1, PID 1 of the new PID namespace. P1 builds a new root on a tmpfs: the system
   directories and the interpreter bind-mounted read-only, a minimal /dev, a fresh /proc of the new PID
-  namespace, the work directory as the only writable place (/tmp), then pivot_root()s into it and drops the old
-  root. P1 forks P2 and, as init, reaps until P2 exits; when P1 exits the kernel kills everything left in the
+  namespace, a tmpfs of ``disk_mb`` at /tmp (a copy of the work directory) as the only writable place, then
+  pivot_root()s into it and drops the old root. P1 forks P2 and, as init, reaps until P2 exits; when P1 exits the kernel kills everything left in the
   namespace. P2 drops every capability (bounding set too, no_new_privs) and runs the code. No interface is
   brought up in the network namespace, so nothing is reachable, loopback included.
 Mode "weak" (opted into): rlimits and the audit hook only.
@@ -85,6 +85,11 @@ def _touch(path, is_dir):
         open(path, "a").close()
 
 
+def _copy_work(src, dst):
+    import shutil
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+
+
 def _build_root(libc, cfg):
     """In P1 (new mount namespace): the root described in the module docstring; returns its extra layers."""
     new = cfg["newroot"]
@@ -99,7 +104,8 @@ def _build_root(libc, cfg):
         _touch(target, os.path.isdir(src))
         _bind(libc, src, target, readonly=True)
     _touch(new + "/tmp", True)
-    _bind(libc, cfg["work"], new + "/tmp", readonly=False)
+    _mount(libc, "tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={cfg['disk_mb']}m")
+    _copy_work(cfg["work"], new + "/tmp")
     _touch(new + "/dev", True)
     _mount(libc, "tmpfs", new + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
     for dev in DEVICES:
@@ -209,7 +215,8 @@ def main():
     try:
         if mode == "namespaces":
             isolation = _namespaces(cfg)
-        elif mode == "bwrap":
+        elif mode == "bwrap":  # bubblewrap mounted the work directory read-only at /.textopt/work
+            _copy_work("/.textopt/work", "/tmp")
             isolation = ["bwrap:user,mount,pid,net,ipc,uts", "ro-system", "private-tmp", "proc",
                          "no-capabilities"]
         else:

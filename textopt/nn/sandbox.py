@@ -8,7 +8,8 @@ Modes (``mode=`` or the ``TEXTOPT_SANDBOX`` environment variable; default "auto"
 bwrap and namespaces give the same guarantees, as root and as an ordinary user (unprivileged user namespaces):
 - a read-only view of the system directories (/usr, /bin, /lib*, a few /etc files for the dynamic loader) and
   of this Python's installation, nothing else: no home, no project, no /etc/passwd, no host /tmp or /dev/shm;
-- one writable place, the sandbox's private ``/tmp`` (also its cwd and HOME), deleted afterwards;
+- one writable place, the sandbox's private ``/tmp`` (its cwd and HOME, holding ``main.py`` and ``files``): a
+  tmpfs of ``disk_mb``, gone afterwards;
 - new user, mount, PID, network, IPC and UTS namespaces: no network interface that leads anywhere (the host's
   loopback included, from subprocesses too), no view of other processes (their /proc, environ included), no
   way to signal them; when the code's first process exits, every process it started (setsid too) is killed;
@@ -72,16 +73,16 @@ def _read(path: Path, limit: int) -> str:
 
 def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, max_processes: int = 32,
                max_output: int = 64_000, max_file_bytes: int = 16 * 1024 * 1024,
-               files: dict[str, str] | None = None, mode: str | None = None) -> SandboxResult:
+               files: dict[str, str] | None = None, mode: str | None = None, disk_mb: int = 64) -> SandboxResult:
     """Run ``code`` as ``main.py`` in a fresh sandbox (see the module docstring). ``files``: extra files to put
     next to it. Never raises for what the code does; raises :class:`SandboxError` for bad arguments or when no
     sandbox can be built (the code then never ran)."""
     if not isinstance(code, str):
         raise SandboxError(f"sandbox code must be a str, got {type(code).__name__}")
-    if not timeout > 0 or memory_mb < 64:
-        raise SandboxError("sandbox timeout must be > 0 and memory_mb >= 64")
+    if not timeout > 0 or memory_mb < 64 or disk_mb < 1:
+        raise SandboxError("sandbox timeout must be > 0, memory_mb >= 64 and disk_mb >= 1")
     return _run(code, resolve_mode(mode), timeout=timeout, memory_mb=memory_mb, max_processes=max_processes,
-                max_output=max_output, max_file_bytes=max_file_bytes, files=files or {})
+                max_output=max_output, max_file_bytes=max_file_bytes, files=files or {}, disk_mb=disk_mb)
 
 
 def resolve_mode(mode: str | None = None) -> str:
@@ -114,7 +115,7 @@ def unavailable(mode: str) -> str | None:
         return "the bwrap program is not installed"
     try:
         result = _run("pass", mode, timeout=20, memory_mb=256, max_processes=8, max_output=4000,
-                      max_file_bytes=1 << 20, files={})
+                      max_file_bytes=1 << 20, files={}, disk_mb=1)
     except SandboxError as exc:
         return str(exc)
     if result.ok and result.isolation.startswith(mode + ":"):
@@ -154,7 +155,7 @@ def _bwrap_supports(flag: str) -> bool:
         return False
 
 
-def _bwrap_argv(python: str, view: list[list[str]], work: Path, cfg_path: Path) -> list[str]:
+def _bwrap_argv(python: str, view: list[list[str]], work: Path, cfg_path: Path, disk_mb: int) -> list[str]:
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent",
             "--new-session", "--cap-drop", "ALL"]
     if _bwrap_supports("--disable-userns"):
@@ -163,14 +164,14 @@ def _bwrap_argv(python: str, view: list[list[str]], work: Path, cfg_path: Path) 
         argv += ["--uid", str(NOBODY), "--gid", str(NOBODY)]
     for kind, src, dst in view:
         argv += ["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst]
-    argv += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--bind", str(work), "/tmp",
-             "--ro-bind", str(CHILD), "/.textopt/launcher.py", "--ro-bind", str(cfg_path), "/.textopt/config.json",
+    argv += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--ro-bind", str(work), "/.textopt/work",
+             "--perms", "01777", "--size", str(disk_mb << 20), "--tmpfs", "/tmp", "--ro-bind", str(CHILD), "/.textopt/launcher.py", "--ro-bind", str(cfg_path), "/.textopt/config.json",
              "--remount-ro", "/", "--chdir", "/tmp", python, "-I", "/.textopt/launcher.py", "/.textopt/config.json"]
     return argv
 
 
 def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes: int, max_output: int,
-         max_file_bytes: int, files: dict[str, str]) -> SandboxResult:
+         max_file_bytes: int, files: dict[str, str], disk_mb: int) -> SandboxResult:
     work = Path(tempfile.mkdtemp(prefix="textopt-sandbox-"))
     outdir = Path(tempfile.mkdtemp(prefix="textopt-sandbox-out-"))
     try:
@@ -190,11 +191,11 @@ def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes:
         results_fd = os.open(results_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         cfg = {"mode": mode, "memory_mb": memory_mb, "max_processes": max_processes, "timeout": timeout,
                "max_file_bytes": max_file_bytes, "env": env, "results_fd": results_fd, "work": str(work),
-               "newroot": str(outdir / "root"), "view": system_view(python)}
+               "newroot": str(outdir / "root"), "view": system_view(python), "disk_mb": disk_mb}
         cfg_path = outdir / "config.json"
         cfg_path.write_text(json.dumps(cfg))
         if mode == "bwrap":
-            argv = _bwrap_argv(python, cfg["view"], work, cfg_path)
+            argv = _bwrap_argv(python, cfg["view"], work, cfg_path, disk_mb)
         else:
             argv = [python, "-I", str(CHILD), str(cfg_path)]
         out_path, err_path = outdir / "stdout", outdir / "stderr"
