@@ -21,7 +21,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from common import alternate, emit, machine, median  # noqa: E402
 
 from textopt.nn import CodeTestsLoss  # noqa: E402
-from textopt.nn.sandbox import base_python, run_python, unavailable  # noqa: E402
+from textopt.nn.sandbox import interpreter, run_python, unavailable  # noqa: E402
 
 TESTS = "def test_add():\n    assert add(2, 3) == 5\n\ndef test_neg():\n    assert add(-1, 1) == 0\n"
 
@@ -29,7 +29,7 @@ TESTS = "def test_add():\n    assert add(2, 3) == 5\n\ndef test_neg():\n    asse
 def _one(name: str) -> float:
     t0 = time.perf_counter()
     if name == "plain python":
-        subprocess.run([base_python(), "-I", "-c", "pass"], check=True)
+        subprocess.run([interpreter(), "-I", "-c", "pass"], check=True)
     else:
         assert run_python("pass", mode=name).ok
     return (time.perf_counter() - t0) * 1000

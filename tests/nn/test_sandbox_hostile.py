@@ -93,6 +93,23 @@ attempt('env', lambda: dict(os.environ))
     assert len(pids) < 10  # only the sandbox's own processes
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_kernel_settings_cannot_be_changed(parent, mode):
+    """A uid 0 left in the sandbox (even without capabilities, even mapped to 65534) passes /proc/sys's
+    owner check: root's sandbox must run as a real unprivileged uid. Writes back the current values."""
+    code = _attempts("""
+for name in ['fs/pipe-max-size', 'kernel/printk_ratelimit', 'vm/overcommit_ratio']:
+    def write(path='/proc/sys/' + name):
+        value = open(path).read()
+        with open(path, 'w') as fh:
+            fh.write(value)
+        return 'WROTE'
+    attempt(name, write)
+""")
+    report = _report(parent.run(code, mode))
+    assert report and all(v.startswith("DENIED") for v in report.values()), report
+
+
 class _Listener:
     """A TCP server on the host's loopback that counts the connections it accepts."""
 

@@ -2,15 +2,17 @@
 
 Mode "bwrap": bubblewrap already built the sandbox; this only applies the limits and runs the code.
 Mode "namespaces": the same sandbox built here with the kernel's namespaces (no helper binary):
-  L0 (this process, outside) unshares user, mount, pid, net, ipc and uts namespaces, maps its uid (root becomes
-  65534 inside) and forks P1, PID 1 of the new PID namespace. P1 builds a new root on a tmpfs: the system
+  L0 (this process, outside) drops to uid/gid 65534 when root (so that nothing in
+  the sandbox is uid 0 on the host, which /proc/sys and co. would trust), unshares user, mount, pid, net, ipc and
+  uts namespaces, maps its own uid and forks P1, PID 1 of the new PID namespace. P1 builds a new root on a tmpfs: the system
   directories and the interpreter bind-mounted read-only, a minimal /dev, a fresh /proc of the new PID
-  namespace, a tmpfs of ``disk_mb`` at /tmp (a copy of the work directory) as the only writable place, then
-  pivot_root()s into it and drops the old root. P1 forks P2 and, as init, reaps until P2 exits; when P1 exits the kernel kills everything left in the
+  namespace, a tmpfs of ``disk_mb`` at /tmp as the only writable place, then pivot_root()s into it and drops the
+  old root. P1 forks P2 and, as init, reaps until P2 exits; when P1 exits the kernel kills everything left in the
   namespace. P2 drops every capability (bounding set too, no_new_privs) and runs the code. No interface is
   brought up in the network namespace, so nothing is reachable, loopback included.
 Mode "weak" (opted into): rlimits and the audit hook only.
-Always: resource limits, an audit hook refusing sockets and ctypes, then ``main.py`` as ``__main__``.
+Always: the files written into the working directory (/tmp), resource limits, an audit hook refusing sockets
+and ctypes, then ``main.py`` as ``__main__``.
 A failure to build the sandbox is written as ERROR_MARKER + reason on stderr, exit status 125; the code never runs.
 """
 import ctypes
@@ -31,7 +33,7 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE = 1024, 2048, 4096, 16384, 1 << 18
 MS_RELATIME, MS_STRICTATIME, MNT_DETACH = 1 << 21, 1 << 24, 2
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "ppc64": 203,
               "s390x": 217, "i686": 217, "i386": 217}
 DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
@@ -85,11 +87,6 @@ def _touch(path, is_dir):
         open(path, "a").close()
 
 
-def _copy_work(src, dst):
-    import shutil
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-
-
 def _build_root(libc, cfg):
     """In P1 (new mount namespace): the root described in the module docstring; returns its extra layers."""
     new = cfg["newroot"]
@@ -105,7 +102,6 @@ def _build_root(libc, cfg):
         _bind(libc, src, target, readonly=True)
     _touch(new + "/tmp", True)
     _mount(libc, "tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={cfg['disk_mb']}m")
-    _copy_work(cfg["work"], new + "/tmp")
     _touch(new + "/dev", True)
     _mount(libc, "tmpfs", new + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
     for dev in DEVICES:
@@ -157,15 +153,18 @@ def _wait_for(pid, reap_others):
 
 def _namespaces(cfg):
     libc = _libc()
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # L0 dies with textopt
     with open("/proc/sys/kernel/cap_last_cap") as fh:
         last_cap = int(fh.read())
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setresgid(NOBODY, NOBODY, NOBODY)
+        os.setresuid(NOBODY, NOBODY, NOBODY)
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the uid change cleared it: /proc/self/*_map must be ours
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # L0 dies with textopt (set after the uid change)
     uid, gid = os.getuid(), os.getgid()
-    inside_uid, inside_gid = (NOBODY, NOBODY) if uid == 0 else (uid, gid)
     _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS),
            "unshare(user, mount, pid, net, ipc, uts)")
-    for name, text in [("setgroups", "deny"), ("uid_map", f"{inside_uid} {uid} 1"),
-                       ("gid_map", f"{inside_gid} {gid} 1")]:
+    for name, text in [("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")]:
         with open(f"/proc/self/{name}", "w") as fh:
             fh.write(text)
     pid = os.fork()
@@ -215,8 +214,7 @@ def main():
     try:
         if mode == "namespaces":
             isolation = _namespaces(cfg)
-        elif mode == "bwrap":  # bubblewrap mounted the work directory read-only at /.textopt/work
-            _copy_work("/.textopt/work", "/tmp")
+        elif mode == "bwrap":
             isolation = ["bwrap:user,mount,pid,net,ipc,uts", "ro-system", "private-tmp", "proc",
                          "no-capabilities"]
         else:
@@ -229,6 +227,11 @@ def main():
         sys.stderr.write(f"{ERROR_MARKER}{mode} sandbox: {exc}\n")
         sys.stderr.flush()
         os._exit(125)
+    for name, text in cfg["files"].items():
+        if os.path.dirname(name):
+            os.makedirs(os.path.dirname(name), exist_ok=True)
+        with open(name, "w", encoding="utf-8") as fh:
+            fh.write(text)
     _limits(cfg)
     os.environ.clear()
     os.environ.update(cfg["env"])

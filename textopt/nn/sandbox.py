@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -124,9 +125,35 @@ def unavailable(mode: str) -> str | None:
 
 
 def base_python() -> str:
-    """This Python's base interpreter (outside any venv), which the sandbox runs."""
+    """This Python's base interpreter (outside any venv)."""
     exe = getattr(sys, "_base_executable", None) or sys.executable
     return os.path.realpath(exe)
+
+
+def _reachable_by_nobody(path: str) -> bool:
+    try:
+        st = os.stat(path)
+        return bool(st.st_mode & stat.S_IROTH) and all(
+            os.stat(p).st_mode & stat.S_IXOTH for p in Path(path).parents)
+    except OSError:
+        return False
+
+
+def interpreter() -> str:
+    """The Python the sandbox runs: this one's base interpreter; as root (the sandbox then runs as uid 65534),
+    the first of it, /usr/bin/python3 and /usr/local/bin/python3 that uid 65534 can read, with its library."""
+    if os.geteuid() != 0:
+        return base_python()
+    tried = []
+    for exe in [base_python(), "/usr/bin/python3", "/usr/local/bin/python3"]:
+        real = os.path.realpath(exe)
+        prefix = os.path.dirname(os.path.dirname(real))
+        libs = list(Path(prefix).glob("lib/python3*/os.py"))
+        if _reachable_by_nobody(real) and any(_reachable_by_nobody(str(p)) for p in libs):
+            return real
+        tried.append(real)
+    raise SandboxError(f"as root the sandbox runs code as uid 65534, which can read none of these Pythons: "
+                       f"{', '.join(tried)}; install python3 under /usr or make one readable by all users")
 
 
 def system_view(python: str) -> list[list[str]]:
@@ -139,7 +166,7 @@ def system_view(python: str) -> list[list[str]]:
             view.append(["ro", top, top])
     view += [["ro", f"/etc/{name}", f"/etc/{name}"] for name in ETC_FILES if os.path.exists(f"/etc/{name}")]
     covered = [v[2] for v in view if v[0] == "ro"]
-    for path in {os.path.realpath(sys.base_prefix), os.path.dirname(python)}:
+    for path in {os.path.dirname(os.path.dirname(python)), os.path.dirname(python)}:
         real = [os.path.realpath(c) for c in covered]
         if not any(path == c or path.startswith(c.rstrip("/") + "/") for c in real):
             view.append(["ro", path, path])
@@ -155,68 +182,87 @@ def _bwrap_supports(flag: str) -> bool:
         return False
 
 
-def _bwrap_argv(python: str, view: list[list[str]], work: Path, cfg_path: Path, disk_mb: int) -> list[str]:
+def _bwrap_argv(python: str, view: list[list[str]], launcher: Path, cfg_path: Path, disk_mb: int) -> list[str]:
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent",
             "--new-session", "--cap-drop", "ALL"]
     if _bwrap_supports("--disable-userns"):
         argv.append("--disable-userns")
-    if os.geteuid() == 0:
-        argv += ["--uid", str(NOBODY), "--gid", str(NOBODY)]
     for kind, src, dst in view:
         argv += ["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst]
-    argv += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--ro-bind", str(work), "/.textopt/work",
-             "--perms", "01777", "--size", str(disk_mb << 20), "--tmpfs", "/tmp", "--ro-bind", str(CHILD), "/.textopt/launcher.py", "--ro-bind", str(cfg_path), "/.textopt/config.json",
-             "--remount-ro", "/", "--chdir", "/tmp", python, "-I", "/.textopt/launcher.py", "/.textopt/config.json"]
-    return argv
+    return argv + ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--perms", "01777", "--size",
+                   str(disk_mb << 20), "--tmpfs", "/tmp", "--ro-bind", str(launcher), "/.textopt/launcher.py",
+                   "--ro-bind", str(cfg_path), "/.textopt/config.json", "--remount-ro", "/", "--chdir", "/tmp",
+                   python, "-I", "/.textopt/launcher.py", "/.textopt/config.json"]
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _checked_files(code: str, files: dict[str, str]) -> dict[str, str]:
+    out = {"main.py": code}
+    for name, text in files.items():
+        norm = os.path.normpath(name) if isinstance(name, str) else ""
+        if not norm or os.path.isabs(norm) or norm == ".." or norm.startswith("../") or norm == ".":
+            raise SandboxError(f"sandbox file name {name!r} escapes the sandbox directory: give a relative path")
+        if not isinstance(text, str):
+            raise SandboxError(f"sandbox file {name!r} must be a str, got {type(text).__name__}")
+        out[norm] = text
+    return out
 
 
 def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes: int, max_output: int,
          max_file_bytes: int, files: dict[str, str], disk_mb: int) -> SandboxResult:
-    work = Path(tempfile.mkdtemp(prefix="textopt-sandbox-"))
-    outdir = Path(tempfile.mkdtemp(prefix="textopt-sandbox-out-"))
+    """One run; the files travel in the configuration and the launcher writes them into its /tmp (its host
+    folder in weak mode). As root, bwrap runs as uid 65534 and the namespaces launcher drops to it itself."""
+    files = _checked_files(code, files)
+    outdir = Path(tempfile.mkdtemp(prefix="textopt-sandbox-"))
+    outdir.chmod(0o711)  # uid 65534 (root's sandbox user) passes through to its empty mount point "root"
+    fds: list[int] = []
     try:
-        (work / "main.py").write_text(code, encoding="utf-8")
-        for name, text in files.items():
-            target = (work / name).resolve()
-            if work.resolve() not in target.parents:
-                raise SandboxError(f"sandbox file name {name!r} escapes the sandbox directory")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        home = str(work) if mode == "weak" else "/tmp"
+        cwd = outdir / "work" if mode == "weak" else Path("/")
+        home = str(cwd) if mode == "weak" else "/tmp"
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
                "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        python = base_python() if mode != "weak" else sys.executable
+        python = interpreter() if mode != "weak" else sys.executable
         (outdir / "root").mkdir()
+        (outdir / "work").mkdir()
         results_path = outdir / "results"
         results_fd = os.open(results_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fds.append(results_fd)
         cfg = {"mode": mode, "memory_mb": memory_mb, "max_processes": max_processes, "timeout": timeout,
-               "max_file_bytes": max_file_bytes, "env": env, "results_fd": results_fd, "work": str(work),
+               "max_file_bytes": max_file_bytes, "env": env, "results_fd": results_fd, "files": files,
                "newroot": str(outdir / "root"), "view": system_view(python), "disk_mb": disk_mb}
         cfg_path = outdir / "config.json"
         cfg_path.write_text(json.dumps(cfg))
+        user = {}
         if mode == "bwrap":
-            argv = _bwrap_argv(python, cfg["view"], work, cfg_path, disk_mb)
+            launcher = outdir / "launcher.py"  # a copy uid 65534 can read wherever the project lives
+            shutil.copyfile(CHILD, launcher)
+            for path in (launcher, cfg_path):
+                path.chmod(0o644)
+            argv = _bwrap_argv(python, cfg["view"], launcher, cfg_path, disk_mb)
+            if os.geteuid() == 0:  # never uid 0 in the sandbox, not even mapped: /proc/sys and co. trust it
+                user = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
         else:
             argv = [python, "-I", str(CHILD), str(cfg_path)]
         out_path, err_path = outdir / "stdout", outdir / "stderr"
         t0 = time.monotonic()
-        try:
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
-                try:
-                    proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=err, start_new_session=True, pass_fds=(results_fd,))
-                except OSError as exc:
-                    raise SandboxError(f"could not start the {mode} sandbox ({argv[0]}): {exc}") from exc
-                timed_out = False
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                finally:
-                    _kill_group(proc.pid)
-                    proc.wait()
-        finally:
-            os.close(results_fd)
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                        start_new_session=True, pass_fds=tuple(fds), **user)
+            except OSError as exc:
+                raise SandboxError(f"could not start the {mode} sandbox ({argv[0]}): {exc}") from exc
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                _kill_group(proc.pid)
+                proc.wait()
         duration = time.monotonic() - t0
         stderr, isolation = _read(err_path, max_output), ""
         if stderr.startswith(MARKER):
@@ -228,7 +274,7 @@ def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes:
         return SandboxResult(proc.returncode, _read(out_path, max_output), stderr, timed_out, duration, isolation,
                              mode, _read(results_path, max_output))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _close(fds)
         shutil.rmtree(outdir, ignore_errors=True)
 
 
