@@ -13,10 +13,13 @@ bwrap and namespaces give the same guarantees, as root and as an ordinary user (
 - new user, mount, PID, network, IPC and UTS namespaces: no network interface that leads anywhere (the host's
   loopback included, from subprocesses too), no view of other processes (their /proc, environ included), no
   way to signal them; when the code's first process exits, every process it started (setsid too) is killed;
-- no capabilities (root outside runs as uid 65534 inside), no_new_privs;
+- no capabilities, no_new_privs; as root the code runs as the real uid 65534 (bwrap is started as it, the
+  namespaces launcher drops to it before unsharing): a uid 0 kept in a user namespace, even without
+  capabilities, still passes /proc/sys's owner check and could change kernel settings;
 - an environment stripped to PATH/HOME/LANG; rlimits (memory, processes, CPU, file size, open files); a
   wall-clock timeout; an audit hook refusing sockets and ctypes in the code's own interpreter.
-The code runs on this Python's base installation (standard library and its site-packages, not a venv's).
+The code runs on this Python's base installation (standard library and its site-packages, not a venv's); as
+root, on the first of it, /usr/bin/python3, /usr/local/bin/python3 that uid 65534 can read.
 The result channel (``SandboxResult.results``) is a file the parent opened; the code gets only a descriptor
 (``TEXTOPT_RESULTS_FD``) and no path to it. It is as trustworthy as the code that writes it: code set on
 fooling its own tests can, so callers must parse it defensively (see :mod:`.code_tests`).
@@ -82,8 +85,9 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, max_pr
         raise SandboxError(f"sandbox code must be a str, got {type(code).__name__}")
     if not timeout > 0 or memory_mb < 64 or disk_mb < 1:
         raise SandboxError("sandbox timeout must be > 0, memory_mb >= 64 and disk_mb >= 1")
-    return _run(code, resolve_mode(mode), timeout=timeout, memory_mb=memory_mb, max_processes=max_processes,
-                max_output=max_output, max_file_bytes=max_file_bytes, files=files or {}, disk_mb=disk_mb)
+    files = _checked_files(code, files or {})
+    return _run(files, resolve_mode(mode), timeout=timeout, memory_mb=memory_mb, max_processes=max_processes,
+                max_output=max_output, max_file_bytes=max_file_bytes, disk_mb=disk_mb)
 
 
 def resolve_mode(mode: str | None = None) -> str:
@@ -115,8 +119,8 @@ def unavailable(mode: str) -> str | None:
     if mode == "bwrap" and shutil.which("bwrap") is None:
         return "the bwrap program is not installed"
     try:
-        result = _run("pass", mode, timeout=20, memory_mb=256, max_processes=8, max_output=4000,
-                      max_file_bytes=1 << 20, files={}, disk_mb=1)
+        result = _run({"main.py": "pass"}, mode, timeout=20, memory_mb=256, max_processes=8, max_output=4000,
+                      max_file_bytes=1 << 20, disk_mb=1)
     except SandboxError as exc:
         return str(exc)
     if result.ok and result.isolation.startswith(mode + ":"):
@@ -195,12 +199,10 @@ def _bwrap_argv(python: str, view: list[list[str]], launcher: Path, cfg_path: Pa
                    python, "-I", "/.textopt/launcher.py", "/.textopt/config.json"]
 
 
-def _close(fds: list[int]) -> None:
-    for fd in fds:
-        os.close(fd)
-
-
 def _checked_files(code: str, files: dict[str, str]) -> dict[str, str]:
+    """{relative path: text} the launcher writes into the sandbox's /tmp, main.py first."""
+    if not isinstance(files, dict):
+        raise SandboxError(f"sandbox files must be a dict of relative path -> text, got {type(files).__name__}")
     out = {"main.py": code}
     for name, text in files.items():
         norm = os.path.normpath(name) if isinstance(name, str) else ""
@@ -212,14 +214,13 @@ def _checked_files(code: str, files: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes: int, max_output: int,
-         max_file_bytes: int, files: dict[str, str], disk_mb: int) -> SandboxResult:
+def _run(files: dict[str, str], mode: str, *, timeout: float, memory_mb: int, max_processes: int, max_output: int,
+         max_file_bytes: int, disk_mb: int) -> SandboxResult:
     """One run; the files travel in the configuration and the launcher writes them into its /tmp (its host
     folder in weak mode). As root, bwrap runs as uid 65534 and the namespaces launcher drops to it itself."""
-    files = _checked_files(code, files)
     outdir = Path(tempfile.mkdtemp(prefix="textopt-sandbox-"))
     outdir.chmod(0o711)  # uid 65534 (root's sandbox user) passes through to its empty mount point "root"
-    fds: list[int] = []
+    results_fd = None
     try:
         cwd = outdir / "work" if mode == "weak" else Path("/")
         home = str(cwd) if mode == "weak" else "/tmp"
@@ -230,7 +231,6 @@ def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes:
         (outdir / "work").mkdir()
         results_path = outdir / "results"
         results_fd = os.open(results_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        fds.append(results_fd)
         cfg = {"mode": mode, "memory_mb": memory_mb, "max_processes": max_processes, "timeout": timeout,
                "max_file_bytes": max_file_bytes, "env": env, "results_fd": results_fd, "files": files,
                "newroot": str(outdir / "root"), "view": system_view(python), "disk_mb": disk_mb}
@@ -252,7 +252,7 @@ def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes:
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
                 proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        start_new_session=True, pass_fds=tuple(fds), **user)
+                                        start_new_session=True, pass_fds=(results_fd,), **user)
             except OSError as exc:
                 raise SandboxError(f"could not start the {mode} sandbox ({argv[0]}): {exc}") from exc
             timed_out = False
@@ -274,7 +274,8 @@ def _run(code: str, mode: str, *, timeout: float, memory_mb: int, max_processes:
         return SandboxResult(proc.returncode, _read(out_path, max_output), stderr, timed_out, duration, isolation,
                              mode, _read(results_path, max_output))
     finally:
-        _close(fds)
+        if results_fd is not None:
+            os.close(results_fd)
         shutil.rmtree(outdir, ignore_errors=True)
 
 
