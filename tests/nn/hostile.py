@@ -2,7 +2,7 @@
 
 The parent is a small driver script (DRIVER) with a secret in its environment, so a program that reaches the
 parent (signals, /proc/<pid>/environ) is seen failing the test rather than killing pytest. As the ordinary
-user, the driver runs ``/usr/bin/python3`` via ``runuser`` on a copy of the three files the sandbox is made of
+user, the driver runs ``/usr/bin/python3`` via ``setpriv`` on a copy of the three files the sandbox is made of
 (textopt/errors.py, nn/sandbox.py, nn/_sandbox_child.py) in a folder that user can read, with empty package
 ``__init__`` files, since this project's venv may live where that user cannot read (e.g. under /root).
 """
@@ -55,7 +55,7 @@ def ordinary_user_missing() -> str | None:
     """Why the ordinary-user runs cannot happen here (None: they can); creates the user when root."""
     if os.geteuid() != 0:
         return "not root: these tests already run as an ordinary user (see the 'this-user' cases)"
-    for tool in ("runuser", "useradd"):
+    for tool in ("setpriv", "useradd"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     if not os.access(SYSTEM_PYTHON, os.X_OK):
@@ -78,13 +78,16 @@ class Parent:
         _copy_sandbox(self.dir)
         self.secret_file = self.dir / "project-secret.txt"
 
-    def run(self, code: str, mode: str, *, timeout: float = 10, max_processes: int = 32) -> dict:
+    def command(self, code: str, mode: str, *, timeout: float = 10, max_processes: int = 32) -> list[str]:
         args = json.dumps({"code": code, "mode": mode, "timeout": timeout, "max_processes": max_processes})
         python = SYSTEM_PYTHON if self.who == "ordinary-user" else sys.executable
         cmd = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "TMPDIR=/tmp", f"OPENAI_API_KEY={SECRET}",
                f"TEXTOPT_TEST_SECRET={SECRET}", python, "-I", str(self.dir / "driver.py"), args]
-        if self.who == "ordinary-user":
-            cmd = ["runuser", "-u", USER, "--"] + cmd
+        user = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "--"]  # execs: same pid
+        return user + cmd if self.who == "ordinary-user" else cmd
+
+    def run(self, code: str, mode: str, *, timeout: float = 10, max_processes: int = 32) -> dict:
+        cmd = self.command(code, mode, timeout=timeout, max_processes=max_processes)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60, cwd=self.dir)
         lines = proc.stdout.strip().splitlines()
         if proc.returncode != 0 or not lines:

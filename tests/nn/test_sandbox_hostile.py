@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from textopt.nn.sandbox import unavailable
+
 from .hostile import SECRET, Parent, ordinary_user_missing
 
 MODES = ["bwrap", "namespaces"]
@@ -209,5 +211,33 @@ import time; time.sleep(0.3)
             time.sleep(0.1)
         assert _ps(tag) == []  # ...and none of them outlived the sandbox
     finally:
+        for line in _ps(tag):
+            subprocess.run(["kill", "-9", line.split()[0]], capture_output=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nothing_is_left_running_when_textopt_itself_is_killed(parent, mode):
+    tag = f"{os.getpid() % 1000}.{int.from_bytes(os.urandom(3), 'big')}"
+    code = (f"import subprocess, time\nsubprocess.Popen(['setsid', 'sleep', '6{tag}'], start_new_session=True)\n"
+            f"subprocess.Popen(['sleep', '7{tag}'])\ntime.sleep(60)\n")
+    if parent.who == "this-user" and unavailable(mode):
+        pytest.skip(f"the {mode} sandbox is not available here: {unavailable(mode)}")
+    driver = subprocess.Popen(parent.command(code, mode, timeout=60), cwd=parent.dir, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while len(_ps(tag)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if len(_ps(tag)) < 2:
+            pytest.skip(f"the {mode} sandbox did not start for {parent.who}")
+        os.kill(driver.pid, 9)  # the driver alone: its sandbox must follow it
+        driver.wait()
+        deadline = time.monotonic() + 5
+        while _ps(tag) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _ps(tag) == []
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, 9)
         for line in _ps(tag):
             subprocess.run(["kill", "-9", line.split()[0]], capture_output=True)
