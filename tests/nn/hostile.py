@@ -78,7 +78,7 @@ class Parent:
         _copy_sandbox(self.dir)
         self.secret_file = self.dir / "project-secret.txt"
 
-    def command(self, code: str, mode: str, *, timeout: float = 10, max_processes: int = 32) -> list[str]:
+    def command(self, code: str, mode: str, *, timeout: float = 30, max_processes: int = 32) -> list[str]:
         args = json.dumps({"code": code, "mode": mode, "timeout": timeout, "max_processes": max_processes})
         python = SYSTEM_PYTHON if self.who == "ordinary-user" else sys.executable
         cmd = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "TMPDIR=/tmp", f"OPENAI_API_KEY={SECRET}",
@@ -86,7 +86,7 @@ class Parent:
         user = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "--"]  # execs: same pid
         return user + cmd if self.who == "ordinary-user" else cmd
 
-    def run(self, code: str, mode: str, *, timeout: float = 10, max_processes: int = 32) -> dict:
+    def run(self, code: str, mode: str, *, timeout: float = 30, max_processes: int = 32) -> dict:
         cmd = self.command(code, mode, timeout=timeout, max_processes=max_processes)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60, cwd=self.dir)
         lines = proc.stdout.strip().splitlines()

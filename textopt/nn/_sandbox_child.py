@@ -15,15 +15,15 @@ Always: the files written into the working directory (/tmp), resource limits, an
 and ctypes, then ``main.py`` as ``__main__``.
 A failure to build the sandbox is written as ERROR_MARKER + reason on stderr, exit status 125; the code never runs.
 """
-import ctypes
 import errno
-import json
+import marshal
 import os
-import platform
-import re
 import resource
 import signal
 import sys
+import types
+
+ctypes = None  # imported by the namespaces mode only: every import here is paid on each run
 
 MARKER = "#textopt-sandbox-isolation: "
 ERROR_MARKER = "#textopt-sandbox-error: "
@@ -119,9 +119,9 @@ def _build_root(libc, cfg):
         layers.append("proc")
     except SetupError:
         layers.append("no-proc")  # an empty /proc: nothing of the host to see either
-    nr = PIVOT_ROOT.get(platform.machine())
+    nr = PIVOT_ROOT.get(os.uname().machine)
     if nr is None:
-        raise SetupError(f"pivot_root: unknown system call number on {platform.machine()}")
+        raise SetupError(f"pivot_root: unknown system call number on {os.uname().machine}")
     os.chdir(new)
     _check(libc.syscall(ctypes.c_long(nr), b".", b"."), "pivot_root")
     _check(libc.umount2(b".", MNT_DETACH), "detaching the old root")
@@ -152,6 +152,8 @@ def _wait_for(pid, reap_others):
 
 
 def _namespaces(cfg):
+    global ctypes
+    import ctypes
     libc = _libc()
     with open("/proc/sys/kernel/cap_last_cap") as fh:
         last_cap = int(fh.read())
@@ -195,7 +197,13 @@ _BLOCKED = ["socket.__new__", "socket.connect", "socket.bind", "socket.getaddrin
 _WEAK_EVENTS = ["os.kill", "os.killpg"]  # without a PID namespace the parent is a signal away
 _PROCESS_EVENTS = ["os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec",
                    "subprocess.Popen", "os.startfile"]
-_OTHER_PROC = re.compile(r"/proc/(?!self/|thread-self/)[^/]+/(environ|cmdline|mem|maps)")
+
+
+def _other_process_file(path):
+    """/proc/<pid>/environ and co. of another process, however the path is spelled (../ included)."""
+    parts = os.path.normpath(os.path.join(os.getcwd(), path)).split("/")
+    return (len(parts) >= 4 and parts[1] == "proc" and parts[2] not in ("self", "thread-self")
+            and parts[3] in ("environ", "cmdline", "mem", "maps"))
 
 
 def _audit(event, args):
@@ -203,13 +211,13 @@ def _audit(event, args):
         raise PermissionError(f"sandbox: {event} is not allowed (no network, no native calls)")
     if event == "open" and args and isinstance(args[0], (str, bytes)):
         path = args[0] if isinstance(args[0], str) else args[0].decode("utf-8", "replace")
-        if _OTHER_PROC.search(path):  # another process's environment may hold secrets
+        if _other_process_file(path):  # another process's environment may hold secrets
             raise PermissionError(f"sandbox: reading {path} is not allowed")
 
 
 def main():
-    with open(sys.argv[1]) as fh:
-        cfg = json.load(fh)
+    with open(sys.argv[1], "rb") as fh:
+        cfg = marshal.load(fh)
     mode = cfg["mode"]
     try:
         if mode == "namespaces":
@@ -242,8 +250,12 @@ def main():
     sys.path.insert(0, os.getcwd())
     sys.stderr.write(MARKER + ",".join(isolation + ["rlimits", "audit-hook"]) + "\n")
     sys.stderr.flush()
-    import runpy
-    runpy.run_path("main.py", run_name="__main__")
+    main_module = types.ModuleType("__main__")
+    main_module.__file__ = os.path.abspath("main.py")
+    sys.modules["__main__"] = main_module
+    with open("main.py", encoding="utf-8") as fh:
+        source = fh.read()
+    exec(compile(source, main_module.__file__, "exec"), main_module.__dict__)
 
 
 if __name__ == "__main__":
