@@ -2,14 +2,14 @@
 
 Mode "bwrap": bubblewrap already built the sandbox; this only applies the limits and runs the code.
 Mode "namespaces": the same sandbox built here with the kernel's namespaces (no helper binary):
-  L0 (this process, outside) drops to uid/gid 65534 when root (so that nothing in
-  the sandbox is uid 0 on the host, which /proc/sys and co. would trust), unshares user, mount, pid, net, ipc and
-  uts namespaces, maps its own uid and forks P1, PID 1 of the new PID namespace. P1 builds a new root on a tmpfs: the system
-  directories and the interpreter bind-mounted read-only, a minimal /dev, a fresh /proc of the new PID
-  namespace, a tmpfs of ``disk_mb`` at /tmp as the only writable place, then pivot_root()s into it and drops the
-  old root. P1 forks P2 and, as init, reaps until P2 exits; when P1 exits the kernel kills everything left in the
-  namespace. P2 drops every capability (bounding set too, no_new_privs) and runs the code. No interface is
-  brought up in the network namespace, so nothing is reachable, loopback included.
+  L0 (this process, outside) drops to uid/gid 65534 when root (so that nothing in the sandbox is uid 0 on the
+  host, which /proc/sys and co. would trust), unshares user, mount, pid, net, ipc and uts namespaces, maps its own
+  uid and forks P1, PID 1 of the new PID namespace. P1 builds a new root on a tmpfs: the system directories and
+  the interpreter bind-mounted read-only, a minimal /dev, a fresh /proc of the new PID namespace, a tmpfs of
+  ``disk_mb`` at /tmp as the only writable place, then pivot_root()s into it and drops the old root. P1 forks P2
+  and, as init, reaps until P2 exits; when P1 exits the kernel kills everything left in the namespace. P2 drops
+  every capability (bounding set too, no_new_privs) and runs the code. No interface is brought up in the network
+  namespace, so nothing is reachable, loopback included.
 Mode "weak" (opted into): rlimits and the audit hook only.
 Always: the files written into the working directory (/tmp), resource limits, an audit hook refusing sockets
 and ctypes, then ``main.py`` as ``__main__``.

@@ -120,7 +120,7 @@ def unavailable(mode: str) -> str | None:
     if mode == "bwrap" and shutil.which("bwrap") is None:
         return "the bwrap program is not installed"
     try:
-        result = _run({"main.py": "pass"}, mode, timeout=20, memory_mb=256, max_processes=8, max_output=4000,
+        result = _run({"main.py": "pass"}, mode, timeout=60, memory_mb=256, max_processes=8, max_output=4000,
                       max_file_bytes=1 << 20, disk_mb=1)
     except SandboxError as exc:
         return str(exc)
