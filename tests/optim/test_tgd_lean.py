@@ -224,7 +224,7 @@ def test_an_instruction_is_asked_for_as_an_assistants_instructions_and_a_value_a
     opt = TGD([p], engine=ScriptedEngine(lambda r: "<NEW_VALUE>Count each item.</NEW_VALUE>"))
     req = opt.build_request(p, opt.param_groups[0], "system_prompt")
     text = req.messages[-1].content
-    assert req.messages[0].content == tx.optim.prompts.TGD_INSTRUCT_SYSTEM
+    assert req.messages[0].content == tx.optim.prompts.INSTRUCT_SYSTEM
     assert text.count("# Example ") == 3 and text.count("## Reviewer's note") == 3
     assert "## Input\n" + QUESTIONS[0] in text and "## Assistant's answer\n" in text and MISCOUNT in text
     assert "<FEEDBACK" not in text and "do not solve or quote the examples" in text

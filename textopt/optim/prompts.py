@@ -37,19 +37,23 @@ TGD_OMITTED = "({k} further feedback items were left out to keep this request bo
 # the request says to write instructions, not to answer the examples. Measured on Qwen2.5-Coder-1.5B (the
 # reference model, benchmarks/RESULTS.md): with TGD_USER it answered the example it was shown (a worked answer
 # as the "new prompt", 2 of 2 requests); in this form it wrote numbered instructions (2 of 2).
-TGD_INSTRUCT_SYSTEM = (
+INSTRUCT_SYSTEM = (
     "You write instructions for an AI assistant. From examples of its work and the mistakes found in them, you "
     "write better instructions for it. You never solve the examples yourself: the assistant will."
 )
-TGD_INSTRUCT_USER = (
-    "I gave an assistant these instructions (the {role}):\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
-    "Here are {n} of its answers and what was found about them:\n```\n{gradients}```\n\n"
-    "{history}{constraints}{examples}"
+# The ask, shared with the search optimizers' reflection on instruction-like components (prompts_search.py).
+INSTRUCT_ASK = (
     "Write new instructions for the assistant, to replace the ones above. Work out what kind of inputs these are "
     "and why the answers went wrong; then write instructions that explain the task, give a careful step-by-step "
     "method that avoids these mistakes on any input of this kind, and say exactly how to write the final answer. "
     "Write them as a short numbered list; they must work for new inputs, so do not solve or quote the examples "
-    "above and give no worked example. Return only the new instructions between <NEW_VALUE> and </NEW_VALUE>."
+    "above and give no worked example."
+)
+TGD_INSTRUCT_USER = (
+    "I gave an assistant these instructions (the {role}):\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
+    "Here are {n} of its answers and what was found about them:\n```\n{gradients}```\n\n"
+    "{history}{constraints}{examples}" + INSTRUCT_ASK + " Return only the new instructions between <NEW_VALUE> "
+    "and </NEW_VALUE>."
 )
 TGD_INSTRUCT_EXAMPLE = "# Example {i}\n{fields}## Reviewer's note\n{text}\n"
 TGD_INSTRUCT_FIELD = "## {label}\n{text}\n"
@@ -102,7 +106,7 @@ TGD_EXAMPLE = "<EXAMPLE>\n{text}\n</EXAMPLE>\n"
 # the optimizer's instructions instead of improving the variable.
 INSTRUCTION_SENTENCES = tuple(
     s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS,
-                            TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER, TGD_INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
+                            TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER, INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
     for s in __import__("re").split(r"(?<=[.:!?])\s+|\n", block)
     if len(s.strip()) >= 30 and "{" not in s and "<" not in s)
 

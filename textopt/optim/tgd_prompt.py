@@ -103,7 +103,7 @@ def build_request(p: Variable, group: dict, name: str, history: list) -> Request
     if instruct:
         user = P.TGD_INSTRUCT_USER.format(role=p.role, value=p.value, n=len(grads), gradients=gradients,
                                           history=past, constraints=constraints, examples=examples)
-        system = P.TGD_INSTRUCT_SYSTEM
+        system = P.INSTRUCT_SYSTEM
     else:
         user = P.TGD_USER.format(role=p.role, value=p.value, n=len(grads), gradients=gradients, history=past,
                                  constraints=constraints, examples=examples, ask=P.TGD_ASK_VALUE)
