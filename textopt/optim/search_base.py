@@ -322,7 +322,7 @@ class SearchOptimizer(Optimizer):
         """Step until a stopper, a budget or ``max_steps`` ends the search; return :meth:`info`."""
         n = 0
         while self.stopped is None and (max_steps is None or n < max_steps):
-            await self._astep_with_hooks()
+            await self.astep()
             n += 1
         return self.info()
 
