@@ -83,21 +83,24 @@ def add(a, b):
 """
 
 
+SLOW_OK = {"timeout": 120, "per_test_timeout": 60}  # a starved CPU must not turn a pass into a timeout
+
+
 @pytest.mark.parametrize("mode", ["bwrap", "namespaces"])
 def test_a_candidate_cannot_break_the_result_channel(mode, monkeypatch):
     from textopt.nn.sandbox import unavailable
     if unavailable(mode):
         pytest.skip(f"the {mode} sandbox is not available here: {unavailable(mode)}")
     monkeypatch.setenv("TEXTOPT_SANDBOX", mode)
-    emptied = CodeTestsLoss(TESTS)(code(EMPTY_THE_TESTS))  # was a ZeroDivisionError in the parent
+    emptied = CodeTestsLoss(TESTS, **SLOW_OK)(code(EMPTY_THE_TESTS))  # was a ZeroDivisionError in the parent
     assert emptied.meta["score"] == 0.0 and emptied.value.startswith("Passed 0 of 2 tests")
     assert emptied.meta["sandbox"] == mode
-    garbage = CodeTestsLoss(TESTS)(code(GARBAGE_ON_THE_CHANNEL))
+    garbage = CodeTestsLoss(TESTS, **SLOW_OK)(code(GARBAGE_ON_THE_CHANNEL))
     assert garbage.meta["score"] == 0.0 and "Passed 0 of 2 tests." in garbage.value
     assert "FAILED test_add" in garbage.value and "FAILED test_neg" in garbage.value
-    exits = CodeTestsLoss(TESTS)(code("import os\nos._exit(0)\n"))
+    exits = CodeTestsLoss(TESTS, **SLOW_OK)(code("import os\nos._exit(0)\n"))
     assert exits.meta["score"] == 0.0 and "ended before reporting" in exits.value
-    half = CodeTestsLoss(TESTS)(code("def add(a, b):\n    if a < 0:\n        import os; os._exit(0)\n"
+    half = CodeTestsLoss(TESTS, **SLOW_OK)(code("def add(a, b):\n    if a < 0:\n        import os; os._exit(0)\n"
                                      "    return a + b\n"))
     assert half.meta["score"] == 0.5 and "FAILED test_neg" in half.value and "ended before reporting" in half.value
 
