@@ -27,6 +27,8 @@ class TextLoss(Module):
 
     needs_target = False  # the trainer calls it as loss(pred)
 
+    lazy = True   # a call from synchronous code returns at once (textopt.lazy)
+
     def __init__(self, instruction: "Variable | str", engine: "Engine | str", *, max_tokens: int = 384,
                  name: str = "text_loss"):
         super().__init__()

@@ -52,6 +52,13 @@ class MetricLoss(Module):
 
     needs_target = True
 
+    lazy = True   # a call on a pending response chains on it (textopt.lazy); on a ready one it runs at once
+
+    def __call__(self, pred: "Variable | str", target: Any = None) -> Variable:
+        if isinstance(pred, Variable) and pred._pending is not None:
+            return super().__call__(pred, target)
+        return self.forward(pred, target)
+
     def __init__(self, *, extract: Callable[[str], str] | str | None = None, name: str | None = None):
         super().__init__()
         self.extract = regex_extractor(extract) if isinstance(extract, str) else extract
