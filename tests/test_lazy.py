@@ -157,3 +157,14 @@ def test_wide_concat_gives_every_part_one_shared_bounded_feedback():
     first = parts[0].grad[0].value
     assert all(p.grad[0].value is first for p in parts)          # one text, referenced by every part
     assert len(first) < tx.functional.MAX_FEEDBACK_CHARS + 600 and "characters cut" in first
+
+
+def test_a_concat_of_losses_gives_each_loss_its_own_evaluation():
+    fwd, back = ScriptedEngine(digest_responder), ScriptedEngine(digest_responder)
+    p = tx.Variable("Be brief.", role="system prompt", requires_grad=True)
+    solver, judge = tx.nn.LLMCall(fwd, p, name="solver"), tx.nn.TextLoss("judge", fwd, name="judge")
+    ys = [solver(f"q{i}").retain_grad() for i in range(3)]
+    losses = [judge(y) for y in ys]
+    tx.concat(losses + [tx.Variable("note", role="remark")]).backward(engine=back)
+    assert [y.grad[0].value for y in ys] == [ln.value for ln in losses]   # no other example's evaluation
+    assert [r.node for r in back.requests] == ["solver"] * 3               # routed without a call per loss

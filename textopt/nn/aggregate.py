@@ -35,6 +35,7 @@ def clip(text: str, max_chars: int) -> str:
 
 class Aggregate(Function):
     name = "aggregate"
+    evaluates = True
 
     def __init__(self, max_tokens: int):
         self.max_tokens = max_tokens

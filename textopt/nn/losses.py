@@ -14,6 +14,7 @@ class TextLossFn(LLMCallFn):
     (no extra LLM call); a learnable instruction still gets LLM feedback."""
 
     name = "text_loss"
+    evaluates = True
 
     async def _one(self, ctx, node, feedback, target):
         if target is node.inputs[-1] and is_evaluation(feedback):

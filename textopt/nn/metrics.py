@@ -24,6 +24,7 @@ from .scored import evaluation_for, is_evaluation, scored
 
 class MetricFn(Function):
     name = "metric"
+    evaluates = True
 
     async def backward(self, ctx, node, feedback, targets):
         if is_evaluation(feedback):

@@ -21,6 +21,7 @@ from .scored import evaluation_for, is_evaluation
 
 class MultiFieldLossFn(LLMCallFn):
     name = "multi_field_loss"
+    evaluates = True
 
     async def _one(self, ctx, node, feedback, target):
         fields = node.saved["fields"]
