@@ -42,18 +42,19 @@ from .variable import Variable, _counter
 
 _ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "textopt_lazy", default=os.environ.get("TEXTOPT_LAZY", "1").strip().lower() not in ("0", "false", "no"))
-_queue: deque = deque()      # launched, not started (appended by callers, drained on the loop)
-_running: set = set()        # started, not finished (loop thread only)
+_queue: deque = deque()      # launched, not started (appended by callers, taken by drivers on the loop)
+_running: set = set()        # launched, not finished
+_drivers: set = set()        # the driver tasks (see _drive)
 _scheduled = False           # a drain is scheduled on the loop
 _dirty = False               # something was launched since the last barrier
 
 
 class _Call:
-    __slots__ = ("module", "args", "kwargs", "ctx", "out", "task", "done", "error", "failed")
+    __slots__ = ("module", "args", "kwargs", "ctx", "out", "fut", "done", "error", "failed")
 
     def __init__(self, module, args, kwargs, ctx, out):
         self.module, self.args, self.kwargs, self.ctx, self.out = module, args, kwargs, ctx, out
-        self.task = None
+        self.fut: asyncio.Future | None = None   # made only when something waits for the call while it runs
         self.done = False
         self.error: BaseException | None = None
         self.failed = ""    # the node whose call raised ``error`` (this one, or an input it chained on)
@@ -61,6 +62,14 @@ class _Call:
     @property
     def name(self) -> str:
         return getattr(self.module, "node_name", None) or type(self.module).__name__
+
+    def finished(self) -> "asyncio.Future":
+        """A future done when the call is (loop thread only)."""
+        if self.fut is None:
+            self.fut = asyncio.get_running_loop().create_future()
+            if self.done:
+                self.fut.set_result(None)
+        return self.fut
 
 
 class eager:
@@ -86,6 +95,7 @@ def launch(module, args: tuple, kwargs: dict) -> Variable:
     out.index = next(_counter)
     out._retain, out.name = False, None   # what a caller may set while it is pending (kept by _merge)
     call = out._pending = _Call(module, args, kwargs, contextvars.copy_context(), out)
+    _running.add(call)
     _queue.append(call)
     _dirty = True
     if not _scheduled:   # append first, then check: a drain that missed the call has cleared the flag
@@ -97,11 +107,81 @@ def launch(module, args: tuple, kwargs: dict) -> Variable:
 def _drain() -> None:
     global _scheduled
     _scheduled = False
-    loop = asyncio.get_running_loop()
+    if _queue:
+        task = asyncio.get_running_loop().create_task(_drive())
+        _drivers.add(task)
+        task.add_done_callback(_drivers.discard)
+
+
+async def _drive() -> None:
+    """Start queued calls in order, in this task, while they finish without waiting (an instant engine, a cache
+    hit): no task per call. The first call that waits (for its engine, or for a pending input) hands the queue
+    to a new driver and keeps this task until it finishes; a call never moves between tasks."""
     while _queue:
         call = _queue.popleft()
-        _running.add(call)
-        call.task = loop.create_task(_run(call), context=call.ctx)
+        try:
+            deps = _pending_in(call.args, call.kwargs)
+            waiting = [d.finished() for d in deps if not d.done]
+            if waiting:
+                _drain()
+                await asyncio.wait(waiting)
+            failed = next((d for d in deps if d.error is not None), None)
+            if failed is not None:      # an input failed: this call fails with its error
+                _finish(call, None, failed.error, failed.failed)
+                continue
+            coro = call.module.aforward(*call.args, **call.kwargs)
+            try:
+                step = call.ctx.run(coro.send, None)
+            except StopIteration as stop:
+                _finish(call, stop.value)
+                continue
+            _drain()
+            _finish(call, await _Resume(call.ctx, coro, step))
+        except BaseException as exc:   # noqa: BLE001 - kept, raised where the value is needed
+            _finish(call, None, exc, call.name)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+
+
+class _Resume:
+    """``await _Resume(ctx, coro, first)``: go on with ``coro``, suspended at ``first`` (what its first step
+    yielded), in the awaiting task — as ``await coro`` would have, each step in the call's context ``ctx``."""
+
+    __slots__ = ("ctx", "coro", "step")
+
+    def __init__(self, ctx, coro, step):
+        self.ctx, self.coro, self.step = ctx, coro, step
+
+    def __await__(self):
+        ctx, coro, step = self.ctx, self.coro, self.step
+        while True:
+            try:
+                sent = yield step
+            except BaseException as exc:   # a cancellation (or anything) thrown into the task: pass it on
+                try:
+                    step = ctx.run(coro.throw, exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    step = ctx.run(coro.send, sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def _finish(call: _Call, result: Any, error: BaseException | None = None, failed: str = "") -> None:
+    try:
+        if error is None:
+            _merge(call.out, result, call)
+    except BaseException as exc:   # noqa: BLE001 - a module that broke its lazy contract
+        error, failed = exc, call.name
+    call.error, call.failed, call.done = error, failed, True
+    _running.discard(call)
+    call.module = call.args = call.kwargs = call.ctx = None   # the graph keeps what it needs
+    if error is None:
+        call.out._pending = None
+    if call.fut is not None and not call.fut.done():
+        call.fut.set_result(None)
 
 
 def _pending_in(args: Iterable, kwargs: dict) -> list[_Call]:
@@ -116,28 +196,6 @@ def _pending_in(args: Iterable, kwargs: dict) -> list[_Call]:
                 if isinstance(b, Variable) and b._pending is not None:
                     out.append(b._pending)
     return out
-
-
-async def _run(call: _Call) -> None:
-    try:
-        for dep in _pending_in(call.args, call.kwargs):
-            if not dep.done:
-                await dep.task
-            if dep.error is not None:      # an input failed: this call fails with its error
-                call.error, call.failed = dep.error, dep.failed
-                return
-        result = await call.module.aforward(*call.args, **call.kwargs)
-        _merge(call.out, result, call)
-    except BaseException as exc:   # noqa: BLE001 - kept, raised where the value is needed
-        call.error, call.failed = exc, call.name
-        if isinstance(exc, asyncio.CancelledError):
-            raise
-    finally:
-        call.done = True
-        _running.discard(call)
-        call.module = call.args = call.kwargs = call.ctx = None   # the graph keeps what it needs
-        if call.error is None:
-            call.out._pending = None
 
 
 def _merge(out: Variable, result: Any, call: _Call) -> None:
@@ -221,18 +279,14 @@ def synchronize() -> None:
 
 
 async def _await_calls(calls: list[_Call]) -> None:
-    if _queue:
-        _drain()
-    tasks = [c.task for c in calls if not c.done]
-    if tasks:
-        await asyncio.wait(tasks)
+    waiting = [c.finished() for c in calls if not c.done]
+    if waiting:
+        await asyncio.wait(waiting)
 
 
 async def _await_all() -> None:
-    while _queue or _running:
-        if _queue:
-            _drain()
-        await asyncio.wait([c.task for c in _running])
+    while _running:
+        await asyncio.wait([c.finished() for c in list(_running)])
 
 
 def _block(coro) -> None:
@@ -252,13 +306,17 @@ def cancel_all(timeout: float = 10.0) -> None:
     loop = runtime.private_loop()
 
     async def stop() -> None:
-        while _queue or _running:
-            if _queue:
-                _drain()
-            tasks = [c.task for c in _running]
-            for t in tasks:
+        while _queue or _running or _drivers:
+            while _queue:   # never started
+                call = _queue.popleft()
+                _finish(call, None, asyncio.CancelledError(), call.name)
+            drivers = list(_drivers)
+            for t in drivers:
                 t.cancel()
-            await asyncio.wait(tasks)
+            if drivers:
+                await asyncio.wait(drivers)
+            elif _running:   # launched from another thread just now: let its drain run, then go round again
+                await asyncio.sleep(0)
 
     if runtime.on_private_loop():
         raise GraphError("cancel_all() is for synchronous code; inside the loop, cancel the tasks you started")
