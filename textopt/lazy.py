@@ -8,9 +8,12 @@ pending Variable at once. The whole mechanism is in this module:
   join a queue, with the caller's context variables (``no_grad``, ``backward_engine``). The first call queued
   wakes textopt's loop with ONE thread hop; calls queued before the loop gets to them ride along: no hop, no
   future per call.
-- **start** (textopt's loop thread, queue order = program order): one task per call, which runs the module's
-  ``aforward`` — after awaiting the pending Variables among its arguments (``judge(solver(q))`` chains on
-  ``solver(q)``). Calls whose inputs are ready therefore reach their engine, cache and budget in program order.
+- **start** (textopt's loop thread, queue order = program order): a driver task takes the queued calls in order
+  and runs each module's ``aforward`` — after awaiting the pending Variables among its arguments
+  (``judge(solver(q))`` chains on ``solver(q)``). A call that finishes without waiting (an instant engine, a
+  cache hit) costs no task of its own; the first that waits keeps the driver (a call never moves between tasks)
+  and the queue goes on in a new driver. Calls whose inputs are ready reach their engine, cache and budget in
+  program order.
 - **resolve**: the Variable that ``aforward`` returned is merged into the placeholder (its node's output is
   repointed to it), so graph, requests, cache keys and gradients are those of an eager run. ``retain_grad()``
   and a ``name`` given while it was pending are kept (its other attributes are the call's).
