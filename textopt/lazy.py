@@ -24,9 +24,9 @@ pending Variable at once. The whole mechanism is in this module:
   exception chained. ``resolve(variables)`` forces many with one hop (``concat`` and ``aggregate`` use it).
 - **barriers**: every other synchronous entry point (``backward()``, ``optimizer.step()``, ``run_sync``),
   assigning a Variable's ``.value``, ``Module.train()``/``eval()`` and reading an engine's usage first wait for
-  every launched call, so a call sees the parameter values and modes of the moment it was launched. ``synchronize()`` is the
-  explicit barrier. KeyboardInterrupt (or any exception) while waiting cancels every launched call and waits
-  for them to stop before it propagates: nothing is left running.
+  every launched call, so a call sees the parameter values and modes of the moment it was launched.
+  ``synchronize()`` is the explicit barrier. KeyboardInterrupt (or any exception) while waiting cancels every
+  launched call and waits for them to stop before it propagates: nothing is left running.
 
 ``eager()`` (a context manager) or ``TEXTOPT_LAZY=0`` restores eager calls. Async code is unchanged
 (``await module.acall(x)`` is what it was; it awaits pending arguments first).
