@@ -142,6 +142,8 @@ def summarize(result: SandboxResult, names: list[str], max_chars: int) -> tuple[
 
 
 class CodeTestsLoss(Module):
+    lazy = True   # a call from synchronous code returns at once (textopt.lazy)
+
     def __init__(self, tests: str | Sequence[str] | None = None, *, timeout: float = 10.0,
                  per_test_timeout: float = 3.0, memory_mb: int = 512, max_feedback_chars: int = 3000,
                  name: str = "code_tests"):
