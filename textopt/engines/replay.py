@@ -27,6 +27,7 @@ class ReplayEngine(Engine):
     supports_schema = False
     supports_prefill = False
     supports_pattern = False
+    supports_images = True    # images are in the key by content hash: a cassette replays image requests
 
     def __init__(self, path: str | os.PathLike, *, model_id: str | None = None,
                  supports_schema: bool | None = None, supports_prefill: bool | None = None,

@@ -30,6 +30,10 @@ TGD_ASK_INSTRUCTIONS = (
 )
 TGD_ASK_VALUE = "Fix what the feedback says is wrong."
 
+# Before the history when the feedback's forward steps read images (attached to this message, in this order).
+TGD_IMAGES = ("The {n} image(s) those steps read are attached to this message, in this order: {images}. The "
+              "feedback items name the images they are about.\n\n")
+
 TGD_GRADIENT = "<FEEDBACK index=\"{i}\" from=\"{source}\">\n{text}\n{context}</FEEDBACK>\n"
 # The forward step a feedback item is about (input, output, what the output was told), each field bounded.
 TGD_CONTEXT = "<CONTEXT>\n{fields}</CONTEXT>\n"

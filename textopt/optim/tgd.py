@@ -128,6 +128,17 @@ def render_context(g: Feedback, max_chars: int, seen: dict | None = None, index:
     return P.TGD_CONTEXT.format(fields=text)
 
 
+def feedback_images(grads, limit: int = 8) -> tuple:
+    """The distinct images (by content hash) the feedback items' forward steps read, at most ``limit``."""
+    out, seen = [], set()
+    for g in grads:
+        for im in getattr(g, "images", ()):
+            if im.sha256 not in seen and len(out) < limit:
+                seen.add(im.sha256)
+                out.append(im)
+    return tuple(out)
+
+
 def _dedupe(text: str, seen: dict, index: int) -> str:
     parts = []
     for para in text.split("\n\n"):
@@ -206,11 +217,14 @@ class TGD(Optimizer):
             P.TGD_CONSTRAINT.format(text=c) for c in group["constraints"])) if group["constraints"] else ""
         examples = P.TGD_EXAMPLES.format(items="".join(
             P.TGD_EXAMPLE.format(text=e) for e in group["examples"])) if group["examples"] else ""
+        images = feedback_images(shown)   # what the forward steps read, shown to the optimizer as well
+        if images:
+            history = P.TGD_IMAGES.format(n=len(images), images="; ".join(im.describe() for im in images)) + history
         ask = P.TGD_ASK_INSTRUCTIONS if _instruction_like(p) else P.TGD_ASK_VALUE
         user = P.TGD_USER.format(role=p.role, value=p.value, n=len(grads), gradients="".join(items),
                                  history=history, constraints=constraints, examples=examples, ask=ask)
         return Request.chat(user, system=P.TGD_SYSTEM, temperature=group["temperature"],
-                            max_tokens=group["max_tokens"], role="optimizer", node=f"tgd:{name}")
+                            max_tokens=group["max_tokens"], role="optimizer", node=f"tgd:{name}", images=images)
 
     @staticmethod
     def value_pattern(engine: Engine, p: Variable, group: dict) -> str | None:
