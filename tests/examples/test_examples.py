@@ -109,3 +109,49 @@ def test_two_stage_pipeline_updates_both_prompts(tmp_path):
     assert values["planner_prompt"].value.startswith("planner:")
     assert values["solver_prompt"].value.startswith("solver:")
     assert {"planner", "solver"} <= seen_backward_nodes  # feedback flowed through the solver into the planner
+
+
+def _chart_hashes_match_the_cassette(ex) -> str | None:
+    recorded = {h for line in ex.CASSETTE.read_text().splitlines()
+                for _, h in __import__("json").loads(line)["request"].get("images", [])}
+    drawn = {c.image.image.sha256 for c in ex.make_charts(4, 0) + ex.make_charts(4, 1)}
+    if not drawn <= recorded:
+        import matplotlib
+        return (f"matplotlib {matplotlib.__version__} draws the example's charts with other bytes than the "
+                f"recording; re-record with: python examples/chart_qa.py --stand-in --record {ex.CASSETTE}")
+    return None
+
+
+def test_chart_qa_replays_its_cassette():
+    ex = load("chart_qa")
+    why = _chart_hashes_match_the_cassette(ex)
+    if why:
+        pytest.skip(why)
+    result = ex.run()   # default engine: replay of the committed cassette; a call not in it would raise
+    assert result["before"] == 0.0 and result["after"] == 1.0
+    assert result["prompt"].startswith(ex.NEW_PROMPT)
+    assert ex.CASSETTE.stat().st_size < 100_000
+
+
+def test_chart_qa_reads_the_charts_over_the_openai_wire():
+    from textopt.testing import LoopbackServer
+    from textopt.testing.wire import images_of, last_user_text
+    ex = load("chart_qa")
+    charts = ex.make_charts(4, 0)
+    for c in charts:   # the stand-in reads the drawn pixels: the charts show what their data says
+        heights = ex.bar_heights(c.image.image.data)
+        assert sorted(heights, key=heights.get) == sorted(c.values, key=c.values.get)
+    with LoopbackServer(ex.stand_in) as srv:
+        result = ex.run(tx_engine(srv), steps=1)
+    assert result["before"] == 0.0 and result["after"] == 1.0
+    forward = [r for r in srv.requests if last_user_text(r.body).startswith("Which colour")]
+    assert forward and all(len(images_of(r.body)) == 1 for r in forward)
+    backward = [r for r in srv.requests if "Give feedback on" in last_user_text(r.body)]
+    assert backward and all(len(images_of(r.body)) == 1 for r in backward)
+    optimizer = [r for r in srv.requests if "<CURRENT_VALUE>" in last_user_text(r.body)]
+    assert optimizer and len(images_of(optimizer[0].body)) == 2   # the batch's two charts
+
+
+def tx_engine(srv):
+    import textopt as tx
+    return tx.get_engine(srv.openai_spec("chart-reader"))
