@@ -90,3 +90,7 @@ class ExpressionError(TextoptError, ValueError):
 
 class UnsupportedInputError(EngineError):
     """The engine cannot read part of the request (an image sent to a text-only engine)."""
+
+
+class MissingDependencyError(TextoptError, ImportError):
+    """An optional part of textopt needs a package that is not installed (the message names the extra)."""

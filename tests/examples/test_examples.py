@@ -155,3 +155,22 @@ def test_chart_qa_reads_the_charts_over_the_openai_wire():
 def tx_engine(srv):
     import textopt as tx
     return tx.get_engine(srv.openai_spec("chart-reader"))
+
+
+def test_molecule_optimization_tgd_and_pareto():
+    pytest.importorskip("rdkit", reason="RDKit is not installed: pip install 'textopt[molecules]'")
+    import itertools
+    ex = load("molecule_optimization")
+    paracetamol, ibuprofen = "CC(=O)Nc1ccc(O)cc1", "CC(C)Cc1ccc(cc1)C(C)C(=O)O"
+    proposals = itertools.cycle([paracetamol, "C1CC(N", ibuprofen])
+
+    def respond(req):
+        tag = "NEW_VALUE" if "NEW_VALUE" in (req.system or "") + req.messages[-1].content else "new_value"
+        return f"<{tag}>{next(proposals)}</{tag}>" if req.role == "optimizer" else "unused"
+    result = ex.run(ScriptedEngine(respond), steps=3)
+    tgd = result["tgd"]
+    assert [r["smiles"] for r in tgd["trajectory"]] == [ex.START, paracetamol, "C1CC(N", ibuprofen]
+    assert tgd["trajectory"][2]["valid"] is False and "never closed" in tgd["trajectory"][2]["invalid"]
+    assert tgd["best"]["smiles"] == ibuprofen and tgd["best"]["qed"] > result["start"]["qed"] + 0.4
+    front = {r["smiles"] for r in result["pareto"]["front"]}
+    assert front == {paracetamol, ibuprofen}   # neither beats the other on both QED and ease of synthesis
