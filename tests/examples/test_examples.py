@@ -174,3 +174,21 @@ def test_molecule_optimization_tgd_and_pareto():
     assert tgd["best"]["smiles"] == ibuprofen and tgd["best"]["qed"] > result["start"]["qed"] + 0.4
     front = {r["smiles"] for r in result["pareto"]["front"]}
     assert front == {paracetamol, ibuprofen}   # neither beats the other on both QED and ease of synthesis
+
+
+def test_leetcode_optimization_reports_before_and_after():
+    ex = load("leetcode_optimization")
+    fixed = {"is_valid": "def is_valid(s):\n    while '()' in s or '[]' in s or '{}' in s:\n"
+                         "        s = s.replace('()', '').replace('[]', '').replace('{}', '')\n    return s == ''\n"}
+
+    def respond(req):
+        if req.role == "forward":   # first attempts: a wrong stub for each problem
+            entry = re.search(r"Write `(\w+)\(", req.messages[-1].content).group(1)
+            return f"def {entry}(*args):\n    return None\n"
+        entry = re.search(r"the function (\w+) solving", req.messages[-1].content).group(1)
+        return f"<NEW_VALUE>{fixed.get(entry, 'def broken(:')}</NEW_VALUE>"
+    results, rates = ex.run(ScriptedEngine(respond), steps=1, n=2)
+    by = {r.problem: r for r in results}
+    assert by["valid_parentheses"].hidden_before < by["valid_parentheses"].hidden_after == 1.0
+    assert by["two_sum"].hidden_after == by["two_sum"].hidden_before == 0.0   # a broken rewrite gains nothing
+    assert rates["hidden_after"] > rates["hidden_before"]
