@@ -79,3 +79,13 @@ def test_bad_inputs_are_clear(tmp_path):
         load_code_problems(bad)
     with pytest.raises(InvalidVariableError, match="CodeProblem"):
         optimize_code("two_sum", ScriptedEngine("x"))
+
+
+def test_a_rewrite_that_passes_no_more_public_tests_does_not_replace_the_code():
+    problem = load_code_problems()[4]          # max_subarray: public [-2, 1, ...] == 6 and [1] == 1
+    start = "def max_subarray(nums):\n    return max(nums)\n"             # passes [1] only
+    other = "def max_subarray(nums):\n    return 6 if len(nums) > 1 else 0\n"   # passes the other one only
+    eng = ScriptedEngine(lambda req: f"<NEW_VALUE>{other}</NEW_VALUE>")
+    res = optimize_code(problem, eng, steps=1, start=start)
+    assert [t["public"] for t in res.trajectory] == [0.5, 0.5]
+    assert res.code == start and res.hidden_after == res.hidden_before

@@ -6,7 +6,8 @@
 
 One problem: the engine writes a first solution from the statement (or ``start=`` gives it); each step runs the
 PUBLIC tests in the sandbox (``nn.CodeTestsLoss``), the failures become the code's gradient (no LLM call) and
-TGD rewrites the code. The kept solution is the iterate with the best public pass rate (ties: the later one);
+TGD rewrites the code. The kept solution is the first iterate with the best public pass rate (a rewrite must
+pass more public tests to replace the code: a tie is no evidence that it is better);
 the HIDDEN tests score the first and the kept solution and never reach a prompt. An unusable rewrite keeps the
 code unchanged and is noted.
 """
@@ -102,7 +103,7 @@ async def aoptimize_code(problem: CodeProblem, engine: "Engine | str", *, steps:
         except OptimizerStepError as exc:
             notes.append(f"step {step + 1}: the rewrite was unusable, the code is unchanged ({str(exc)[:200]})")
         code.value = _code_of(code.value)
-    best = max(range(len(trajectory)), key=lambda i: (trajectory[i]["public"], i))
+    best = max(range(len(trajectory)), key=lambda i: (trajectory[i]["public"], -i))
     first_hidden, kept_hidden = await asyncio.gather(hidden.acall(trajectory[0]["code"]),
                                                      hidden.acall(trajectory[best]["code"]))
     return CodeResult(problem.name, trajectory[best]["code"], trajectory[0]["public"], trajectory[best]["public"],
