@@ -192,3 +192,30 @@ def test_leetcode_optimization_reports_before_and_after():
     assert by["valid_parentheses"].hidden_before < by["valid_parentheses"].hidden_after == 1.0
     assert by["two_sum"].hidden_after == by["two_sum"].hidden_before == 0.0   # a broken rewrite gains nothing
     assert rates["hidden_after"] > rates["hidden_before"]
+
+
+def test_science_qa_votes_over_the_trajectory_with_log_probs_through_the_openai_sdk():
+    """The loopback server returns log-probs (-0.1 * word position), so inverse entropy runs for real: a short
+    answer is the more certain one. Iterates per question: a short (A), then two long (B) rewrites -> majority
+    picks (B), inverse entropy (A)."""
+    from textopt.testing import LoopbackServer
+    from textopt.testing.wire import last_user_text
+    ex = load("science_qa")
+
+    def respond(body):
+        text = last_user_text(body)
+        if "Go through it step by step" in text:          # the critic
+            return "Step 2 is wrong: re-check the order."
+        if "<current_solution>" in text:                  # a rewrite
+            return ("<improved_solution>Re-checking the order " + "very carefully " * 12
+                    + "\nAnswer: (B)</improved_solution>")
+        return "Answer: (A)"                              # the first attempt
+    with LoopbackServer(respond) as srv:
+        result = ex.run(tx_engine(srv), n=2, steps=2)
+    rows = result["rows"]
+    assert [(r["first"], r["last"], r["majority"], r["inverse_entropy"]) for r in rows] == \
+        [("(A)", "(B)", "(B)", "(A)")] * 2
+    solving = [r for r in srv.requests if "Answer: <answer>" in last_user_text(r.body)]   # first + rewrites
+    assert len(solving) == 6 and all(r.body.get("logprobs") is True for r in solving)
+    acc = result["accuracy"]
+    assert acc["first"] == acc["inverse_entropy"] and acc["last"] == acc["majority"]
