@@ -45,9 +45,11 @@ def test_prompt_optimization(tmp_path):
     assert (tmp_path / "run" / "log.jsonl").is_file()
 
 
-@pytest.mark.skipif(not (EXAMPLES.parents[1] / "shared" / "datasets" / "bbh").is_dir(), reason="no ../shared BBH")
-def test_prompt_optimization_uses_bbh_when_present():
-    assert load("prompt_optimization").load_task().name == "object_counting"
+def test_prompt_optimization_and_solution_optimization_default_to_the_shipped_data():
+    task = load("prompt_optimization").load_task()
+    assert task.name == "object_counting" and len(task) == 250
+    qs = load("solution_optimization").questions(None, 3)
+    assert len(qs) == 3 and all(q.target.lstrip("-").isdigit() for q in qs)
 
 
 def test_solution_optimization():
