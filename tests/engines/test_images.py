@@ -131,3 +131,12 @@ def test_image_variable_is_never_trainable(tmp_path):
         ImageVariable(png(), requires_grad=True)
     img.value = png(color=(1, 2, 3))
     assert isinstance(img.value, ImagePart) and img.value.sha256 == image_part(png(color=(1, 2, 3))).sha256
+
+
+def test_a_replay_miss_names_the_images_it_looked_for(serve, tmp_path):
+    from textopt.errors import ReplayMissError
+    tape = tmp_path / "calls.jsonl"
+    make("openai", serve("ok"), record=tape).generate_sync(Request.chat("q", images=[image_part(png())]))
+    other = image_part(png(color=(9, 9, 9)))
+    with pytest.raises(ReplayMissError, match=f"1 image\\(s\\) by content hash: {other.sha256[:12]}"):
+        get_engine(f"replay:{tape}").generate_sync(Request.chat("q", images=[other]))
