@@ -76,6 +76,8 @@ def test_cli_optimizes_a_bbh_task_without_data(tmp_path, capsys):
 def test_the_wheel_carries_data_licences_and_py_typed(tmp_path):
     """Build the wheel offline from a copy of this tree (no build isolation: setuptools is already installed; the
     copy keeps build/ and egg-info folders, and their stale files, out of the working tree)."""
+    pytest.importorskip("setuptools", reason="setuptools is not installed (it is in the dev extra): "
+                                              "pip install -e '.[dev]'")
     src = tmp_path / "src"
     shutil.copytree(ROOT / "textopt", src / "textopt", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
