@@ -140,3 +140,13 @@ def test_a_replay_miss_names_the_images_it_looked_for(serve, tmp_path):
     other = image_part(png(color=(9, 9, 9)))
     with pytest.raises(ReplayMissError, match=f"1 image\\(s\\) by content hash: {other.sha256[:12]}"):
         get_engine(f"replay:{tape}").generate_sync(Request.chat("q", images=[other]))
+
+
+def test_anthropic_images_go_to_the_user_turn_before_a_prefill(serve):
+    srv = serve('{"colour": "red"}')
+    resp = make("anthropic", srv).generate_sync(Request.chat("colour as JSON?", prefill="{", images=[image_part(png())]))
+    assert resp.text == '{"colour": "red"}'
+    user, assistant = srv.requests[0].body["messages"]
+    assert user["role"] == "user" and user["content"][0]["type"] == "image"
+    assert user["content"][-1] == {"type": "text", "text": "colour as JSON?"} and assistant == {"role": "assistant",
+                                                                                                "content": "{"}

@@ -50,7 +50,7 @@ def test_real_scores_of_known_drugs():
 @needs_rdkit
 @pytest.mark.parametrize("smiles, reason", [
     ("C1CC", "ring-closure label(s) 1"), ("CC(C", "never closed"), ("CC)C", "never opened"),
-    ("CN(C)(C)(C)C", "valence"), ("", "empty"), ("c1ccccc1 O", "spaces"), ("[Xx]", "")])
+    ("CN(C)(C)(C)C", "valence"), ("", "empty"), ("c1ccccc1 O", "spaces"), ("[Xx]", "unknown atom symbol")])
 def test_an_invalid_smiles_is_a_report_with_the_reason(smiles, reason):
     rep = score_smiles(smiles)
     assert not rep.valid and reason in rep.reason and rep.qed == rep.synth == rep.logp_score() == 0.0
