@@ -123,7 +123,7 @@ def stand_in(body: dict) -> str:
     images = [data for _, data in images_of(body)]
     if "<ADDITION>" in text:                             # the optimizer, asked for one more instruction
         return f"<ADDITION>{ADDITION}</ADDITION>"
-    if "<CURRENT_VALUE>" in text:                        # the optimizer
+    if "<NEW_VALUE>" in text:                            # the optimizer
         return f"<NEW_VALUE>{NEW_PROMPT}</NEW_VALUE>"
     if "Give feedback on" in text:                       # the backward call: it sees the chart too
         facts = ", ".join(f"{c} {v}px" for c, v in bar_heights(images[0]).items()) if images else "no chart"

@@ -150,7 +150,7 @@ def test_chart_qa_reads_the_charts_over_the_openai_wire():
     assert forward and all(len(images_of(r.body)) == 1 for r in forward)
     backward = [r for r in srv.requests if "Give feedback on" in last_user_text(r.body)]
     assert backward and all(len(images_of(r.body)) == 1 for r in backward)
-    optimizer = [r for r in srv.requests if "<CURRENT_VALUE>" in last_user_text(r.body)]
+    optimizer = [r for r in srv.requests if "<NEW_VALUE>" in last_user_text(r.body)]
     assert optimizer and len(images_of(optimizer[0].body)) == 2   # the batch's two charts
 
 

@@ -71,7 +71,7 @@ def test_forward_backward_and_optimizer_calls_all_carry_the_image(servers):
     assert prompt.value == "Name the colour of the picture in one word."
     (opt_req,) = an.requests
     assert images_of(opt_req.body) == [("image/png", picture.image.data)]
-    assert "image(s) those steps read are attached" in last_user_text(opt_req.body)
+    assert "image(s) read in the pipeline steps above are attached" in last_user_text(opt_req.body)
 
 
 def test_images_are_never_parameters_and_text_only_engines_refuse_them(servers):
