@@ -1,4 +1,4 @@
-"""Prompt optimization on BBH object counting (the generated counting task when ../shared is absent).
+"""Prompt optimization on BBH object counting (shipped with textopt; ``--data`` gives another copy).
 
     python examples/prompt_optimization.py --engine local --steps 2
     python examples/prompt_optimization.py --engine openai:gpt-4o-mini --steps 6 --val-size 50
@@ -14,14 +14,15 @@ from pathlib import Path
 import textopt as tx
 from textopt.tasks import get_task
 
-SHARED_BBH = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "bbh"
-
-
 def load_task(data: str | None = None):
-    bbh = Path(data) if data else SHARED_BBH
+    """BBH object counting: the shipped copy, or ``data`` (a BBH folder or the task's JSON file); a ``data`` path
+    that does not exist gives the generated counting task instead (no files at all)."""
+    if data is None:
+        return get_task("object_counting")
+    bbh = Path(data)
     if (bbh / "object_counting.json").is_file() or bbh.is_file():
         return get_task("object_counting", data=bbh)
-    return get_task("counting")  # generated: no files needed
+    return get_task("counting")
 
 
 def run(engine="local", *, steps=2, batch_size=3, sizes=(6, 6, 6), out_dir="runs/prompt_optimization",
@@ -45,7 +46,7 @@ def run(engine="local", *, steps=2, batch_size=3, sizes=(6, 6, 6), out_dir="runs
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default="local")
-    ap.add_argument("--data", default=None, help="BBH folder or object_counting.json (default ../shared)")
+    ap.add_argument("--data", default=None, help="BBH folder or object_counting.json (default: the shipped copy)")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--val-size", type=int, default=6)
     ap.add_argument("--out", default="runs/prompt_optimization")

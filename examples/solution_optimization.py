@@ -1,10 +1,11 @@
 """Test-time solution optimization on GSM8K: refine ONE solution with textual gradients, then vote.
 
     python examples/solution_optimization.py --engine local --n 2
-    python examples/solution_optimization.py --engine openai:gpt-4o --data ../shared/datasets/gsm8k/test.jsonl
+    python examples/solution_optimization.py --engine openai:gpt-4o --n 20
 
-Uses ``tx.optimize_solution`` (critic -> backward -> rewrite, majority vote over the trajectory). Without the
-GSM8K file it runs on two built-in word problems.
+Uses ``tx.optimize_solution`` (critic -> backward -> rewrite, majority vote over the trajectory) on the GSM8K test
+split shipped with textopt (``--data`` gives another JSONL; a path that does not exist gives two built-in word
+problems).
 """
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ import argparse
 from pathlib import Path
 
 import textopt as tx
-from textopt.tasks import Example, load_gsm8k
+from textopt.tasks import Example, get_task, load_gsm8k
 
-SHARED_GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "gsm8k" / "test.jsonl"
 BUILT_IN = [Example("Tom has 3 boxes with 4 pencils each. He gives away 5 pencils. How many are left?", "7"),
             Example("A shop sells pens at 2 dollars each. Ann buys 6 pens and pays with a 20 dollar bill. "
                     "How much change does she get?", "8")]
 
 
 def questions(data: str | None, n: int, seed: int = 0) -> list[Example]:
-    path = Path(data) if data else SHARED_GSM8K
-    if path.is_file():
-        return load_gsm8k(path).splits(0, 0, n, seed=seed).test
+    if data is None:
+        return get_task("gsm8k").splits(0, 0, n, seed=seed).test
+    if Path(data).is_file():
+        return load_gsm8k(data).splits(0, 0, n, seed=seed).test
     return BUILT_IN[:n]
 
 
@@ -47,7 +48,7 @@ def _same(a, b) -> bool:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default="local")
-    ap.add_argument("--data", default=None, help="GSM8K JSONL (default ../shared/datasets/gsm8k/test.jsonl)")
+    ap.add_argument("--data", default=None, help="GSM8K JSONL (default: the shipped test split)")
     ap.add_argument("--n", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2)
     args = ap.parse_args(argv)

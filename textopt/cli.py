@@ -19,7 +19,7 @@ from .errors import TextoptError
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="task name (see `textopt tasks`)")
-    p.add_argument("--data", default=None, help="data file or folder for file-based tasks (gsm8k, BBH tasks)")
+    p.add_argument("--data", default=None, help="data file or folder overriding the shipped BBH / GSM8K data")
     p.add_argument("--engine", default="local",
                    help="forward engine spec: local, openai:MODEL, anthropic:MODEL, openai:http://HOST/v1#MODEL, "
                         "replay:FILE.jsonl, scripted (default: local)")

@@ -86,3 +86,11 @@ class KernelError(TextoptError, ValueError):
 
 class ExpressionError(TextoptError, ValueError):
     """A math expression (e.g. written by an LLM) uses syntax the restricted evaluator does not allow."""
+
+
+class UnsupportedInputError(EngineError):
+    """The engine cannot read part of the request (an image sent to a text-only engine)."""
+
+
+class MissingDependencyError(TextoptError, ImportError):
+    """An optional part of textopt needs a package that is not installed (the message names the extra)."""

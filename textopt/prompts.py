@@ -30,6 +30,13 @@ BACKWARD_LLM = (
     "specific and brief."
 )
 
+# Appended to a backward prompt whose forward call read images (they are attached to the same message).
+BACKWARD_IMAGES = (
+    "\nThe input also included {n} image(s), attached to this message in the same order ({images}). Look at "
+    "them: say whether the output read them correctly, and what in the {role} would make the model read such "
+    "images better."
+)
+
 # concat routes feedback on the whole text to each part, without an LLM call.
 # (one text for all parts: the receiving step names its own role)
 CONCAT_FEEDBACK = "Feedback on a text made by joining {roles}, of which this is one part:\n{feedback}"

@@ -106,21 +106,42 @@ async def aoptimize_solution(question: str, engine: "Engine | str", *, steps: in
     if vote == "inverse_entropy" and any(t["entropy"] is None for t in trajectory):
         method = "majority"
         notes.append(f"{engine.name} returned no token log-probs, so inverse-entropy voting fell back to majority")
-    votes: dict[str, float] = {}
-    last_index: dict[str, int] = {}
-    for i, t in enumerate(trajectory):
+    for t in trajectory:
         t["answer"] = extract(t["solution"])
-        t["weight"] = 1.0 if method == "majority" else 1.0 / (t["entropy"] + 1e-6)
-        if t["answer"] is not None:
-            votes[t["answer"]] = votes.get(t["answer"], 0.0) + t["weight"]
-            last_index[t["answer"]] = i
-    if not votes:
+    answer, votes, at = vote_answers(trajectory, method)
+    for t in trajectory:
+        t["weight"] = _weight(t, method)
+    if answer is None:
         notes.append("no iterate contained an extractable answer")
         return SolutionResult(None, trajectory[-1]["solution"], trajectory[-1]["solution"], trajectory, {},
                               method, "; ".join(notes))
+    return SolutionResult(answer, trajectory[at]["solution"], trajectory[-1]["solution"], trajectory, votes, method,
+                          "; ".join(notes))
+
+
+def _weight(t: dict, method: str) -> float:
+    return 1.0 if method == "majority" else 1.0 / (t["entropy"] + 1e-6)
+
+
+def vote_answers(trajectory: list[dict], method: str = "majority") -> tuple[str | None, dict[str, float], int]:
+    """Vote over iterates (``{"answer", "entropy"}`` each; ``answer`` None abstains): ``majority`` counts them,
+    ``inverse_entropy`` weighs each by 1 / its mean token negative log-probability (every entropy must be
+    known). Returns (answer, votes, index of the latest iterate giving it); ties go to the later iterate."""
+    if method not in VOTES:
+        raise InvalidVariableError(f"vote must be one of {VOTES}, got {method!r}")
+    if method == "inverse_entropy" and any(t.get("entropy") is None for t in trajectory):
+        raise InvalidVariableError("inverse_entropy voting needs every iterate's entropy (token log-probs); "
+                                   "use majority for an engine without log-probs")
+    votes: dict[str, float] = {}
+    last_index: dict[str, int] = {}
+    for i, t in enumerate(trajectory):
+        if t.get("answer") is not None:
+            votes[t["answer"]] = votes.get(t["answer"], 0.0) + _weight(t, method)
+            last_index[t["answer"]] = i
+    if not votes:
+        return None, {}, len(trajectory) - 1
     answer = max(votes, key=lambda a: (votes[a], last_index[a]))
-    return SolutionResult(answer, trajectory[last_index[answer]]["solution"], trajectory[-1]["solution"],
-                          trajectory, votes, method, "; ".join(notes))
+    return answer, votes, last_index[answer]
 
 
 def optimize_solution(question: str, engine: "Engine | str", *, steps: int = 3, vote: str = "majority",

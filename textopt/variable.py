@@ -189,13 +189,14 @@ class Feedback(Variable):
     ``(label, text)`` pairs (the input, the output, the feedback the output received — what an optimizer shows
     next to the feedback, never the backward LLM's own instructions); ``source`` names the graph node;
     ``objective`` names the loss it serves (multi-objective runs keep one gradient per objective); ``key``
-    orders gradients deterministically.
+    orders gradients deterministically; ``images`` are the images the forward step read (``ImagePart``s).
     """
 
-    __slots__ = ("_conversation", "context", "source", "objective", "key")
+    __slots__ = ("_conversation", "context", "source", "objective", "key", "images")
 
     def __init__(self, text: str, target: Variable | None = None, *, conversation: Iterable = (),
-                 source: str = "", objective: str | None = None, key: tuple = (), context: Iterable = ()):
+                 source: str = "", objective: str | None = None, key: tuple = (), context: Iterable = (),
+                 images: Iterable = ()):
         role = f"feedback to {target.role}" if target is not None else "feedback"
         super().__init__(text, role=role)
         # kept as (role, content) string pairs: a backward pass makes one Feedback per edge, and pairs of
@@ -214,10 +215,11 @@ class Feedback(Variable):
         self.source = source
         self.objective = objective
         self.key = key
+        self.images = tuple(images)   # ImageParts the forward step read (the optimizer is shown them too)
 
     @classmethod
-    def _make(cls, text: str, target: Variable, conversation: tuple, source: str, context: tuple = ()
-              ) -> "Feedback":
+    def _make(cls, text: str, target: Variable, conversation: tuple, source: str, context: tuple = (),
+              images: tuple = ()) -> "Feedback":
         """``Feedback(text, target, conversation=..., source=...)`` for callers that already hold a str and
         (role, content) string pairs (the backward pass's own Functions): nothing to check or convert, one
         per edge of every pass. ``tests/test_variable.py`` checks it builds exactly what ``__init__`` builds."""
@@ -227,7 +229,7 @@ class Feedback(Variable):
         fb._requires_grad = fb._retain = False
         fb._pending = None
         fb.index = next(_counter)
-        fb._conversation, fb.source, fb.key, fb.context = conversation, source, (), context
+        fb._conversation, fb.source, fb.key, fb.context, fb.images = conversation, source, (), context, images
         return fb
 
     @property

@@ -80,7 +80,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
 
 
 def test_bad_arguments_give_one_clear_error(tmp_path, capsys):
-    assert main(["optimize", "--task", "object_counting", "--engine", "clitest", "--out", str(tmp_path)]) == 2
+    assert main(["optimize", "--task", "bbh", "--engine", "clitest", "--out", str(tmp_path)]) == 2
     assert "--data" in capsys.readouterr().err
     assert main(["eval", "--task", "counting", "--engine", "nope:x"]) == 2
     assert "unknown engine spec" in capsys.readouterr().err

@@ -92,3 +92,20 @@ def test_bad_arguments_are_clear_errors():
                                       ("x = 3.50 then 7.0", "7"), ("Answer: (B)", "(b)"), ("no idea", None)])
 def test_extract_answer(text, ans):
     assert extract_answer(text) == ans
+
+
+def test_vote_answers_majority_inverse_entropy_ties_and_bad_input():
+    import pytest as _pytest
+    from textopt.errors import InvalidVariableError as _IVE
+    from textopt.solution import vote_answers
+    traj = [{"answer": "(A)", "entropy": 0.1}, {"answer": "(B)", "entropy": 1.0}, {"answer": "(B)", "entropy": 1.0},
+            {"answer": None, "entropy": 0.01}]
+    assert vote_answers(traj, "majority")[:1] == ("(B)",) and vote_answers(traj, "majority")[2] == 2
+    answer, votes, at = vote_answers(traj, "inverse_entropy")
+    assert answer == "(A)" and at == 0 and votes["(A)"] > votes["(B)"]
+    assert vote_answers([{"answer": "x"}, {"answer": "y"}])[0] == "y"          # a tie goes to the later iterate
+    assert vote_answers([{"answer": None}]) == (None, {}, 0)
+    with _pytest.raises(_IVE, match="needs every iterate's entropy"):
+        vote_answers([{"answer": "x", "entropy": None}], "inverse_entropy")
+    with _pytest.raises(_IVE, match="vote must be one of"):
+        vote_answers(traj, "plurality")

@@ -77,9 +77,9 @@ def test_gsm8k_numbers_with_commas(tmp_path):
 
 
 def test_file_tasks_without_data_say_how_to_fix():
-    with pytest.raises(DataError, match="--data"):
-        get_task("object_counting")
-    with pytest.raises(DataError, match="--data"):
-        get_task("gsm8k")
+    with pytest.raises(DataError, match="--data my_task.json"):
+        get_task("bbh")
+    with pytest.raises(DataError, match="unknown BIG-Bench Hard task 'nope'.*--data|data=PATH"):
+        get_task("bbh:nope")
     with pytest.raises(DataError, match="unknown task 'nope'"):
         get_task("nope")

@@ -16,7 +16,7 @@ from ..errors import EngineSpecError, GraphError
 from .base import Engine, Retryable, live_engines
 from .router import RoutedEngine
 from .scripted import ScriptedEngine
-from .types import Message, Request, Response
+from .types import ImagePart, Message, Request, Response
 from .usage import Budget, Usage, format_report, merge
 
 # prefix -> "module:function" building an engine from the rest of the spec
@@ -85,5 +85,5 @@ def usage(*engines: Engine) -> str:
     return format_report(merge(e.usage for e in (engines or live_engines())))
 
 
-__all__ = ["Engine", "RoutedEngine", "Request", "Response", "Message", "Budget", "Usage", "ScriptedEngine", "Retryable",
+__all__ = ["Engine", "RoutedEngine", "Request", "Response", "Message", "ImagePart", "Budget", "Usage", "ScriptedEngine", "Retryable",
            "get_engine", "register", "backward_engine", "resolve_backward_engine", "usage"]

@@ -24,6 +24,7 @@ import anthropic
 from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
 from .base import Engine
+from .images import attach_anthropic
 from .secrets import Secret
 from .types import Request, Response
 
@@ -34,6 +35,7 @@ class AnthropicEngine(Engine):
     provider = "anthropic"
     supports_schema = False
     supports_prefill = True
+    supports_images = True    # base64 image blocks before the text of the last user turn
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  api_key_env: str = "ANTHROPIC_API_KEY", timeout: float = 60.0, legacy_sampling: bool = False,
@@ -95,6 +97,8 @@ class AnthropicEngine(Engine):
                 turns[-1]["content"] += prefill
             else:
                 turns.append({"role": "assistant", "content": prefill})
+        if request.images:
+            turns = attach_anthropic(turns, request.images, self)
         body: dict = {"model": request.model or self.model, "max_tokens": request.max_tokens, "messages": turns}
         if system:
             body["system"] = system

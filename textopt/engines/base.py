@@ -29,6 +29,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from ..errors import EngineError, ProviderError, TextoptError
 from ..runtime import run_sync
 from .cache import ResponseCache, open_cache
+from .images import check_supported
 from .limiter import AdaptiveLimiter
 from .portable import record_init, reduce_engine
 from .types import Request, Response
@@ -60,6 +61,7 @@ class Engine:
     (prompt, completion) tokens by model, over ``usage.DEFAULT_PRICES``. ``dry_run``: count and estimate only."""
 
     provider = "base"
+    supports_images = False   # reads Request.images (image content parts); text-only engines refuse them
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -144,6 +146,8 @@ class Engine:
 
     # -- the shared path -----------------------------------------------------------------------------------
     async def generate(self, request: Request, *, _raw: bool = False) -> Response:
+        if request.images and not self.supports_images:
+            check_supported(self, request)
         if not _raw and (self.cache is not None or self.record_path is not None or self.budget is not None
                          or self.dry_run):
             return await self._managed(request)   # cache, cassette, budget or dry run around the call below

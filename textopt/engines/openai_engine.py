@@ -30,6 +30,7 @@ import openai
 from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
 from .base import Engine
+from .images import attach_openai
 from .secrets import Secret
 from .structured import SCHEMA_INSTRUCTION, append_to_last_user
 from .types import Request, Response
@@ -46,6 +47,7 @@ class OpenAIEngine(Engine):
     provider = "openai"
     supports_schema = True
     supports_prefill = False
+    supports_images = True    # image_url content parts (data URLs); a text-only server answers 400
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  api_key_env: str | None = None, timeout: float | None = None, json_schema: bool = True,
@@ -123,6 +125,8 @@ class OpenAIEngine(Engine):
                 body["messages"] = [{"role": m.role, "content": m.content} for m in msgs]
                 if mode == "json_object":
                     body["response_format"] = {"type": "json_object"}
+        if request.images:
+            body["messages"] = attach_openai(body["messages"], request.images, self)
         return body
 
     def _format_rejected(self, exc: BaseException, body: dict) -> bool:

@@ -27,6 +27,7 @@ class ReplayEngine(Engine):
     supports_schema = False
     supports_prefill = False
     supports_pattern = False
+    supports_images = True    # images are in the key by content hash: a cassette replays image requests
 
     def __init__(self, path: str | os.PathLike, *, model_id: str | None = None,
                  supports_schema: bool | None = None, supports_prefill: bool | None = None,
@@ -123,6 +124,9 @@ class ReplayEngine(Engine):
         extras = f"temperature={request.temperature}, max_tokens={request.max_tokens}"
         if request.temperature and request.temperature > 0:
             extras += f", sample_index={request.sample_index}"
+        if request.images:
+            extras += f", {len(request.images)} image(s) by content hash: " + \
+                ", ".join(im.sha256[:12] for im in request.images)
         return (f"{self.name} has no recorded answer for this call: model {asked}, role {request.role!r}, node "
                 f"{request.node!r}, {len(request.messages)} messages ending with {excerpt!r} ({extras}). The "
                 f"cassette holds {sum(map(len, self._entries.values()))} calls. Re-record it by running the same "

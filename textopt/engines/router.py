@@ -115,6 +115,7 @@ class RoutedEngine(Engine):
     supports_schema = property(lambda self: self._capable("supports_schema"))
     supports_prefill = property(lambda self: self._capable("supports_prefill"))
     supports_pattern = property(lambda self: self._capable("supports_pattern"))
+    supports_images = property(lambda self: self._capable("supports_images"))
 
     def _capable(self, name: str) -> bool:
         return all(getattr(r.engine, name, False) for r in self.replicas)

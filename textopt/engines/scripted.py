@@ -13,6 +13,7 @@ from .types import Request, Response
 
 class ScriptedEngine(Engine):
     provider = "scripted"
+    supports_images = True    # the responder sees Request.images
 
     def __init__(self, responder: Callable[[Request], str] | Iterable[str] | str = "ok", *,
                  latency: float | tuple[float, float] = 0.0, seed: int | None = None, model: str = "scripted",

@@ -2,7 +2,8 @@
 
 Everything that changes what a model would answer is part of the cache key (``Request.key``); metadata about
 who asked (role, graph node) is not. Sampled requests (temperature > 0) include ``sample_index`` in the key so
-N samples are N entries.
+N samples are N entries. Images (``Request.images``) enter the key by media type and content hash, never by path
+or bytes, so the same picture read from two files is one entry and a cassette holds no image data.
 """
 from __future__ import annotations
 
@@ -13,6 +14,34 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple
 
 ROLES = ("forward", "loss", "backward", "optimizer", "eval", "other")
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image sent with a request: its bytes and media type (``image/png``, ``image/jpeg``, ``image/gif`` or
+    ``image/webp``); ``label`` (a file name) is for people only. Build one with ``textopt.image.image_part``."""
+    data: bytes = field(repr=False)
+    media_type: str = "image/png"
+    label: str = field(default="", compare=False)
+    sha256: str = field(default="", init=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.data, (bytes, bytearray)) or not self.data:
+            raise TypeError("ImagePart.data must be non-empty bytes")
+        object.__setattr__(self, "data", bytes(self.data))
+        object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+
+    def base64(self) -> str:
+        import base64
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_url(self) -> str:
+        return f"data:{self.media_type};base64,{self.base64()}"
+
+    def describe(self) -> str:
+        """One line for prompts and logs: label, media type, size and the start of the hash (never the bytes)."""
+        name = f"{self.label}, " if self.label else ""
+        return f"{name}{self.media_type}, {len(self.data) / 1024:.1f} KB, sha256 {self.sha256[:12]}"
 
 
 class Message(NamedTuple):
@@ -69,6 +98,7 @@ class Request:
     pattern: str | None = None          # regular expression the output must match (constrained decoding)
     prefill: str | None = None          # start of the assistant turn (the answer continues it)
     logprobs: bool = False
+    images: tuple[ImagePart, ...] = ()  # shown with the last user message; keyed by content hash
     # -- metadata: not part of the cache key --
     role: str = field(default="forward", compare=False)
     node: str | None = field(default=None, compare=False)
@@ -81,11 +111,18 @@ class Request:
             object.__setattr__(self, "stop", (self.stop,))
         else:
             object.__setattr__(self, "stop", tuple(self.stop))
+        if self.images:
+            images = (self.images,) if isinstance(self.images, ImagePart) else tuple(self.images)
+            for im in images:
+                if not isinstance(im, ImagePart):
+                    raise TypeError(f"Request.images takes ImagePart objects (textopt.image.image_part(path or "
+                                    f"bytes or PIL image)), got {type(im).__name__}")
+            object.__setattr__(self, "images", images)
 
     @classmethod
     def chat(cls, user: str, system: str | None = None, **kw) -> "Request":
         if type(user) is str and (system is None or type(system) is str) and "stop" not in kw \
-                and "messages" not in kw:
+                and "messages" not in kw and not kw.get("images"):
             # every field as given needs no normalisation: fill the instance directly (the frozen dataclass
             # __init__ sets 16 fields one object.__setattr__ at a time; this runs for every LLM call)
             new = object.__new__(cls)
@@ -118,6 +155,8 @@ class Request:
         }
         if self.temperature and self.temperature > 0:
             body["sample_index"] = self.sample_index
+        if self.images:   # only then: keys of text-only requests stay what they always were
+            body["images"] = [[im.media_type, im.sha256] for im in self.images]
         return body
 
     def key(self, model: str) -> str:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
-from ..engines import Engine, Request, get_engine
+from ..engines import Engine, Message, Request, get_engine
+from ..engines.images import check_supported
 from ..errors import InvalidVariableError
 from ..function import Function
-from ..prompts import BACKWARD_LLM, BACKWARD_LLM_EVAL, BACKWARD_SYSTEM, fill
+from ..image import as_images
+from ..prompts import BACKWARD_IMAGES, BACKWARD_LLM, BACKWARD_LLM_EVAL, BACKWARD_SYSTEM, fill
 from ..variable import Feedback, Variable, as_variable
 from .module import Module
 
@@ -22,11 +25,15 @@ class LLMCallFn(Function):
             if type(self)._one is not LLMCallFn._one:   # a subclass's own per-target backward
                 return [await self._one(ctx, node, feedback, target)]
             user, request = self._ask(ctx, node, feedback, target)
+            if "images" in node.saved:
+                user, request = show_images(user, request, node.saved["images"], target.role)
             return [_feedback(user, await ctx.generate(request, node), target, node, feedback)]
         return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
 
     async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
         user, request = self._ask(ctx, node, feedback, target)
+        if "images" in node.saved:
+            user, request = show_images(user, request, node.saved["images"], target.role)
         return _feedback(user, await ctx.generate(request, node), target, node, feedback)
 
     def _ask(self, ctx, node, feedback, target: Variable) -> tuple[str, Request]:
@@ -47,9 +54,20 @@ class LLMCallFn(Function):
 def _feedback(user: str, resp, target: Variable, node, feedback) -> Feedback:
     conversation = (("system", BACKWARD_SYSTEM), ("user", user), ("assistant", resp.text))
     saved = node.saved
-    return Feedback._make(resp.text, target, conversation, node.name,
-                          step_context(saved.get("system", ""), saved.get("input", ""), node.output.value, feedback,
-                                       target))
+    context = step_context(saved.get("system", ""), saved.get("input", ""), node.output.value, feedback, target)
+    images = saved.get("images", ())
+    if images:   # the optimizer is shown the same images, and the context names them
+        context += (("images read with the input", "; ".join(im.describe() for im in images)),)
+    return Feedback._make(resp.text, target, conversation, node.name, context, images)
+
+
+def show_images(user: str, request: Request, images: tuple, role: str) -> tuple[str, Request]:
+    """The backward request with the forward call's images attached and the prompt saying so."""
+    if not images:
+        return user, request
+    user += fill(BACKWARD_IMAGES, n=str(len(images)), images="; ".join(im.describe() for im in images), role=role)
+    messages = tuple(m for m in request.messages if m.role != "user") + (Message("user", user),)
+    return user, dataclasses.replace(request, messages=messages, images=tuple(images))
 
 
 def step_context(system: str, inp: str, output: str, feedback, target: Variable) -> tuple:
@@ -71,7 +89,7 @@ def backward_max_tokens(ctx, node) -> int:
 def _text_input(x: "Variable | str") -> Variable:
     x = as_variable(x, role="input to the language model")
     if not x.is_text:
-        raise InvalidVariableError(f"LLMCall takes a text input, got {x!r}")
+        raise InvalidVariableError(f"LLMCall takes a text input, got {x!r}; pass images with images=...")
     return x
 
 
@@ -109,15 +127,29 @@ class LLMCall(Module):
         return Request.chat(x.value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
                             role=role, node=self.node_name, **self.request_kw)
 
-    def check_args(self, x: "Variable | str") -> None:
+    def check_args(self, x: "Variable | str", images=None) -> None:
+        """Bad arguments raise at the call, before it is launched: a non-text input, images for a text-only
+        engine."""
         if not (isinstance(x, Variable) and x._pending is not None):
             _text_input(x)
+        if images is not None and not getattr(self.engine, "supports_images", False):
+            probe = Request.chat("", role="forward" if self.training else "eval", node=self.node_name)
+            check_supported(self.engine, dataclasses.replace(probe, images=tuple(im.image
+                                                                                 for im in as_images(images))))
 
-    async def aforward(self, x: "Variable | str") -> Variable:
+    async def aforward(self, x: "Variable | str", images=None) -> Variable:
+        """``images``: an image or a list (ImageVariable, path, bytes, PIL image) read with ``x``; they become
+        inputs of the node and are shown again to its backward calls and to the optimizer."""
         x = _text_input(x)
-        resp = await self.engine.generate(self._request(x, "forward" if self.training else "eval"))
+        request = self._request(x, "forward" if self.training else "eval")
+        pics = as_images(images) if images is not None else ()
+        if pics:
+            request = dataclasses.replace(request, images=tuple(im.image for im in pics))
+        resp = await self.engine.generate(request)
         prompt = self.system_prompt
-        inputs = (prompt, x) if prompt is not None else (x,)
+        inputs = ((prompt, x) if prompt is not None else (x,)) + pics
         saved = {"system": prompt.value if prompt is not None else "", "input": x.value,
                  "backward_max_tokens": self.backward_max_tokens}
+        if pics:
+            saved["images"] = request.images
         return self.fn.attach(inputs, resp.text, self.output_role, saved=saved, name=self.node_name)

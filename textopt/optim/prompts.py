@@ -25,6 +25,10 @@ TGD_USER = (
 # {ask} of TGD_USER (instruction-like variables have TGD_INSTRUCT_USER instead)
 TGD_ASK_VALUE = "Fix what the feedback says is wrong."
 
+# Before the history when the feedback's forward steps read images (attached to this message, in this order).
+TGD_IMAGES = ("The {n} image(s) read in the pipeline steps above are attached to this message, in this order: "
+              "{images}. Each feedback item names the images it is about.\n\n")
+
 TGD_GRADIENT = "<FEEDBACK index=\"{i}\" from=\"{source}\">\n{text}\n{context}</FEEDBACK>\n"
 # The forward step a feedback item is about (input, output, what the output was told), each field bounded.
 TGD_CONTEXT = "<CONTEXT>\n{fields}</CONTEXT>\n"

@@ -9,7 +9,8 @@ Two forms (prompts in ``prompts.py``):
   its ``<CONTEXT>``, and the ask to fix what the feedback says.
 Both carry the full current value once, each feedback item once (the first ``max_gradients``, the rest
 counted) with its forward context in at most ``max_context_chars``, then the history window, the constraints and
-the in-context examples.
+the in-context examples. Images the feedback's forward steps read (``Feedback.images``) are attached to the
+request (distinct by content hash, at most 8) and named before the history.
 """
 from __future__ import annotations
 
@@ -84,6 +85,17 @@ def _gradient_items(grads: list, group: dict, instruct: bool) -> str:
     return "".join(items)
 
 
+def feedback_images(grads, limit: int = 8) -> tuple:
+    """The distinct images (by content hash) the feedback items' forward steps read, at most ``limit``."""
+    out, seen = [], set()
+    for g in grads:
+        for im in getattr(g, "images", ()):
+            if im.sha256 not in seen and len(out) < limit:
+                seen.add(im.sha256)
+                out.append(im)
+    return tuple(out)
+
+
 def build_request(p: Variable, group: dict, name: str, history: list) -> Request:
     """The optimizer request for ``p`` (``group``: its options; ``history``: the window of past
     {step, value, feedback} records to show)."""
@@ -96,6 +108,9 @@ def build_request(p: Variable, group: dict, name: str, history: list) -> Request
     past = P.TGD_HISTORY.format(items="".join(
         P.TGD_HISTORY_ITEM.format(step=h["step"], value=h["value"], feedback=h["feedback"]) for h in history)) \
         if history else ""
+    images = feedback_images(shown)   # what the forward steps read: attached, and named before the history
+    if images:
+        past = P.TGD_IMAGES.format(n=len(images), images="; ".join(im.describe() for im in images)) + past
     constraints = P.TGD_CONSTRAINTS.format(items="".join(
         P.TGD_CONSTRAINT.format(text=c) for c in group["constraints"])) if group["constraints"] else ""
     examples = P.TGD_EXAMPLES.format(items="".join(
@@ -109,4 +124,4 @@ def build_request(p: Variable, group: dict, name: str, history: list) -> Request
                                  constraints=constraints, examples=examples, ask=P.TGD_ASK_VALUE)
         system = P.TGD_SYSTEM
     return Request.chat(user, system=system, temperature=group["temperature"], max_tokens=group["max_tokens"],
-                        role="optimizer", node=f"tgd:{name}")
+                        role="optimizer", node=f"tgd:{name}", images=images)

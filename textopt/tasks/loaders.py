@@ -1,7 +1,8 @@
-"""Loaders for BBH task JSON and GSM8K JSONL from a path the user gives. Bad data raises ONE ``DataError`` naming
+"""Loaders for BBH task JSON and GSM8K JSONL (plain or ``.gz``) from a path. Bad data raises ONE ``DataError`` naming
 the file and the line of the offending record."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -29,7 +30,12 @@ def _read(path: Path) -> str:
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a file")
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8")
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: not a readable gzip file ({exc}); gzip it again or pass the plain file") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not text.strip():
@@ -103,7 +109,7 @@ def load_bbh(path: str | os.PathLike, name: str | None = None) -> Task:
             raise
         examples.append(Example(str(rec["input"]), str(rec["target"]), meta={"line": i + 1}))
     kind = infer_kind([e.target for e in examples])
-    task_name = name or path.stem
+    task_name = name or path.name.split(".")[0]
     return Task(task_name, examples=examples, metric=METRICS[kind], initial_prompt=BBH_PROMPTS[kind],
                 description=f"BIG-Bench Hard {task_name} ({kind} answers)", source=str(path),
                 max_tokens=384, licence="MIT (BIG-Bench Hard)")
@@ -142,5 +148,7 @@ def bbh_file(data: str | os.PathLike, name: str) -> Path:
     """Resolve a BBH task: ``data`` is the task's JSON file or a folder holding ``<name>.json``."""
     p = Path(data)
     if p.is_dir():
-        p = p / f"{name}.json"
+        plain = p / f"{name}.json"
+        gz = p / f"{name}.json.gz"
+        p = gz if not plain.exists() and gz.exists() else plain
     return p

@@ -43,3 +43,11 @@ DEMO_MISSING = ("Wrong format: the reply must start with the count ({target}), b
 DEMO_OK = "Correct: the reply starts with the count {target}."
 DEMO_BAD = ("Wrong: the first number of the reply must be the count, {target}, but it is {got}. Start the reply "
             "with the count itself. The reply was {response}.")
+
+# Test-time code optimization (textopt.tasks.code): the first attempt, the code variable's role, TGD's constraint.
+CODE_FIRST = ("Solve this programming problem in Python.\n{statement}\n"
+              "Write the complete function (and any imports or helpers it needs). Return only Python source code, "
+              "no explanation, no tests.")
+CODE_ROLE = "Python source of the function {entry} solving a programming problem"
+CODE_CONSTRAINTS = ("Return only the complete Python source code of the solution: no explanation, no tests.",
+                    "The code must solve this problem: {statement}")

@@ -35,6 +35,26 @@ def messages_of(body: dict) -> list[tuple[str, str]]:
     return out
 
 
+def images_of(body: dict) -> list[tuple[str, bytes]]:
+    """``[(media type, bytes), ...]`` of the images in an OpenAI (``image_url`` data URLs) or Anthropic (base64
+    ``image`` blocks) request body, in message order."""
+    import base64
+    out = []
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        for b in content if isinstance(content, list) else ():
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "image_url":
+                url = str((b.get("image_url") or {}).get("url", ""))
+                head, _, data = url.partition(";base64,")
+                if head.startswith("data:") and data:
+                    out.append((head[len("data:"):], base64.b64decode(data)))
+            elif b.get("type") == "image" and (b.get("source") or {}).get("type") == "base64":
+                out.append((b["source"].get("media_type", ""), base64.b64decode(b["source"].get("data", ""))))
+    return out
+
+
 def last_user_text(body: dict) -> str:
     return next((t for r, t in reversed(messages_of(body)) if r == "user"), "")
 
