@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+from ..checks import parse_json, read_text
 from ..errors import DataError
 from .base import Example, Task
 from .prompts import BBH_PROMPTS, GSM8K_PROMPT
@@ -24,17 +25,7 @@ BBH_TASKS = (
 )
 
 def _read(path: Path) -> str:
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if not text.strip():
-        raise DataError(f"{path}:1: the file is empty")
-    return text
+    return read_text(path, "data file")
 
 
 def _record(path: Path, line: int, obj, fields: tuple[str, ...], what: str) -> dict:
@@ -80,10 +71,7 @@ def load_bbh(path: str | os.PathLike, name: str | None = None) -> Task:
     """A BBH task file (``{"examples": [{"input", "target"}, ...]}``) as a Task; the metric fits the targets."""
     path = Path(path)
     text = _read(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    data = parse_json(text, path)
     if not isinstance(data, dict) or "examples" not in data:
         raise DataError(f"{path}:1: expected a JSON object with an 'examples' list "
                         '({"examples": [{"input": ..., "target": ...}]})')
@@ -122,10 +110,7 @@ def load_gsm8k(path: str | os.PathLike, name: str = "gsm8k") -> Task:
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        obj = parse_json(line, path, line=lineno)
         _record(path, lineno, obj, ("question", "answer"), "record")
         target = gsm8k_target(str(obj["answer"]))
         if not target:
