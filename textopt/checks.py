@@ -92,7 +92,8 @@ def parse_json(text: str, source: Any, *, line: int | None = None, error: ErrorT
 
 
 def writable(path: str | os.PathLike, flag: str, *, kind: str = "file", error: ErrorType = DataError) -> Path:
-    """Check, before any work, that textopt can write ``path`` as a ``kind`` ("file" or "dir"); return it.
+    """Check, before any work, that textopt can write ``path`` as a ``kind`` ("file" or "dir"); return it
+    (``~`` expanded). ``flag`` names it in the message (``--out``, "record cassette").
 
     A file must not be a folder and its folder must be creatable/writable; a folder must not be a file."""
     path = expand_user(path, flag, error=error)
@@ -102,7 +103,7 @@ def writable(path: str | os.PathLike, flag: str, *, kind: str = "file", error: E
         target = path
     else:
         if path.is_dir():
-            raise error(f"{flag} {path}: is a folder, expected a file path such as {path / 'calls.jsonl'}")
+            raise error(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'NAME'})")
         target = path.parent
     existing = next((p for p in (target, *target.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():

@@ -174,3 +174,22 @@ def test_patterns_fail_at_compile_time_or_decode_to_a_match(pattern, max_tokens,
         assert c.done or c.state in compiled.finals, "the budget ran out before the pattern was complete"
         text = "".join(VOCAB.texts[i] for i in ids if i != VOCAB.eos_id)
         assert compiled.fsm.accepts(text), (pattern, text)
+
+
+# -- CLI arguments (parsing and the checks that run before any work) ------------------------------------------
+OPTIONS = ["--seed", "--train-size", "--val-size", "--test-size", "--concurrency", "--steps", "--batch-size",
+           "--patience", "--max-new-tokens", "--feedback-tokens", "--budget-usd", "--out", "--record", "--cache-dir"]
+cli_values = st.one_of(st.integers(-2 ** 70, 2 ** 70).map(str), st.floats().map(str), st.text(max_size=10),
+                       st.sampled_from(["/proc/x/y", "~nosuchuser/x", "", "-", "0", "1e400", "/"]))
+
+
+@fuzz(800)
+@given(st.lists(st.tuples(st.sampled_from(OPTIONS), cli_values), max_size=4))
+def test_cli_arguments(pairs):
+    from textopt.cli import build_parser
+    argv = ["optimize", "--task", "format_count"] + [x for option, value in pairs for x in (option, value)]
+    parser = build_parser()
+    try:
+        parser.parse_args(argv)
+    except SystemExit as exc:   # the one clean way out: exit 2 with one line (checked in tests/cli)
+        assert exc.code == 2

@@ -26,7 +26,8 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from ..errors import EngineError, ProviderError, TextoptError
+from ..checks import writable
+from ..errors import EngineError, EngineSpecError, ProviderError, TextoptError
 from ..runtime import run_sync
 from .cache import ResponseCache, open_cache
 from .limiter import AdaptiveLimiter
@@ -84,7 +85,7 @@ class Engine:
         self.prices = prices  # property: resets the per-model price memo
         self.dry_run = dry_run
         self.usage = Usage()
-        self.record_path = Path(record) if record else None
+        self.record_path = writable(record, "record cassette", error=EngineSpecError) if record else None
         self._record_lock = threading.Lock()
         _LIVE_ENGINES.add(self)
 
@@ -316,8 +317,8 @@ class Engine:
         """Per-token log-probabilities of ``continuation`` after ``messages`` (engines that can)."""
         raise EngineError(f"{self.name} cannot score continuations; use the local engine")
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
+    def __repr__(self) -> str:   # also for an engine whose constructor failed before setting its name
+        return f"{type(self).__name__}({getattr(self, 'name', '(not initialised)')!r})"
 
 
 def _shifted(state: RetryCallState) -> RetryCallState:
