@@ -227,12 +227,13 @@ class Engine:
                 self._record(key, canonical, resp)
         return resp
 
-    async def _attempt(self, request: Request) -> Response:
-        """One attempt inside a limiter slot (taken without awaiting when one is free: the hot path)."""
+    async def _attempt(self, request: Request, retry: bool = False) -> Response:
+        """One attempt inside a limiter slot (taken without awaiting when one is free: the hot path); a
+        ``retry`` waits at the front of the limiter's queue (it keeps the place it had)."""
         limiter = self.limiter
         slot = limiter._try_acquire()
         if slot is None:
-            slot = await limiter.acquire()
+            slot = await limiter.acquire(retry=retry)
         try:
             t0 = time.perf_counter()
             try:
@@ -285,7 +286,7 @@ class Engine:
                                      retry=retry_if_exception(retryable))
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(request)
+                    return await self._attempt(request, retry=True)
         except Retryable as final:
             err = self._classify(final.error)
             if isinstance(err, Retryable):
