@@ -50,7 +50,8 @@ def run(requests: int, latency: float, concurrency: int, *, adaptive: bool, faul
             first_429[q] = r.arrived
         elif q in first_429 and r.status != 429:
             delays.append(r.arrived - first_429.pop(q))
-    return {"wall_s": round(wall, 2), "failed": failed, "sent": len(seen), "refused_429": sum(r.status == 429 for r in seen),
+    return {"wall_s": round(wall, 2), "failed": failed, "sent": len(seen),
+            "refused_429": sum(r.status == 429 for r in seen),
             "decreases": eng.limiter.decreases, "final_limit": eng.limiter.limit,
             "retry_delay_s": {"median": round(statistics.median(delays), 2), "max": round(max(delays), 2)}
             if delays else None}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 
 from .checks import writable
 from .errors import TextoptError
@@ -80,17 +81,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default=None, help="starting system prompt (default: the task's own)")
     p.add_argument("--prompt-file", default=None, help="read the starting system prompt from this file")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
-    p.add_argument("--cache-dir", default=None, type=output("dir"), help="response cache folder (default ~/.cache/textopt/responses)")
+    p.add_argument("--cache-dir", default=None, type=output("dir"),
+                   help="response cache folder (default ~/.cache/textopt/responses)")
     p.add_argument("--cache", default=None, metavar="URL",
                    help="a response cache shared by processes and machines: redis://HOST:PORT/DB")
-    p.add_argument("--budget-usd", type=usd, default=None, help="stop before spending more than this (USD)")
+    p.add_argument("--budget-usd", type=usd, default=None, help="stop before spending more than this (USD; a "
+                   "model without a known price counts $0 and is warned about: use --budget-tokens for it)")
+    p.add_argument("--budget-tokens", type=integer(1), default=None,
+                   help="stop before more than this many tokens (prompt + completion) are used: any model")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", default=None, type=output("file"), metavar="FILE.jsonl",
                      help="record every LLM call to this cassette (turns the cache off for this run)")
     rec.add_argument("--replay", default=None, metavar="FILE.jsonl",
                      help="answer every LLM call from this cassette (no model, no network)")
-    p.add_argument("--concurrency", type=integer(1, 4096), default=8, help="concurrent evaluations (default 8; per worker "
-                                                                 "with --executor ray)")
+    p.add_argument("--concurrency", type=integer(1, 4096), default=8,
+                   help="concurrent evaluations (default 8; per worker with --executor ray)")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="where evaluations run: this process (default) or Ray tasks (pip install 'textopt[ray]')")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -173,8 +178,14 @@ def _tasks(args) -> int:
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"textopt: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning   # a user's terminal gets the message, not our source line
     try:
         return args.func(args)
     except TextoptError as exc:
@@ -187,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("textopt: interrupted (rerun with --resume to continue from the last checkpoint)", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

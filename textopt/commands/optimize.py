@@ -34,7 +34,8 @@ LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetit
 
 def engine_set(args) -> EngineSet:
     cache = False if args.no_cache else (getattr(args, "cache", None) or args.cache_dir or True)
-    return EngineSet(cache=cache, budget_usd=args.budget_usd, record=args.record, replay=args.replay)
+    return EngineSet(cache=cache, budget_usd=args.budget_usd, budget_tokens=getattr(args, "budget_tokens", None),
+                     record=args.record, replay=args.replay)
 
 
 def accepted_steps(history: list[dict]) -> list[int]:

@@ -20,6 +20,7 @@ import json
 import random
 import threading
 import time
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,17 @@ from ..runtime import run_sync
 from .cache import ResponseCache, open_cache
 from .limiter import AdaptiveLimiter
 from .portable import record_init, reduce_engine
+from .secrets import scrub
 from .types import Request, Response
-from .usage import Budget, Usage, price_of
+from .usage import Budget, Usage, has_price, price_of
 
 _LIVE_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 # What an engine honours natively (class attributes, default False); structured requests are shaped by them.
 CAPABILITIES = ("supports_schema", "supports_prefill", "supports_pattern")
+
+
+class UnpricedModelWarning(UserWarning):
+    """A USD budget is set but the model has no price: its calls count $0 (see ``Engine(prices=...)``)."""
 
 
 class Retryable(Exception):
@@ -103,6 +109,11 @@ class Engine:
             p, c = self._price_memo[model]
         except KeyError:  # the table lookup (merge + longest prefix) once per model, not once per call
             p, c = self._price_memo[model] = price_of(model, self._prices)
+            if self.budget is not None and self.budget.max_usd is not None and not has_price(model, self._prices):
+                warnings.warn(f"{self.name}: no price is known for model {model!r}, so its calls count $0 against "
+                              f"the USD budget and it will never stop them; pass prices={{{model!r}: (prompt, "
+                              f"completion) USD per 1M tokens}} or use a token budget (Budget(max_tokens=...), "
+                              f"--budget-tokens)", UnpricedModelWarning, stacklevel=2)
         return (prompt_tokens * p + completion_tokens * c) / 1e6 if p or c else 0.0
 
     # -- provider hooks ------------------------------------------------------------------------------------
@@ -118,7 +129,7 @@ class Engine:
             return Retryable(exc, timed_out=True)
         if isinstance(exc, ConnectionError):
             return Retryable(exc)
-        return ProviderError(f"{self.name}: {type(exc).__name__}: {exc}")
+        return ProviderError(scrub(f"{self.name}: {type(exc).__name__}: {exc}"))
 
     def cache_model_id(self, model: str | None = None) -> str:
         """What identifies the model in cache keys and cassettes (a server URL + model for OpenAI-compatible
@@ -127,7 +138,7 @@ class Engine:
 
     def _describe_failure(self, error: BaseException) -> str:
         """The end of the message raised when the retries ran out on ``error``."""
-        return f"{type(error).__name__}: {error}"
+        return scrub(f"{type(error).__name__}: {error}")
 
     def request_key(self, request: Request) -> tuple[str, dict]:
         """(cache/cassette key, canonical request) — ``request.model`` is folded into the engine's model id, so

@@ -166,6 +166,7 @@ class Response:
     model: str = ""
     finish_reason: str | None = None
     logprobs: list[float] | None = None   # per generated token, when asked and available
+    choices: list[str] | None = None      # every completion of a ``Request(n>1)`` (``text`` is the first)
 
     @property
     def total_tokens(self) -> int:
@@ -193,6 +194,9 @@ class Response:
         if logprobs is not None and not all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                             for x in logprobs):
             raise DataError(f"{where}: field 'logprobs' must be a list of numbers")
+        choices = kw.get("choices")
+        if choices is not None and not all(isinstance(x, str) for x in choices):
+            raise DataError(f"{where}: field 'choices' must be a list of strings")
         if "text" not in kw:
             raise DataError(f"{where}: the field 'text' is missing")
         return cls(**kw)
@@ -202,5 +206,5 @@ class Response:
 _RESPONSE_TYPES = {"text": (str, None), "parsed": (None, None), "prompt_tokens": (int, 0),
                    "completion_tokens": (int, 0), "cost": ((int, float), 0), "cached": (bool, None),
                    "latency": ((int, float), None), "model": (str, None), "finish_reason": (str, None),
-                   "logprobs": (list, None)}
-_NULLABLE = frozenset({"finish_reason", "logprobs"})
+                   "logprobs": (list, None), "choices": (list, None)}
+_NULLABLE = frozenset({"finish_reason", "logprobs", "choices"})
