@@ -44,7 +44,7 @@ def test_request_carries_role_full_value_ordered_feedback_context_constraints_ex
     assert "system prompt of the solver" in text
     assert long_value in text, "TextGrad shows only the first and last words; the full value must be sent"
     assert text.index("first: too vague") < text.index("second: misses units")
-    assert "What is 2+2?" in text and "assistant:\n5" in text
+    assert "What is 2+2?" in text and "## Assistant's answer\n5" in text
     assert "<CONSTRAINT>Keep it under 200 words.</CONSTRAINT>" in text
     assert "<EXAMPLE>\nThink step by step.\n</EXAMPLE>" in text
     assert p.value == "Improved prompt."

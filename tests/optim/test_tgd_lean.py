@@ -213,3 +213,35 @@ def test_an_addition_already_in_the_value_is_refused_and_code_never_gets_one():
     eng = ScriptedEngine("<NEW_VALUE>def f(x): return x</NEW_VALUE>")
     assert TGD([code], engine=eng).step().unchanged == ["code"]
     assert all("<ADDITION>" not in r.messages[0].content for r in eng.requests)
+
+
+def test_an_instruction_is_asked_for_as_an_assistants_instructions_and_a_value_as_a_fix():
+    """A prompt's request shows each feedback item as an example of the assistant's work (input, answer, the
+    evaluation, the reviewer's note) and asks for instructions that are not answers; any other variable keeps the
+    generic <FEEDBACK>/<CONTEXT> form."""
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    opt = TGD([p], engine=ScriptedEngine(lambda r: "<NEW_VALUE>Count each item.</NEW_VALUE>"))
+    req = opt.build_request(p, opt.param_groups[0], "system_prompt")
+    text = req.messages[-1].content
+    assert req.messages[0].content == tx.optim.prompts.INSTRUCT_SYSTEM
+    assert text.count("# Example ") == 3 and text.count("## Reviewer's note") == 3
+    assert "## Input\n" + QUESTIONS[0] in text and "## Assistant's answer\n" in text and MISCOUNT in text
+    assert "<FEEDBACK" not in text and "do not solve or quote the examples" in text
+    code = tx.Variable("def f(x): return x", role="code of the solution", requires_grad=True)
+    code._extend_grad([tx.Feedback("off by one", code, context=(("input", "f(1)"), ("output", "1")))])
+    text = opt.build_request(code, opt.param_groups[0], "code").messages[-1].content
+    assert "<FEEDBACK" in text and "<CONTEXT>" in text and "# Example" not in text
+
+
+def test_an_instruction_that_loops_on_one_line_is_repaired():
+    """A small model's decoding loop (the same instruction over and over) is not a value: one repair asks for
+    each instruction once."""
+    loop = "\n".join(f"{i}. If you are unsure, think of a different approach." for i in range(1, 8))
+    answers = iter([f"<NEW_VALUE>{loop}</NEW_VALUE>", "<NEW_VALUE>1. Count each item.</NEW_VALUE>"])
+    eng = ScriptedEngine(lambda r: next(answers))
+    p, solver = build()
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    TGD([p], engine=eng, add_when_stuck=False).step()
+    assert p.value == "1. Count each item."
+    assert "repeats the line" in eng.requests[1].messages[-1].content

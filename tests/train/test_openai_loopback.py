@@ -18,7 +18,7 @@ def responder(body: dict) -> str:
     msgs = body["messages"]
     system = next((m["content"] for m in msgs if m["role"] == "system"), "")
     last = msgs[-1]["content"]
-    if system.startswith("You are the optimizer"):
+    if system.startswith(("You are the optimizer", "You write instructions")):
         cur = re.search(r"<CURRENT_VALUE>\n(.*?)\n</CURRENT_VALUE>", last, re.S).group(1)
         add = "small" if "small" not in cur else "large"
         return f"<NEW_VALUE>{cur} Handle {add} sums.</NEW_VALUE>"
@@ -40,7 +40,7 @@ def test_training_over_the_openai_wire(tmp_path, monkeypatch):
         res = tr.fit()
         bodies = [r.body for r in srv.requests]
     assert res.best_val == 1.0 and "small" in p.value and "large" in p.value
-    opt_bodies = [b for b in bodies if b["messages"][0]["content"].startswith("You are the optimizer")]
+    opt_bodies = [b for b in bodies if b["messages"][0]["content"].startswith(("You are the optimizer", "You write instructions"))]
     assert len(opt_bodies) == 2
     second = opt_bodies[1]["messages"][-1]["content"]
     assert "<PAST_VALUE" in second and "Solve the sum." in second  # history on the wire

@@ -114,21 +114,13 @@ class MixedOptimizer(Optimizer):
     async def astep(self, *, text: bool = True, tensor: bool = True) -> dict[str, Any]:
         result: dict[str, Any] = {"text": None, "tensor": None}
         if text and self.text is not None:
-            result["text"] = await self.text._astep_with_hooks()
+            result["text"] = await self.text.astep()
         if tensor and self.tensor is not None:
             result["tensor"] = self.tensor.step()
         return result
 
-    async def _run(self, text: bool, tensor: bool) -> dict[str, Any]:
-        for h in self._pre_hooks:
-            h(self)
-        result = await self.astep(text=text, tensor=tensor)
-        for h in self._post_hooks:
-            h(self, result)
-        return result
-
     def step(self, *, text: bool = True, tensor: bool = True) -> dict[str, Any]:
-        return run_sync(self._run(text, tensor))
+        return run_sync(self.astep(text=text, tensor=tensor))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         if self.text is not None:

@@ -1,12 +1,16 @@
 """``Optimizer``: torch's contract (param_groups, per-parameter state, zero_grad, step, state_dict, hooks).
 
-Subclasses implement ``async astep()``; ``step()`` runs it synchronously. ``state`` is keyed by the parameter
+Subclasses implement ``async astep()``; ``step()`` runs it synchronously. As in torch, the step hooks come with
+every subclass: an ``astep`` a subclass defines is wrapped (``__init_subclass__``) so the pre/post hooks run
+around it whether it is reached through ``step()`` or ``await opt.astep()`` — once per step, even when an
+override calls ``super().astep()``. ``state`` is keyed by the parameter
 Variable; ``state_dict()`` keys it by the parameter's position in ``param_groups`` and must hold everything
 needed to continue exactly (values, history, candidates, RNG) — plain JSON-able data.
 """
 from __future__ import annotations
 
 import copy
+import functools
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
@@ -28,7 +32,35 @@ def register_optimizer(name: str):
     return deco
 
 
+def _with_hooks(astep: Callable) -> Callable:
+    """``astep`` with the optimizer's step hooks around its outermost call."""
+    @functools.wraps(astep)
+    async def hooked(self, *args, **kwargs):
+        if self._stepping:   # an override's super().astep(): the hooks already run around the outer call
+            return await astep(self, *args, **kwargs)
+        self._stepping = True
+        try:
+            for h in self._pre_hooks:
+                h(self)
+            result = await astep(self, *args, **kwargs)
+            for h in self._post_hooks:
+                h(self, result)
+            return result
+        finally:
+            self._stepping = False
+    hooked.with_hooks = True
+    return hooked
+
+
 class Optimizer:
+    _stepping = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("astep")
+        if own is not None and not getattr(own, "with_hooks", False):
+            cls.astep = _with_hooks(own)
+
     def __init__(self, params: Iterable[Variable] | Iterable[dict], defaults: dict):
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
@@ -69,18 +101,11 @@ class Optimizer:
 
     # -- step ----------------------------------------------------------------------------------------------
     async def astep(self) -> Any:
+        """One optimization step (subclasses implement it; the step hooks run around it)."""
         raise NotImplementedError
 
-    async def _astep_with_hooks(self) -> Any:
-        for h in self._pre_hooks:
-            h(self)
-        result = await self.astep()
-        for h in self._post_hooks:
-            h(self, result)
-        return result
-
     def step(self) -> Any:
-        return run_sync(self._astep_with_hooks())
+        return run_sync(self.astep())
 
     def register_step_pre_hook(self, hook: Callable) -> Callable:
         self._pre_hooks.append(hook)

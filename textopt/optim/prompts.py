@@ -22,12 +22,7 @@ TGD_USER = (
     "quote the examples, their answers or the outputs above unless the feedback asks for that. Return only the "
     "new value between <NEW_VALUE> and </NEW_VALUE>."
 )
-# {ask} of TGD_USER: instructions (prompts) are rewritten as general guidance; anything else is fixed in place.
-TGD_ASK_INSTRUCTIONS = (
-    "Work out from the inputs what the task is and from the feedback what goes wrong; then write instructions "
-    "that describe the task, give a strategy that avoids those mistakes on any input, and state exactly how the "
-    "answer must be written."
-)
+# {ask} of TGD_USER (instruction-like variables have TGD_INSTRUCT_USER instead)
 TGD_ASK_VALUE = "Fix what the feedback says is wrong."
 
 TGD_GRADIENT = "<FEEDBACK index=\"{i}\" from=\"{source}\">\n{text}\n{context}</FEEDBACK>\n"
@@ -36,6 +31,37 @@ TGD_CONTEXT = "<CONTEXT>\n{fields}</CONTEXT>\n"
 TGD_CONTEXT_FIELD = "{label}:\n{text}\n"
 TGD_SEEN = "(the same text as in feedback {i})"
 TGD_OMITTED = "({k} further feedback items were left out to keep this request bounded.)\n"
+
+# Instruction-like variables (a system prompt, an instruction) are asked for in the words a small model follows:
+# the value is an assistant's instructions, the feedback items are examples of its work in one fenced block, and
+# the request says to write instructions, not to answer the examples. Measured on Qwen2.5-Coder-1.5B (the
+# reference model, benchmarks/RESULTS.md): with TGD_USER it answered the example it was shown (a worked answer
+# as the "new prompt", 2 of 2 requests); in this form it wrote numbered instructions (2 of 2).
+INSTRUCT_SYSTEM = (
+    "You write instructions for an AI assistant. From examples of its work and the mistakes found in them, you "
+    "write better instructions for it. You never solve the examples yourself: the assistant will."
+)
+# The ask, shared with the search optimizers' reflection on instruction-like components (prompts_search.py).
+INSTRUCT_ASK = (
+    "Write new instructions for the assistant, to replace the ones above. Work out what kind of inputs these are "
+    "and why the answers went wrong; then write instructions that explain the task, give a careful step-by-step "
+    "method that avoids these mistakes on any input of this kind, and say exactly how to write the final answer. "
+    "Write them as a short numbered list; they must work for new inputs, so do not solve or quote the examples "
+    "above and give no worked example."
+)
+TGD_INSTRUCT_USER = (
+    "I gave an assistant these instructions (the {role}):\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
+    "Here are {n} of its answers and what was found about them:\n```\n{gradients}```\n\n"
+    "{history}{constraints}{examples}" + INSTRUCT_ASK + " Return only the new instructions between <NEW_VALUE> "
+    "and </NEW_VALUE>."
+)
+TGD_INSTRUCT_EXAMPLE = "# Example {i}\n{fields}## Reviewer's note\n{text}\n"
+TGD_INSTRUCT_FIELD = "## {label}\n{text}\n"
+# How the forward context's labels read in an example (others are capitalised as they are).
+TGD_INSTRUCT_LABELS = {"input": "Input", "output": "Assistant's answer", "user": "Input", "assistant": "Assistant's answer",
+                       "feedback on the output": "Evaluation of the answer"}
+TGD_REPEATS = ("the new value repeats the line {line!r} {k} times; write each instruction once, as a short "
+               "list")
 
 TGD_HISTORY = (
     "Earlier values of this variable and the feedback each one received (oldest first). Keep what improved "
@@ -79,8 +105,8 @@ TGD_EXAMPLE = "<EXAMPLE>\n{text}\n</EXAMPLE>\n"
 # Fixed sentences of the prompts above; a new value that contains one (and the old value did not) copied
 # the optimizer's instructions instead of improving the variable.
 INSTRUCTION_SENTENCES = tuple(
-    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_ASK_INSTRUCTIONS, TGD_HISTORY, TGD_CONSTRAINTS,
-                            TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER)
+    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS,
+                            TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER, INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
     for s in __import__("re").split(r"(?<=[.:!?])\s+|\n", block)
     if len(s.strip()) >= 30 and "{" not in s and "<" not in s)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from .prompts import INSTRUCT_ASK, INSTRUCT_SYSTEM
+
 PROPOSAL_TAG = "new_value"
 SOLUTION_TAG = "improved_solution"
 RESERVED_TAGS = (PROPOSAL_TAG, SOLUTION_TAG, "current_value", "value")
@@ -28,12 +30,14 @@ REFLECT_PROMPT = (
     "Your task is to write the next value of the component ({role}). {ask} Do not paste the examples or their "
     "answers into it."
 )
-# {ask} of REFLECT_PROMPT: a prompt-like component is rewritten as general guidance, anything else fixed in place.
-REFLECT_ASK_INSTRUCTIONS = (
-    "Work out from the examples what the task is and what goes wrong; then write instructions that describe the "
-    "task, give a strategy that avoids those mistakes on any input, and state exactly how the answer must be "
-    "written."
+# Reflective edit of an instruction-like component (a prompt, an instruction): the form a small model follows
+# (see prompts.TGD_INSTRUCT_USER), with INSTRUCT_SYSTEM as its system prompt.
+REFLECT_INSTRUCT_SYSTEM = INSTRUCT_SYSTEM
+REFLECT_INSTRUCT_PROMPT = (
+    "I gave an assistant these instructions (the {role}):\n<current_value>\n{value}\n</current_value>\n\n"
+    "Here is how it did on some examples:\n```\n{examples}\n```\n\n{objectives}\n" + INSTRUCT_ASK
 )
+# {ask} of REFLECT_PROMPT (any other component).
 REFLECT_ASK_VALUE = "Fix the problems the evidence shows and keep what works."
 
 # Merge of two frontier candidates that differ in one component.
@@ -77,7 +81,7 @@ SOLUTION_FIRST = "Solve this problem. Reason briefly, then give the final answer
 
 # Sentences a proposal must not copy (the optimizer's instructions leaking into a parameter).
 INSTRUCTION_SENTENCES = tuple(x.strip() for text in (SEARCH_SYSTEM, OPRO_SYSTEM, SOLUTION_SYSTEM,
-                                                      REFLECT_ASK_INSTRUCTIONS)
+                                                      INSTRUCT_SYSTEM, INSTRUCT_ASK)
                               for x in text.split(". ") if len(x.split()) >= 6)
 
 EXAMPLE_ENTRY = "<example {i}>\n{body}\n</example {i}>"

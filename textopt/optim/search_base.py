@@ -31,8 +31,8 @@ from .guards import CopyDetector, optimizer_data
 from .guards import log as guard_log
 from .optimizer import Optimizer
 from .prompts import INSTRUCTION_ROLE_WORDS
-from .prompts_search import (INSTRUCTION_SENTENCES, PROPOSAL_TAG, REFLECT_ASK_INSTRUCTIONS, REFLECT_ASK_VALUE,
-                             REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM,
+from .prompts_search import (INSTRUCTION_SENTENCES, PROPOSAL_TAG, REFLECT_ASK_VALUE, REFLECT_INSTRUCT_PROMPT,
+                             REFLECT_INSTRUCT_SYSTEM, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM,
                              render_examples, render_objectives)
 from .stoppers import MaxSteps, NoImprovement, StopFile, Timeout  # noqa: F401  (re-exported)
 from .store import (DEFAULT_OBJECTIVE, CandidateJob, CandidateStore, Evaluation, as_evaluator, candidate_hash,
@@ -252,11 +252,13 @@ class SearchOptimizer(Optimizer):
         """A new candidate: ``h`` with parameter ``name`` rewritten from the traces and per-objective feedback."""
         values = self.store.values(h)
         role = self.role_of(name)
-        ask = REFLECT_ASK_INSTRUCTIONS if any(w in role.lower() for w in INSTRUCTION_ROLE_WORDS) else \
-            REFLECT_ASK_VALUE
-        user = REFLECT_PROMPT.format(role=role, value=values[name], examples=render_examples(evals, self.weights),
-                                     objectives=render_objectives(self.weights), ask=ask)
-        new = await self.propose(SEARCH_SYSTEM, user, PROPOSAL_TAG, sample=sample)
+        evidence = dict(role=role, value=values[name], examples=render_examples(evals, self.weights),
+                        objectives=render_objectives(self.weights))
+        if any(w in role.lower() for w in INSTRUCTION_ROLE_WORDS):
+            system, user = REFLECT_INSTRUCT_SYSTEM, REFLECT_INSTRUCT_PROMPT.format(**evidence)
+        else:
+            system, user = SEARCH_SYSTEM, REFLECT_PROMPT.format(**evidence, ask=REFLECT_ASK_VALUE)
+        new = await self.propose(system, user, PROPOSAL_TAG, sample=sample)
         if new is None or new == values[name]:
             return None
         return {**values, name: new}
@@ -320,7 +322,7 @@ class SearchOptimizer(Optimizer):
         """Step until a stopper, a budget or ``max_steps`` ends the search; return :meth:`info`."""
         n = 0
         while self.stopped is None and (max_steps is None or n < max_steps):
-            await self._astep_with_hooks()
+            await self.astep()
             n += 1
         return self.info()
 

@@ -41,6 +41,7 @@ from ..functional import clip
 from ..variable import Feedback, Variable
 from . import prompts as P
 from .guards import CopyDetector
+from .tgd_prompt import build_request, instruction_like as _instruction_like, render_context  # noqa: F401
 from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
@@ -96,6 +97,8 @@ def check_new_value(value: str, current: str, role: str | None = None) -> None:
     commentary = _COMMENTARY.match(head) or (role and head.startswith(f"the {role.lower()} is"))
     if commentary and not current.strip().lower().startswith(head[:16]):
         raise ValueError("the new value starts with commentary about the edit; return only the variable itself")
+    if role and any(w in role.lower() for w in P.INSTRUCTION_ROLE_WORDS):
+        _check_repeats(value, current)
     low, cur = value.lower(), current.lower()
     for sentence in P.INSTRUCTION_SENTENCES:
         s = sentence.lower().rstrip(".:")
@@ -104,41 +107,16 @@ def check_new_value(value: str, current: str, role: str | None = None) -> None:
                              f"improved variable")
 
 
-def render_context(g: Feedback, max_chars: int, seen: dict | None = None, index: int = 0) -> str:
-    """The forward step behind one feedback item, bounded: its ``context`` fields (the output gets half of
-    ``max_chars``, the other fields share the rest), else its conversation without system messages and without
-    the answer that IS the feedback. ``seen`` (paragraph -> item index) shortens a long paragraph an earlier
-    item already showed (a batch view routed to every example) to a pointer at that item."""
-    fields = getattr(g, "context", ())
-    if not fields:
-        conv = [m for m in getattr(g, "conversation", ()) if m.get("role") != "system"]
-        if conv and conv[-1].get("role") == "assistant" and conv[-1].get("content") == g.value:
-            conv = conv[:-1]
-        fields = tuple((m.get("role", "?"), m.get("content", "")) for m in conv)
-    if not fields or max_chars <= 0:
-        return ""
-    if seen is not None:
-        fields = tuple((label, _dedupe(body, seen, index)) for label, body in fields)
-    others = sum(label != "output" for label, _ in fields)
-    out_share = max_chars // 2 if others else max_chars
-    share = (max_chars - out_share) // others if others else 0
-    text = "".join(P.TGD_CONTEXT_FIELD.format(label=label, text=clip(body, out_share if label == "output" else share,
-                                                                      tail=0.5 if label == "output" else 0.25))
-                   for label, body in fields)
-    return P.TGD_CONTEXT.format(fields=text)
-
-
-def _dedupe(text: str, seen: dict, index: int) -> str:
-    parts = []
-    for para in text.split("\n\n"):
-        first = seen.setdefault(para, index) if len(para) >= 80 else index
-        parts.append(para if first == index else P.TGD_SEEN.format(i=first))
-    return "\n\n".join(parts)
-
-
-def _instruction_like(p: Variable) -> bool:
-    role = p.role.lower()
-    return any(w in role for w in P.INSTRUCTION_ROLE_WORDS)
+def _check_repeats(value: str, current: str) -> None:
+    """Instructions that say the same line three times are a small model's decoding loop, not a value."""
+    lines = [" ".join(x.split()).lower().lstrip("0123456789.-*) ") for x in value.splitlines()]
+    counts: dict = {}
+    for line in lines:
+        if len(line) >= 20:
+            counts[line] = counts.get(line, 0) + 1
+    line, k = max(counts.items(), key=lambda kv: kv[1], default=("", 0))
+    if k >= 3 and current.lower().count(line) < k:
+        raise ValueError(P.TGD_REPEATS.format(line=line[:80], k=k))
 
 
 def _same(a: str, b: str) -> bool:
@@ -188,29 +166,9 @@ class TGD(Optimizer):
 
     # -- the request ---------------------------------------------------------------------------------------
     def build_request(self, p: Variable, group: dict, name: str) -> Request:
-        grads: list[Feedback] = list(p.grad)
-        shown = grads[: group["max_gradients"]]
-        items, seen = [], {}
-        for i, g in enumerate(shown, 1):
-            items.append(P.TGD_GRADIENT.format(i=i, source=getattr(g, "source", "") or "?",
-                                               text=clip(g.value, group["max_gradient_chars"]),
-                                               context=render_context(g, group["max_context_chars"], seen, i)))
-        if len(grads) > len(shown):
-            items.append(P.TGD_OMITTED.format(k=len(grads) - len(shown)))
-        history = ""
+        """The optimizer request for ``p`` (see ``tgd_prompt.build_request``)."""
         window = self.state[p].get("history", [])[-group["history"]:] if group["history"] else []
-        if window:
-            history = P.TGD_HISTORY.format(items="".join(
-                P.TGD_HISTORY_ITEM.format(step=h["step"], value=h["value"], feedback=h["feedback"]) for h in window))
-        constraints = P.TGD_CONSTRAINTS.format(items="".join(
-            P.TGD_CONSTRAINT.format(text=c) for c in group["constraints"])) if group["constraints"] else ""
-        examples = P.TGD_EXAMPLES.format(items="".join(
-            P.TGD_EXAMPLE.format(text=e) for e in group["examples"])) if group["examples"] else ""
-        ask = P.TGD_ASK_INSTRUCTIONS if _instruction_like(p) else P.TGD_ASK_VALUE
-        user = P.TGD_USER.format(role=p.role, value=p.value, n=len(grads), gradients="".join(items),
-                                 history=history, constraints=constraints, examples=examples, ask=ask)
-        return Request.chat(user, system=P.TGD_SYSTEM, temperature=group["temperature"],
-                            max_tokens=group["max_tokens"], role="optimizer", node=f"tgd:{name}")
+        return build_request(p, group, name, window)
 
     @staticmethod
     def value_pattern(engine: Engine, p: Variable, group: dict) -> str | None:

@@ -184,7 +184,7 @@ class Trainer:
         if total.requires_grad:
             await total.abackward(engine=self._backward_engine())
             try:
-                result = await self.optimizer._astep_with_hooks()
+                result = await self.optimizer.astep()
                 unchanged = list(getattr(result, "unchanged", None) or [])
             except OptimizerStepError as exc:
                 failures = getattr(exc, "failures", None)
