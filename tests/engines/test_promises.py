@@ -16,14 +16,15 @@ from .conftest import make
 
 
 def test_openai_n_returns_every_completion(serve):
-    answers = iter(["first", "second", "third"])
+    answers = iter(["first", "second", "third", "single"])   # the server asks the responder once per choice
     srv = serve(lambda body: next(answers))
     eng = make("openai", srv)
     resp = eng.generate_sync(Request.chat("q", n=3, temperature=1.0))
     assert srv.requests[0].body["n"] == 3
     assert resp.choices == ["first", "second", "third"] and resp.text == "first"
     assert Response.from_dict(resp.to_dict()).choices == resp.choices   # cache and cassette keep them all
-    assert eng.generate_sync(Request.chat("q")).choices is None
+    single = eng.generate_sync(Request.chat("q"))
+    assert single.text == "single" and single.choices is None
 
 
 def test_usd_budget_warns_about_a_model_without_a_price(serve):
