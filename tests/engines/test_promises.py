@@ -34,7 +34,7 @@ def test_usd_budget_warns_about_a_model_without_a_price(serve):
         eng.generate_sync(Request.chat("q"))
     priced = make("openai", srv, model="my-finetune", budget=Budget(max_usd=1.0), prices={"my-finetune": (1, 2)})
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UnpricedModelWarning)
         priced.generate_sync(Request.chat("q"))
         make("openai", srv, model="gpt-4o-mini", budget=Budget(max_usd=1.0)).generate_sync(Request.chat("q"))
 
