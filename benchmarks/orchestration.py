@@ -1,6 +1,7 @@
 """Orchestration benchmark: the same two-stage pipeline in textopt and in TextGrad 0.1.8, side by side.
 
     .venv/bin/python benchmarks/orchestration.py [--reps 5] [--latency 0.2] [--batch 8] [--only textopt]
+                                                 [--shape gather|plain]
 
 A loopback OpenAI-compatible server (``textopt.testing.LoopbackServer``: one thread per connection, so unlimited
 parallelism) answers every request after ``--latency`` seconds with deterministic texts both frameworks parse
@@ -8,6 +9,11 @@ parallelism) answers every request after ``--latency`` seconds with deterministi
 ``--batch``, one backward, one optimizer step. One untimed warm-up run per framework, then
 repetitions alternate the framework order. Calls and tokens are
 counted by the server (one rule for both). Prints a table and a ``RESULT_JSON`` line (``--json`` writes a file).
+
+``--shape gather`` (default): textopt's forward is ``asyncio.gather`` over ``await module.acall(...)`` and the
+losses are joined by ``tx.aggregate``. ``--shape plain``: textopt runs the plain synchronous loop a new user
+writes (``y = solver(x); losses.append(judge(y))``, ``tx.concat(losses).backward()``, ``opt.step()``): lazy calls
+(``textopt.lazy``) make it concurrent. TextGrad runs its own plain loop in both.
 """
 from __future__ import annotations
 
@@ -39,13 +45,13 @@ def run(args) -> dict:
             for w in range(args.warmup):  # untimed: SDK clients, connection pools, lazy imports of both
                 for name in names:
                     workers[name].run({"base_url": srv.openai_base_url, "batch": args.batch, "rep": 10_000 + w,
-                                       "forward_threads": args.textgrad_forward_threads})
+                                       "forward_threads": args.textgrad_forward_threads, "shape": args.shape})
             for rep in range(args.reps):
                 for name in alternate(names, rep):
                     meter.reset()
                     srv.reset()
                     job = {"base_url": srv.openai_base_url, "batch": args.batch, "rep": rep,
-                           "forward_threads": args.textgrad_forward_threads}
+                           "forward_threads": args.textgrad_forward_threads, "shape": args.shape}
                     t0 = time.perf_counter()
                     out = workers[name].run(job)
                     out["driver_wall_s"] = time.perf_counter() - t0
@@ -74,6 +80,7 @@ def run(args) -> dict:
                                                        for r in rs}) == 1}
     result = {"benchmark": "orchestration", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
               "params": {"reps": args.reps, "warmup": args.warmup, "latency_s": args.latency, "batch": args.batch,
+                         "shape": args.shape,
                          "textgrad_forward_threads": args.textgrad_forward_threads},
               "versions": versions, "frameworks": summary}
     if "textopt" in summary and "textgrad" in summary:
@@ -109,6 +116,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per framework")
     ap.add_argument("--latency", type=float, default=0.2, help="server latency per request, seconds")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--shape", choices=["gather", "plain"], default="gather",
+                    help="textopt's code: asyncio.gather (default) or the plain synchronous loop")
     ap.add_argument("--only", choices=["textopt", "textgrad"], help="run one framework only")
     ap.add_argument("--textgrad-forward-threads", type=int, default=1,
                     help="TextGrad forward in a thread pool of this size (1 = the loop its examples use)")

@@ -1,12 +1,19 @@
 """Overhead benchmark: framework cost per graph node, with an engine that answers instantly.
 
     .venv/bin/python benchmarks/overhead.py [--nodes 10000] [--reps 3] [--no-memory] [--only textopt]
+                                            [--shape groups|wide|chain]
 
 Graph (``benchmarks/workers/graphshape.py``): groups of a 20-call chain followed by a 4-way fan-out joined by a
 sum/concat, all joined by one final sum/concat (10,000 nodes by default). Measures, per framework and in one run
 (alternating order): time to build the graph (forward, instant engine) and to run backward, per node; the
 engine calls made; and the peak of Python allocations during build + backward (tracemalloc, in a separate pass
 so that tracing does not inflate the times).
+
+``--shape groups`` (default) is the graph above, built with ``await module.acall(...)`` (the async path).
+``--shape wide`` and ``--shape chain`` use the synchronous path as a user writes it (plain calls; textopt's
+lazy calls, TextGrad's own loop): ``wide`` is one concat/sum over TextLoss(LLMCall(x)) pairs (nodes = 2 per
+pair + 1), ``chain`` one chain of LLM calls ending in a TextLoss (nodes = calls + 1). The table also gives the
+peak memory per 1,000 nodes (linear memory: the same figure at every size).
 """
 from __future__ import annotations
 
@@ -25,9 +32,15 @@ TARGET_US_PER_NODE = 50.0
 
 
 def run(args) -> dict:
-    groups = G.groups_for(args.nodes)
-    nodes = G.node_count(groups)
-    job = {"groups": groups, "chain": G.CHAIN, "fanout": G.FANOUT}
+    if args.shape == "groups":
+        groups = G.groups_for(args.nodes)
+        nodes = G.node_count(groups)
+        job = {"groups": groups, "chain": G.CHAIN, "fanout": G.FANOUT}
+    else:
+        groups = None
+        n = max(1, (args.nodes - 1) // 2) if args.shape == "wide" else max(1, args.nodes - 1)
+        nodes = 2 * n + 1 if args.shape == "wide" else n + 1
+        job = {"shape": args.shape, "n": n}
     runs: dict[str, list[dict]] = {}
     workers = start_workers(args.only, "overhead")
     try:
@@ -56,9 +69,12 @@ def run(args) -> dict:
                          "cpu_total_us_per_node": round((cbuild + cback) / nodes * 1e6, 2),
                          "engine_calls": rs[-1]["engine_calls"], "param_grads": rs[-1]["param_grads"],
                          "peak_mib": round(memory[name] / 2**20, 2) if name in memory else None,
+                         "peak_mib_per_1k_nodes": round(memory[name] / 2**20 / nodes * 1000, 3)
+                         if name in memory else None,
                          "all_total_s": [round(r["build_s"] + r["backward_s"], 4) for r in rs]}
     result = {"benchmark": "overhead", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-              "params": {"nodes": nodes, "groups": groups, "chain": G.CHAIN, "fanout": G.FANOUT, "reps": args.reps},
+              "params": {"shape": args.shape, "nodes": nodes, "groups": groups, "chain": G.CHAIN, "fanout": G.FANOUT,
+                         "reps": args.reps},
               "versions": versions, "frameworks": summary}
     if "textopt" in summary and "textgrad" in summary:
         a, b = summary["textopt"], summary["textgrad"]
@@ -81,14 +97,15 @@ def run(args) -> dict:
 
 
 def table(result: dict) -> str:
-    rows = [f"{result['params']['nodes']} nodes",
+    rows = [f"{result['params']['nodes']} nodes, shape {result['params']['shape']}",
             f"{'framework':<10}{'build us/node':>15}{'bwd us/node':>13}{'total us/node':>15}{'CPU us/node':>13}"
-            f"{'calls':>8}{'peak MiB':>10}"]
+            f"{'calls':>8}{'peak MiB':>10}{'MiB/1k nodes':>14}"]
     for name, s in result["frameworks"].items():
         peak = f"{s['peak_mib']:.1f}" if s["peak_mib"] is not None else "-"
+        per_k = f"{s['peak_mib_per_1k_nodes']:.2f}" if s["peak_mib_per_1k_nodes"] is not None else "-"
         rows.append(f"{name:<10}{s['build_us_per_node']:>15.1f}{s['backward_us_per_node']:>13.1f}"
                     f"{s['total_us_per_node']:>15.1f}{s['cpu_total_us_per_node']:>13.1f}{s['engine_calls']:>8}"
-                    f"{peak:>10}")
+                    f"{peak:>10}{per_k:>14}")
     if "ratios_textopt_over_textgrad" in result:
         r = result["ratios_textopt_over_textgrad"]
         rows.append(f"textopt/textgrad per node: build {r['build_us_per_node']}, backward {r['backward_us_per_node']}"
@@ -107,6 +124,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-memory", dest="memory", action="store_false", help="skip the tracemalloc pass")
     ap.add_argument("--only", choices=["textopt", "textgrad"])
+    ap.add_argument("--shape", choices=["groups", "wide", "chain"], default="groups",
+                    help="groups: the async graph above; wide / chain: the synchronous path (see the docstring)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     result = run(args)

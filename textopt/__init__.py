@@ -6,6 +6,8 @@ from .errors import BudgetExceeded, TextoptError
 from .function import Function, Node
 from .functional import concat
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from . import lazy
+from .lazy import synchronize
 from .variable import Feedback, Variable
 # packages built on the core (imported after it)
 from . import nn  # noqa: E402
@@ -17,6 +19,6 @@ from .solution import aoptimize_solution, optimize_solution  # noqa: E402  (test
 __version__ = "0.1.0"
 
 __all__ = ["Variable", "Feedback", "Function", "Node", "concat", "aggregate", "function", "no_grad", "enable_grad",
-           "is_grad_enabled", "backward", "abackward", "backward_engine", "get_engine", "Engine", "Request",
-           "Response", "RoutedEngine", "usage", "optimize_solution", "aoptimize_solution", "graph", "nn", "optim",
-           "train", "errors", "TextoptError", "BudgetExceeded"]
+           "is_grad_enabled", "lazy", "synchronize", "backward", "abackward", "backward_engine", "get_engine",
+           "Engine", "Request", "Response", "RoutedEngine", "usage", "optimize_solution", "aoptimize_solution",
+           "graph", "nn", "optim", "train", "errors", "TextoptError", "BudgetExceeded"]

@@ -75,7 +75,8 @@ def _targets(node: Node) -> tuple[list[Variable], list[int]]:
     return out, positions
 
 
-def _seed(loss: Variable) -> Feedback:
+def seed(loss: Variable) -> Feedback:
+    """The feedback that starts a pass at ``loss``: its evaluation (``meta["feedback"]``, else its text)."""
     text = loss.meta.get("feedback", loss.value if loss.is_text else None)
     if text is None:
         text = f"the numeric loss {loss.role!r} should decrease"
@@ -106,7 +107,7 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     kept: list[tuple[Variable, list[Feedback]]] = []  # retained non-leaf feedback, stored when the pass ends
 
     if loss.is_text:
-        incoming[id(loss)] = (loss, [_seed(loss)])
+        incoming[id(loss)] = (loss, [seed(loss)])
     ctx = BackwardContext(engine, limit)
     ctx.output_grads, ctx.order = output_sensitivities(loss, nodes), index
     numeric: list[tuple[tuple, Variable, object]] = []  # (key, tensor variable, gradient) from hybrid nodes

@@ -44,6 +44,9 @@ class Function:
     #: is called even when no text feedback reached its output, and may return a torch.Tensor for a tensor
     #: target (a numeric gradient, added to the one torch backward that ends the pass). See textopt.numeric.
     hybrid = False
+    #: The output is an evaluation (a loss: TextLoss, metrics, aggregate): a concat of losses that is itself the
+    #: loss gives each such part its own evaluation, as if it were the root (see textopt.functional.Concat).
+    evaluates = False
 
     def attach(self, inputs: Sequence[Variable], value: Any, role: str, *, saved: dict | None = None,
                name: str | None = None, meta: dict | None = None) -> Variable:

@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from . import lazy
 from .errors import InvalidVariableError
 from .function import Function
 from .prompts import CONCAT_FEEDBACK, fill
 from .variable import Variable
+
+
+MAX_FEEDBACK_CHARS = 8000   # the feedback a concat passes to each part (head and tail kept)
+MAX_ROLES_CHARS = 400       # the list of the parts' distinct roles it names
 
 
 class Concat(Function):
@@ -18,6 +23,7 @@ class Concat(Function):
     def forward(self, parts: Sequence[Variable], role: str | None) -> Variable:
         if not parts:
             raise InvalidVariableError("concat() needs at least one Variable")
+        lazy.resolve(parts)   # the text of every part: wait for pending calls together, with one hop
         for p in parts:
             if not isinstance(p, Variable) or not p.is_text:
                 raise InvalidVariableError(f"concat() joins text Variables, got {p!r}")
@@ -25,9 +31,24 @@ class Concat(Function):
         return self.attach(list(parts), self.sep.join(p.value for p in parts), role or f"concatenation of {roles}")
 
     async def backward(self, ctx, node, feedback, targets):
-        roles = ", ".join(dict.fromkeys(v.role for v in node.inputs))
-        text = "\n\n".join(f.value for f in feedback)
-        return [fill(CONCAT_FEEDBACK, roles=roles, role=v.role, feedback=text) for v in targets]
+        """Each part gets the feedback on the whole — ONE text, the same object for every part (a fan-in of n
+        parts costs n references, not n copies of a text that grows with n), bounded like every prompt that
+        embeds feedback. When the concat is itself the loss, a part that is an evaluation (a loss's output)
+        gets its own evaluation instead, as if it were the root: a concat of losses is evaluated loss by loss."""
+        from .backward import seed   # (backward imports the core's Functions)
+        root = all(f.source == "seed" for f in feedback)
+        shared = None
+        out = []
+        for v in targets:
+            if root and v.node is not None and v.node.fn.evaluates:
+                out.append(seed(v))
+                continue
+            if shared is None:
+                roles = clip(", ".join(dict.fromkeys(p.role for p in node.inputs)), MAX_ROLES_CHARS)
+                text = clip("\n\n".join(f.value for f in feedback), MAX_FEEDBACK_CHARS, sep="\n")
+                shared = fill(CONCAT_FEEDBACK, roles=roles, feedback=text)
+            out.append(shared)
+        return out
 
 
 def clip(text: str, max_chars: int, *, tail: float = 0.5, sep: str = " ") -> str:

@@ -31,7 +31,8 @@ BACKWARD_LLM = (
 )
 
 # concat routes feedback on the whole text to each part, without an LLM call.
-CONCAT_FEEDBACK = "Feedback on a text made by joining {roles}, of which this {role} is one part:\n{feedback}"
+# (one text for all parts: the receiving step names its own role)
+CONCAT_FEEDBACK = "Feedback on a text made by joining {roles}, of which this is one part:\n{feedback}"
 
 
 _PLANS: dict[str, tuple[list, list] | None] = {}

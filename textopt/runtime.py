@@ -20,7 +20,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 
 
-def _private_loop() -> asyncio.AbstractEventLoop:
+def private_loop() -> asyncio.AbstractEventLoop:
     global _loop, _thread
     with _lock:
         if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
@@ -30,20 +30,49 @@ def _private_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+def on_private_loop() -> bool:
+    """True in the private loop's own thread (where a synchronous API must not block)."""
+    return _thread is not None and threading.current_thread() is _thread
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion on the private loop and return its result (exceptions propagate)."""
-    loop = _private_loop()
+    """Run ``coro`` to completion on the private loop and return its result (exceptions propagate).
+
+    Calls launched lazily (:mod:`textopt.lazy`) finish first: every synchronous entry point is a barrier. An
+    interruption while waiting (KeyboardInterrupt) cancels ``coro`` and every launched call, and waits for them
+    to stop before it propagates."""
+    loop = private_loop()
     if threading.current_thread() is _thread:
         coro.close()
         raise RuntimeError("textopt: a synchronous API was called from inside textopt's own event loop; "
                            "use the async twin (await x.abackward(), await module.acall(...)) instead")
+    from . import lazy
+    try:
+        lazy.synchronize()
+    except BaseException:
+        coro.close()
+        raise
     ctx = contextvars.copy_context()  # carry no_grad / backward_engine settings into the loop thread
-    future = asyncio.run_coroutine_threadsafe(_in_context(ctx, coro), loop)
-    return future.result()
+    task: list[asyncio.Task] = []
+    future = asyncio.run_coroutine_threadsafe(_in_context(ctx, coro, task), loop)
+    try:
+        return future.result()
+    except BaseException:
+        if not future.done():   # interrupted while waiting: stop the work, and wait until it has stopped
+            asyncio.run_coroutine_threadsafe(_stop(task), loop).result(10)
+            lazy.cancel_all()
+        raise
 
 
-async def _in_context(ctx: contextvars.Context, coro):
+async def _in_context(ctx: contextvars.Context, coro, task: list):
     # Re-apply the caller's context variables inside the task running on the private loop.
+    task.append(asyncio.current_task())
     for var, value in ctx.items():
         var.set(value)
     return await coro
+
+
+async def _stop(task: list) -> None:
+    if task and not task[0].done():
+        task[0].cancel()
+        await asyncio.wait(task)

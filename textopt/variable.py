@@ -25,7 +25,7 @@ class Variable:
     """
 
     __slots__ = ("_value", "_is_text", "role", "_requires_grad", "_grad", "_retain", "node", "index", "name",
-                 "_meta", "__weakref__")
+                 "_meta", "_pending", "__weakref__")
 
     def __init__(self, value: Any, role: str | None = None, requires_grad: bool = False, *,
                  name: str | None = None, meta: dict | None = None):
@@ -45,8 +45,19 @@ class Variable:
         self.index = next(_counter)
         self.name = name
         self._requires_grad = self._retain = False
+        self._pending = None   # a lazy call's output before it resolves: see textopt.lazy
         if not plain and (requires_grad or not is_text):
             self.requires_grad = requires_grad
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a missing attribute. A pending Variable (a lazy call's output, see textopt.lazy) has
+        # no state until its call finishes: wait for it (its error is raised here), then read it.
+        call = object.__getattribute__(self, "_pending")
+        if call is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        from .lazy import wait
+        wait(call)
+        return object.__getattribute__(self, name)
 
     @property
     def meta(self) -> dict:
@@ -66,6 +77,8 @@ class Variable:
 
     @value.setter
     def value(self, new: Any) -> None:
+        from .lazy import synchronize
+        synchronize()   # launched calls read the value they were launched with
         if self._is_text and not isinstance(new, str):
             raise InvalidVariableError(f"cannot assign {type(new).__name__} to the text Variable {self.role!r}")
         if not self._is_text and not isinstance(new, torch.Tensor):
@@ -213,6 +226,7 @@ class Feedback(Variable):
         fb._value, fb._is_text, fb.role = text, True, "feedback to " + target.role
         fb._grad = fb._meta = fb.node = fb.name = fb.objective = None
         fb._requires_grad = fb._retain = False
+        fb._pending = None
         fb.index = next(_counter)
         fb._conversation, fb.source, fb.key, fb.context = conversation, source, (), context
         return fb

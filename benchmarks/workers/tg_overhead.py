@@ -49,13 +49,33 @@ def build(engine, groups: int, chain: int, fanout: int):
     return prompt, tg.sum(outs)
 
 
+def build_sync(engine, shape: str, n: int):
+    """``wide``: one sum over ``n`` TextLoss(LLMCall(x)) pairs; ``chain``: ``n`` LLM calls, each on the last."""
+    prompt = tg.Variable("You are a helpful solver.", requires_grad=True, role_description="system prompt")
+    call = LLMCall(engine, system_prompt=prompt)
+    judge = tg.TextLoss("Evaluate the answer.", engine=engine)
+    if shape == "wide":
+        losses = []
+        for i in range(n):
+            losses.append(judge(call(tg.Variable(f"question {i}", requires_grad=False, role_description="question"))))
+        return prompt, tg.sum(losses)
+    step = LLMCall(engine)
+    h = call(tg.Variable("question", requires_grad=False, role_description="question"))
+    for _ in range(n - 1):
+        h = step(h)
+    return prompt, judge(h)
+
+
 def measure(job: dict, trace: bool) -> dict:
     engine = InstantEngine()
     gc.collect()
     if trace:
         tracemalloc.start()
     t0, c0 = time.perf_counter(), time.process_time()
-    prompt, loss = build(engine, job["groups"], job["chain"], job["fanout"])
+    if job.get("shape", "groups") == "groups":
+        prompt, loss = build(engine, job["groups"], job["chain"], job["fanout"])
+    else:
+        prompt, loss = build_sync(engine, job["shape"], job["n"])
     t1, c1 = time.perf_counter(), time.process_time()
     loss.backward(engine)
     t2, c2 = time.perf_counter(), time.process_time()

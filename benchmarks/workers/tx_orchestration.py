@@ -44,7 +44,31 @@ async def pipeline(job: dict) -> dict:
             "new_prompt_ok": prompt.value == W.NEW_PROMPT, "grads": len(prompt.grad) if prompt.grad else 0}
 
 
+def plain_loop(job: dict) -> dict:
+    """The loop a PyTorch user writes (no asyncio): calls launch lazily, so the batch still runs concurrently."""
+    engine = engine_for(job["base_url"])
+    prompt = tx.Variable(W.SYSTEM_PROMPT, role=W.SYSTEM_ROLE, requires_grad=True)
+    solver = tx.nn.LLMCall(engine, system_prompt=prompt, name="solver")
+    judge = tx.nn.TextLoss(W.EVAL_INSTRUCTION, engine=engine, name="judge")
+    optimizer = tx.optim.TGD([prompt], engine=engine)
+    t0 = time.perf_counter()
+    losses = []
+    for q in W.questions(job["batch"], job["rep"]):
+        y = solver(tx.Variable(q, role="question to the solver"))
+        losses.append(judge(y))
+    total = tx.concat(losses)     # needs every loss's text: the forward ends here
+    t1 = time.perf_counter()
+    total.backward(engine=engine)
+    t2 = time.perf_counter()
+    optimizer.step()
+    t3 = time.perf_counter()
+    return {"wall_s": t3 - t0, "forward_s": t1 - t0, "backward_s": t2 - t1, "step_s": t3 - t2,
+            "new_prompt_ok": prompt.value == W.NEW_PROMPT, "grads": len(prompt.grad) if prompt.grad else 0}
+
+
 def handle(job: dict) -> dict:
+    if job.get("shape") == "plain":
+        return plain_loop(job)
     return run_sync(pipeline(job))   # textopt's private loop, as the sync API uses it
 
 

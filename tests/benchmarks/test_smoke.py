@@ -57,6 +57,16 @@ def test_overhead_textopt_only():
     assert "us/node" in out
 
 
+def test_sandbox_overhead():
+    res, out = run_script("sandbox_overhead.py", "--runs", "1")
+    modes = res["modes"]
+    assert "plain python" in modes and "weak" in modes  # the bare start and the opt-in mode always run
+    assert set(modes) | set(res["unavailable"]) >= {"bwrap", "namespaces"}
+    for name, row in modes.items():
+        assert row["median_ms"] > 0 and (name == "plain python" or row["code_tests_loss_ms"] > 0)
+    assert "over plain" in out
+
+
 BBH_OC = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "bbh" / "object_counting.json"
 
 

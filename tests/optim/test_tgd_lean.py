@@ -245,3 +245,20 @@ def test_an_instruction_that_loops_on_one_line_is_repaired():
     TGD([p], engine=eng, add_when_stuck=False).step()
     assert p.value == "1. Count each item."
     assert "repeats the line" in eng.requests[1].messages[-1].content
+
+
+def test_a_value_already_reverted_is_not_proposed_again():
+    """A small model shown a reverted value in the history returns it verbatim; TGD refuses it (also a near copy)
+    and repairs once, so the next validation is spent on a new value."""
+    tried = "1. Count each item.\n2. Write the total as 'Answer: N'."
+    answers = iter([f"<NEW_VALUE>{tried.replace('item.', 'item!')}</NEW_VALUE>",
+                    "<NEW_VALUE>1. List every item with its quantity, then add.</NEW_VALUE>"])
+    eng = ScriptedEngine(lambda r: next(answers))
+    p, solver = build()
+    opt = TGD([p], engine=eng, add_when_stuck=False)
+    opt.record_rejection(p, tried, before=0.5, after=0.4)
+    run_backward(p, solver, ScriptedEngine(feedback_answer))
+    opt.step()
+    assert p.value == "1. List every item with its quantity, then add."
+    assert "already tried and reverted" in eng.requests[1].messages[-1].content
+    assert opt.state_dict()["state"][0]["rejected"] == [tried]   # kept in the checkpoint for a resume

@@ -40,7 +40,8 @@ def test_full_run_learns_and_writes_files(tmp_path):
 def test_revert_if_worse(tmp_path):
     tr, p, fwd, teacher = build(tmp_path, steps=2)
     # a teacher that makes things worse: the solver then fails every example
-    teacher.responder = lambda req: ("<NEW_VALUE>Think very hard.</NEW_VALUE>" if req.role == "optimizer"
+    worse = iter(["Think very hard.", "Guess quickly.", "Reply with zero."])   # a reverted value is never re-proposed
+    teacher.responder = lambda req: (f"<NEW_VALUE>{next(worse)}</NEW_VALUE>" if req.role == "optimizer"
                                      else "fb")
     p.value = "Handle small sums. Handle large sums."
     res = tr.fit()
@@ -50,7 +51,8 @@ def test_revert_if_worse(tmp_path):
     second = [r for r in teacher.requests if r.role == "optimizer"][1].messages[-1].content
     assert "Think very hard." in second and "reverted: it changed the validation score from 1.000 to 0.000" in second
     tr2, p2, _, teacher2 = build(tmp_path, name="noreverts", steps=1, revert_if_worse=False)
-    teacher2.responder = teacher.responder
+    teacher2.responder = lambda req: ("<NEW_VALUE>Think very hard.</NEW_VALUE>" if req.role == "optimizer"
+                                      else "fb")
     p2.value = "Handle small sums. Handle large sums."
     res2 = tr2.fit()
     # without revert the worse value stays during training, but the best parameters are loaded at the end

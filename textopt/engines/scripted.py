@@ -27,12 +27,23 @@ class ScriptedEngine(Engine):
         self.responder = responder
         self.latency = latency
         self._rng = random.Random(seed)
-        self.requests: list[Request] = []
+        self._requests: list[Request] = []
         self.in_flight = 0
         self.peak_in_flight = 0
 
+    @property
+    def requests(self) -> list[Request]:
+        """Every request sent, in order (calls launched lazily finish first: see textopt.lazy)."""
+        from ..lazy import synchronize
+        synchronize()
+        return self._requests
+
+    @requests.setter
+    def requests(self, value: list[Request]) -> None:
+        self._requests = value
+
     async def _send(self, request: Request) -> Response:
-        self.requests.append(request)
+        self._requests.append(request)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:

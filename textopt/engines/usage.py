@@ -123,6 +123,8 @@ class Usage:
 
     def _view(self, part: str) -> dict:
         """{name: Tally} for "by_role" / "by_node", or {None: Tally} for "total"."""
+        from ..lazy import synchronize
+        synchronize()   # calls launched lazily are counted once they finished
         with self._lock:
             rows = [(k, list(r)) for k, r in self._rows.items()]
             base = self._base[part]

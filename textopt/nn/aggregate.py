@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .. import lazy
 from ..engines import Request
 from ..errors import InvalidVariableError
 from ..function import Function
@@ -34,6 +35,7 @@ def clip(text: str, max_chars: int) -> str:
 
 class Aggregate(Function):
     name = "aggregate"
+    evaluates = True
 
     def __init__(self, max_tokens: int):
         self.max_tokens = max_tokens
@@ -41,6 +43,7 @@ class Aggregate(Function):
     def forward(self, losses: Sequence[Variable], role: str | None) -> Variable:
         if not losses:
             raise InvalidVariableError("aggregate() needs at least one loss Variable")
+        lazy.resolve(losses)   # pending losses (lazy calls) finish together
         for v in losses:
             if not isinstance(v, Variable) or not v.is_text:
                 raise InvalidVariableError(f"aggregate() takes text loss Variables, got {v!r}")
@@ -69,9 +72,12 @@ class Aggregate(Function):
         cap = self.max_tokens * CHARS_PER_TOKEN
         batch = await self.batch_view(ctx, node, feedback)
         n = len(node.inputs)
+        first: dict[int, int] = {}   # id(input) -> its first position (list.index per target: quadratic)
+        for i, v in enumerate(node.inputs, 1):
+            first.setdefault(id(v), i)
         out = []
         for t in targets:
-            i = node.inputs.index(t) + 1
+            i = first[id(t)]
             text = AGGREGATE_ROUTE.format(i=i, n=n, own=clip(evaluation_text(t), cap), batch=batch) if n > 1 \
                 else clip(evaluation_text(t), cap)
             fb = Feedback(text, t, source=node.name, conversation=[{"role": "user", "content": batch}])

@@ -10,6 +10,10 @@ test, e.g. ``assert f(1) == 2`` lines) or a list of snippets (one test each). Th
 the same namespace, each under its own time limit (``per_test_timeout``); the whole run has ``timeout``.
 Markdown code fences around the candidate are removed. A candidate that crashes, hangs or exhausts memory
 scores 0 with the reason as feedback. Backward routes the feedback to the code variable (no LLM call).
+Each test's outcome comes back on the sandbox's result channel, not stdout; the score is over this loss's own
+list of tests, a test without a well-formed report fails, so a candidate that empties the list, prints fake
+results or writes garbage cannot crash the parent or score above its reports. (The tests run in the
+candidate's process: code written to fool its own tests can; the sandbox keeps that inside the sandbox.)
 """
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ import asyncio
 import ast
 import json
 import re
-import secrets
 from typing import Sequence
 
 from ..errors import InvalidVariableError
@@ -29,44 +32,47 @@ from .sandbox import SandboxResult, run_python
 from .scored import scored
 
 HARNESS = r'''
-import json, linecache, signal, sys, traceback
-CANDIDATE = {candidate!r}
-TESTS = {tests!r}
-PER_TEST = {per_test!r}
-MARK = {marker!r}
+def _textopt_harness():  # locals only: nothing for the candidate to find in __main__
+    import json, linecache, os, signal, traceback
+    candidate, tests, per_test = {candidate!r}, {tests!r}, {per_test!r}
+    channel = int(os.environ.pop("TEXTOPT_RESULTS_FD"))  # the result channel (see textopt.nn.sandbox)
+    os.set_inheritable(channel, False)
 
-def _alarm(signum, frame):
-    raise TimeoutError(f"test exceeded {{PER_TEST}}s")
+    def report(index, ok, trace):
+        os.write(channel, (json.dumps([index, ok, trace]) + "\n").encode())
 
-signal.signal(signal.SIGALRM, _alarm)
-for _fname, _src in [("candidate.py", CANDIDATE)] + [(t[0] + ".py", t[1]) for t in TESTS]:
-    linecache.cache[_fname] = (len(_src), None, _src.splitlines(True), _fname)
-results = []
-ns = {{"__name__": "candidate"}}
-try:
-    signal.setitimer(signal.ITIMER_REAL, PER_TEST)
-    exec(compile(CANDIDATE, "candidate.py", "exec"), ns)
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    load_error = None
-except BaseException:
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    load_error = traceback.format_exc(limit=-4)
-for name, src, call in TESTS:
-    if load_error is not None:
-        results.append([name, False, "the candidate code failed to load:\n" + load_error])
-        continue
+    def alarm(signum, frame):
+        raise TimeoutError(f"test exceeded {{per_test}}s")
+
+    signal.signal(signal.SIGALRM, alarm)
+    for fname, src in [("candidate.py", candidate)] + [(t[0] + ".py", t[1]) for t in tests]:
+        linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
+    ns = {{"__name__": "candidate"}}
     try:
-        signal.setitimer(signal.ITIMER_REAL, PER_TEST)
-        exec(compile(src, name + ".py", "exec"), ns)
-        if call:
-            ns[call]()
+        signal.setitimer(signal.ITIMER_REAL, per_test)
+        exec(compile(candidate, "candidate.py", "exec"), ns)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        results.append([name, True, ""])
-    except BaseException as exc:
+        load_error = None
+    except BaseException:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        results.append([name, False, traceback.format_exc(limit=-3)])
-sys.stdout.flush()
-print("\n" + MARK + json.dumps(results))
+        load_error = traceback.format_exc(limit=-4)
+    for index, (name, src, call) in enumerate(tests):
+        if load_error is not None:
+            report(index, False, "the candidate code failed to load:\n" + load_error)
+            continue
+        try:
+            signal.setitimer(signal.ITIMER_REAL, per_test)
+            exec(compile(src, name + ".py", "exec"), ns)
+            if call:
+                ns[call]()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            report(index, True, "")
+        except BaseException:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            report(index, False, traceback.format_exc(limit=-3))
+
+
+_textopt_harness()
 '''
 
 
@@ -95,27 +101,49 @@ def strip_fences(code: str) -> str:
     return m.group(1) if m else code
 
 
-def summarize(result: SandboxResult, marker: str, names: list[str], max_chars: int) -> tuple[float, str]:
-    line = next((l for l in result.stdout.splitlines() if l.startswith(marker)), None)
-    if line is None:
-        if result.timed_out:
-            why = "the run was stopped after the time limit (an infinite loop or very slow code?)"
-        elif result.returncode in (-9, 137) or "MemoryError" in result.stderr:
-            why = "the run was killed (memory or process limit exceeded?)"
-        else:
-            why = f"the test run crashed (exit code {result.returncode})"
+def read_results(text: str, count: int) -> dict[int, tuple[bool, str]]:
+    """The first well-formed report ``[index, ok, trace]`` of each of ``count`` tests; anything else on the
+    channel (garbage, unknown indices, repeats) is ignored, so the candidate cannot crash the parent."""
+    rows: dict[int, tuple[bool, str]] = {}
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if (isinstance(row, list) and len(row) == 3 and type(row[0]) is int and 0 <= row[0] < count
+                and isinstance(row[1], bool) and isinstance(row[2], str) and row[0] not in rows):
+            rows[row[0]] = (row[1], row[2])
+    return rows
+
+
+def _why_stopped(result: SandboxResult) -> str:
+    if result.timed_out:
+        return "the run was stopped after the time limit (an infinite loop or very slow code?)"
+    if result.returncode in (-9, 137) or "MemoryError" in result.stderr:
+        return "the run was killed (memory or process limit exceeded?)"
+    return f"the test run ended before reporting it (exit code {result.returncode})"
+
+
+def summarize(result: SandboxResult, names: list[str], max_chars: int) -> tuple[float, str]:
+    """(pass rate over the parent's own list of tests, feedback). A test without a report failed."""
+    rows = read_results(result.results, len(names))
+    if not rows:
+        why = _why_stopped(result)
         return 0.0, clip(f"Passed 0 of {len(names)} tests: {why}.\n{result.stderr.strip()}", max_chars)
-    rows = json.loads(line[len(marker):])
-    passed = sum(1 for _, ok, _ in rows if ok)
-    parts = [f"Passed {passed} of {len(rows)} tests."]
-    budget = max_chars // max(1, len(rows) - passed) if passed < len(rows) else max_chars
-    for name, ok, trace in rows:
+    passed = sum(1 for ok, _ in rows.values() if ok)
+    parts = [f"Passed {passed} of {len(names)} tests."]
+    failed = len(names) - passed
+    budget = max_chars // failed if failed else max_chars
+    for index, name in enumerate(names):
+        ok, trace = rows.get(index, (False, _why_stopped(result) + "\n" + result.stderr.strip()))
         if not ok:
             parts.append(clip(f"FAILED {name}:\n{trace.strip()}", budget))
-    return passed / len(rows), "\n".join(parts)
+    return passed / len(names), "\n".join(parts)
 
 
 class CodeTestsLoss(Module):
+    lazy = True   # a call from synchronous code returns at once (textopt.lazy)
+
     def __init__(self, tests: str | Sequence[str] | None = None, *, timeout: float = 10.0,
                  per_test_timeout: float = 3.0, memory_mb: int = 512, max_feedback_chars: int = 3000,
                  name: str = "code_tests"):
@@ -137,23 +165,22 @@ class CodeTestsLoss(Module):
             tests = self.tests
         else:
             raise InvalidVariableError("CodeTestsLoss has no tests: give tests=... or call loss(code, tests)")
-        marker = "#textopt-results-" + secrets.token_hex(8) + ":"
-        program = HARNESS.format(candidate=strip_fences(code.value), tests=tests, per_test=self.per_test_timeout,
-                                 marker=marker)
-        return code, tests, marker, program
+        program = HARNESS.format(candidate=strip_fences(code.value), tests=tests, per_test=self.per_test_timeout)
+        return code, tests, program
 
-    def _finish(self, code, tests, marker, result):
-        score, feedback = summarize(result, marker, [t[0] for t in tests], self.max_feedback_chars)
+    def _finish(self, code, tests, result):
+        score, feedback = summarize(result, [t[0] for t in tests], self.max_feedback_chars)
         out = self.fn.attach([code], feedback, f"test results of the {code.role}", name=self.node_name,
-                             meta={"score": score, "feedback": feedback, "isolation": result.isolation})
+                             meta={"score": score, "feedback": feedback, "isolation": result.isolation,
+                                   "sandbox": result.mode})
         return scored(out)
 
     def forward(self, code, tests=None) -> Variable:
-        code, tests, marker, program = self._prepare(code, tests)
+        code, tests, program = self._prepare(code, tests)
         result = run_python(program, timeout=self.timeout, memory_mb=self.memory_mb)
-        return self._finish(code, tests, marker, result)
+        return self._finish(code, tests, result)
 
     async def aforward(self, code, tests=None) -> Variable:
-        code, tests, marker, program = self._prepare(code, tests)
+        code, tests, program = self._prepare(code, tests)
         result = await asyncio.to_thread(run_python, program, timeout=self.timeout, memory_mb=self.memory_mb)
-        return self._finish(code, tests, marker, result)
+        return self._finish(code, tests, result)

@@ -58,6 +58,8 @@ class FormattedLLMCall(Module):
     ``field_roles`` gives the role of a field passed as a plain string (default "<field> field of the input").
     """
 
+    lazy = True   # a call from synchronous code returns at once (textopt.lazy)
+
     def __init__(self, engine: "Engine | str", template: str, system_prompt: "Variable | str | None" = None, *,
                  field_roles: dict[str, str] | None = None, output_role: str = "response of the language model",
                  temperature: float = 0.0, max_tokens: int = 512, name: str | None = None,
@@ -80,12 +82,15 @@ class FormattedLLMCall(Module):
         self.fn = FormattedLLMCallFn()
         self.node_name = name or "formatted_llm_call"
 
-    def _fields(self, kwargs: dict) -> dict[str, Variable]:
+    def check_args(self, **kwargs) -> None:
         missing = [f for f in self.field_names if f not in kwargs]
         unknown = [k for k in kwargs if k not in self.field_names]
         if missing or unknown:
             raise InvalidVariableError(f"FormattedLLMCall template needs fields {self.field_names}; missing "
                                        f"{missing}, unexpected {unknown}")
+
+    def _fields(self, kwargs: dict) -> dict[str, Variable]:
+        self.check_args(**kwargs)
         out = {}
         for k in self.field_names:
             v = as_variable(kwargs[k], role=self.field_roles.get(k, f"{k} field of the input"))

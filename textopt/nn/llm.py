@@ -68,12 +68,21 @@ def backward_max_tokens(ctx, node) -> int:
     return node.saved.get("backward_max_tokens") or ctx.max_tokens
 
 
+def _text_input(x: "Variable | str") -> Variable:
+    x = as_variable(x, role="input to the language model")
+    if not x.is_text:
+        raise InvalidVariableError(f"LLMCall takes a text input, got {x!r}")
+    return x
+
+
 class LLMCall(Module):
     """``LLMCall(engine, system_prompt=p)(x)`` -> response Variable with an edge from ``p`` and ``x``.
 
     ``engine`` is an Engine or a spec string. ``system_prompt`` may be a Variable (learnable when it requires
     grad), a plain string, or None. ``backward_max_tokens`` caps the backward LLM's answers for this call.
     """
+
+    lazy = True   # a call from synchronous code returns at once (textopt.lazy)
 
     def __init__(self, engine: "Engine | str", system_prompt: "Variable | str | None" = None, *,
                  output_role: str = "response of the language model", temperature: float = 0.0,
@@ -100,10 +109,12 @@ class LLMCall(Module):
         return Request.chat(x.value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
                             role=role, node=self.node_name, **self.request_kw)
 
+    def check_args(self, x: "Variable | str") -> None:
+        if not (isinstance(x, Variable) and x._pending is not None):
+            _text_input(x)
+
     async def aforward(self, x: "Variable | str") -> Variable:
-        x = as_variable(x, role="input to the language model")
-        if not x.is_text:
-            raise InvalidVariableError(f"LLMCall takes a text input, got {x!r}")
+        x = _text_input(x)
         resp = await self.engine.generate(self._request(x, "forward" if self.training else "eval"))
         prompt = self.system_prompt
         inputs = (prompt, x) if prompt is not None else (x,)

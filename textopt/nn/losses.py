@@ -14,6 +14,7 @@ class TextLossFn(LLMCallFn):
     (no extra LLM call); a learnable instruction still gets LLM feedback."""
 
     name = "text_loss"
+    evaluates = True
 
     async def _one(self, ctx, node, feedback, target):
         if target is node.inputs[-1] and is_evaluation(feedback):
@@ -26,6 +27,8 @@ class TextLoss(Module):
     """``TextLoss(instruction, engine=e)(y)`` -> an evaluation Variable (text). ``loss.backward()`` starts from it."""
 
     needs_target = False  # the trainer calls it as loss(pred)
+
+    lazy = True   # a call from synchronous code returns at once (textopt.lazy)
 
     def __init__(self, instruction: "Variable | str", engine: "Engine | str", *, max_tokens: int = 384,
                  name: str = "text_loss"):

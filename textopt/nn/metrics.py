@@ -24,6 +24,7 @@ from .scored import evaluation_for, is_evaluation, scored
 
 class MetricFn(Function):
     name = "metric"
+    evaluates = True
 
     async def backward(self, ctx, node, feedback, targets):
         if is_evaluation(feedback):
@@ -51,6 +52,13 @@ class MetricLoss(Module):
     """Base: subclasses implement ``compare(pred_text, target) -> (score, explanation)``."""
 
     needs_target = True
+
+    lazy = True   # a call on a pending response chains on it (textopt.lazy); on a ready one it runs at once
+
+    def __call__(self, pred: "Variable | str", target: Any = None) -> Variable:
+        if isinstance(pred, Variable) and pred._pending is not None:
+            return super().__call__(pred, target)
+        return self.forward(pred, target)
 
     def __init__(self, *, extract: Callable[[str], str] | str | None = None, name: str | None = None):
         super().__init__()

@@ -1,8 +1,10 @@
 """``Module``: torch's contract for text pipelines (parameters, state_dict, train/eval, composition).
 
 Subclasses implement ``forward`` (sync) or ``aforward`` (async; preferred for LLM calls). ``module(x)`` runs the
-forward synchronously; ``await module.acall(x)`` is the async twin (a sync-only ``forward`` runs in a worker
-thread so a batch can still be gathered concurrently).
+forward synchronously — for a module whose ``aforward`` returns one new Variable and that says so with
+``lazy = True``, it launches the call and returns a pending Variable at once (see :mod:`textopt.lazy`);
+``await module.acall(x)`` is the async twin (a sync-only ``forward`` runs in a worker thread so a batch can
+still be gathered concurrently).
 """
 from __future__ import annotations
 
@@ -12,12 +14,20 @@ from typing import Any, Awaitable, Iterator
 
 import torch
 
+from .. import lazy as _lazy
 from ..errors import InvalidVariableError
-from ..runtime import run_sync
+from ..runtime import on_private_loop, run_sync
 from ..variable import Variable
 
 
 class Module:
+    #: ``aforward`` returns one new Variable: a call from synchronous code launches it and returns that Variable
+    #: pending (textopt.lazy). False (the default) for modules that return anything else.
+    lazy = False
+    #: Validates a lazy call's arguments when it is launched, so bad input raises at the call as it does eagerly
+    #: (the values of pending arguments are not known yet). None: nothing to check.
+    check_args = None
+
     def __init__(self):
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -41,17 +51,29 @@ class Module:
         return run_sync(self.aforward(*args, **kwargs))
 
     async def aforward(self, *args, **kwargs):
-        return await asyncio.to_thread(self.forward, *args, **kwargs)
+        out = await asyncio.to_thread(self.forward, *args, **kwargs)
+        await _lazy.aresolve(out)   # a sync forward may return what its submodules launched
+        return out
 
     def __call__(self, *args, **kwargs):
+        if self.lazy and _lazy._ENABLED.get() and not on_private_loop():
+            if self.check_args is not None:
+                self.check_args(*args, **kwargs)
+            return _lazy.launch(self, args, kwargs)
         if type(self).forward is Module.forward:
             return run_sync(self.aforward(*args, **kwargs))
         return self.forward(*args, **kwargs)
 
     def acall(self, *args, **kwargs) -> Awaitable:
-        """The async twin of ``module(x)``: ``await module.acall(x)`` (returns ``aforward``'s coroutine as is,
-        with no wrapping coroutine of its own)."""
+        """The async twin of ``module(x)``: ``await module.acall(x)`` (``aforward``'s coroutine as is, with no
+        wrapping coroutine of its own — unless calls were launched lazily: then pending arguments resolve first)."""
+        if _lazy._dirty:
+            return self._acall_resolved(args, kwargs)
         return self.aforward(*args, **kwargs)
+
+    async def _acall_resolved(self, args, kwargs):
+        await _lazy.aresolve(*args, *kwargs.values())
+        return await self.aforward(*args, **kwargs)
 
     # -- parameters ----------------------------------------------------------------------------------------
     def named_variables(self, prefix: str = "") -> Iterator[tuple[str, Variable]]:
@@ -85,6 +107,7 @@ class Module:
             p.zero_grad()
 
     def train(self, mode: bool = True) -> "Module":
+        _lazy.synchronize()   # launched calls run in the mode they were launched in
         for _, m in self.named_modules():
             object.__setattr__(m, "training", mode)
         return self

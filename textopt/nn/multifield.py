@@ -21,6 +21,7 @@ from .scored import evaluation_for, is_evaluation
 
 class MultiFieldLossFn(LLMCallFn):
     name = "multi_field_loss"
+    evaluates = True
 
     async def _one(self, ctx, node, feedback, target):
         fields = node.saved["fields"]
@@ -34,6 +35,8 @@ class MultiFieldLossFn(LLMCallFn):
 
 class MultiFieldLoss(Module):
     needs_target = False
+
+    lazy = True   # a call from synchronous code returns at once (textopt.lazy)
 
     def __init__(self, instruction: "Variable | str", engine: "Engine | str", fields: dict[str, str], *,
                  max_tokens: int = 384, name: str = "multi_field_loss"):
@@ -50,7 +53,8 @@ class MultiFieldLoss(Module):
         self.fn = MultiFieldLossFn()
         self.node_name = name
 
-    async def aforward(self, *args, **kwargs) -> Variable:
+    def check_args(self, *args, **kwargs) -> dict:
+        """The fields by name (positional values in the declared order); bad names raise."""
         if args:  # positional: in the declared field order
             names = list(self.fields)
             if len(args) > len(names):
@@ -61,6 +65,10 @@ class MultiFieldLoss(Module):
         if missing or unknown:
             raise InvalidVariableError(f"MultiFieldLoss needs fields {list(self.fields)}; missing {missing}, "
                                        f"unexpected {unknown}")
+        return kwargs
+
+    async def aforward(self, *args, **kwargs) -> Variable:
+        kwargs = self.check_args(*args, **kwargs)
         fields = {k: as_variable(kwargs[k], role=self.fields[k]) for k in self.fields}
         body = "\n".join(P.MULTI_FIELD_ITEM.format(name=k.upper(), role=v.role, value=v.value)
                          for k, v in fields.items())

@@ -92,6 +92,8 @@ TGD_ADD_ITEM = "- Evaluation: {evaluation}\n  Suggestion: {text}\n"
 TGD_ALREADY_THERE = "the new instruction is already in the instructions; write a different one"
 
 # Repair messages of the new-value checks (each triggers one more request).
+TGD_TRIED = ("this value was already tried and reverted (it did not raise the score); write a different one that "
+             "addresses the feedback another way")
 TGD_UNCHANGED = ("the new value is identical to the current value. If the feedback calls for a change, make it; "
                  "if it really calls for none, return the same value again")
 TGD_COPIES = ("the new value {reason}; write general instructions that help with any question of the task "
