@@ -12,9 +12,60 @@ Responses are cached on disk by default (``--no-cache`` to turn it off; ``TEXTOP
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 
+from .checks import writable
 from .errors import TextoptError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error convention: exit code 2 and ONE line naming the option and the fix (no
+    usage dump)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def integer(lo: int, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be {'>= ' + str(lo) if hi is None else f'from {lo} to {hi}'}"
+                                             f", got {text}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in USD such as 0.50, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite amount >= 0, got {text}")
+    return value
+
+
+def output(kind: str):
+    """An argparse type: a path textopt can write as a ``kind`` ("file" or "dir"), checked before any work."""
+    def parse(text: str) -> str:
+        try:
+            writable(text, "", kind=kind)
+        except TextoptError as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip()) from None
+        return text
+    parse.__name__ = f"{kind} path"
+    return parse
+
+
+SEED = integer(0, 2 ** 63 - 1)   # torch's generators take 64-bit seeds
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -23,24 +74,28 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="local",
                    help="forward engine spec: local, openai:MODEL, anthropic:MODEL, openai:http://HOST/v1#MODEL, "
                         "replay:FILE.jsonl, scripted (default: local)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data splits and the sampler (default 0)")
-    p.add_argument("--train-size", type=int, default=None, help="training examples (default 50)")
-    p.add_argument("--val-size", type=int, default=None, help="validation examples (default 100)")
-    p.add_argument("--test-size", type=int, default=None, help="test examples (default 100)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the data splits and the sampler (default 0)")
+    p.add_argument("--train-size", type=integer(0), default=None, help="training examples (default 50)")
+    p.add_argument("--val-size", type=integer(0), default=None, help="validation examples (default 100)")
+    p.add_argument("--test-size", type=integer(0), default=None, help="test examples (default 100)")
     p.add_argument("--prompt", default=None, help="starting system prompt (default: the task's own)")
     p.add_argument("--prompt-file", default=None, help="read the starting system prompt from this file")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
-    p.add_argument("--cache-dir", default=None, help="response cache folder (default ~/.cache/textopt/responses)")
+    p.add_argument("--cache-dir", default=None, type=output("dir"),
+                   help="response cache folder (default ~/.cache/textopt/responses)")
     p.add_argument("--cache", default=None, metavar="URL",
                    help="a response cache shared by processes and machines: redis://HOST:PORT/DB")
-    p.add_argument("--budget-usd", type=float, default=None, help="stop before spending more than this (USD)")
+    p.add_argument("--budget-usd", type=usd, default=None, help="stop before spending more than this (USD; a "
+                   "model without a known price counts $0 and is warned about: use --budget-tokens for it)")
+    p.add_argument("--budget-tokens", type=integer(1), default=None,
+                   help="stop before more than this many tokens (prompt + completion) are used: any model")
     rec = p.add_mutually_exclusive_group()
-    rec.add_argument("--record", default=None, metavar="FILE.jsonl",
+    rec.add_argument("--record", default=None, type=output("file"), metavar="FILE.jsonl",
                      help="record every LLM call to this cassette (turns the cache off for this run)")
     rec.add_argument("--replay", default=None, metavar="FILE.jsonl",
                      help="answer every LLM call from this cassette (no model, no network)")
-    p.add_argument("--concurrency", type=int, default=8, help="concurrent evaluations (default 8; per worker "
-                                                                 "with --executor ray)")
+    p.add_argument("--concurrency", type=integer(1, 4096), default=8,
+                   help="concurrent evaluations (default 8; per worker with --executor ray)")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="where evaluations run: this process (default) or Ray tasks (pip install 'textopt[ray]')")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -49,7 +104,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textopt", description="Optimize LLM prompts by backpropagating "
+    parser = Parser(prog="textopt", description="Optimize LLM prompts by backpropagating "
                                      "textual feedback.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -62,34 +117,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backward-engine", default=None, help="engine writing the feedback (default: --engine)")
     p.add_argument("--optimizer-engine", default=None, help="engine writing new prompts (default: "
                                                             "--backward-engine)")
-    p.add_argument("--steps", type=int, default=3, help="optimizer steps (search: search iterations; default 3)")
-    p.add_argument("--batch-size", type=int, default=3,
+    p.add_argument("--steps", type=integer(0), default=3, help="optimizer steps (search: search iterations; default 3)")
+    p.add_argument("--batch-size", type=integer(1), default=3,
                    help="training examples per step (search: its training minibatch; default 3)")
-    p.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
+    p.add_argument("--out", default="runs/latest", type=output("dir"),
+                   help="output folder (default runs/latest)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-revert", action="store_true", help="keep updates that lower the validation score (tgd only)")
-    p.add_argument("--patience", type=int, default=None, help="stop after N steps without a new best")
+    p.add_argument("--patience", type=integer(1), default=None, help="stop after N steps without a new best")
     p.add_argument("--feedback-from", default="failures", choices=["failures", "all"],
                    help="backpropagate only the examples scored below 1.0 (default; an all-correct batch is a "
                         "skipped step) or every example (tgd only)")
     p.add_argument("--no-screen", action="store_true",
                    help="validate every update without first re-scoring it on its minibatch (tgd only)")
-    p.add_argument("--max-new-tokens", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=integer(1), default=None,
                    help="longest new prompt the optimizer may write (default: 80 on local, 1024 otherwise)")
-    p.add_argument("--feedback-tokens", type=int, default=None,
+    p.add_argument("--feedback-tokens", type=integer(1), default=None,
                    help="longest feedback the backward engine may write (default: 96 on local, 384 otherwise)")
     p.set_defaults(func=_optimize)
 
     p = sub.add_parser("eval", help="score a prompt on one split of a task")
     _common(p)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--out", default=None, help="write per-example results to this JSONL file")
+    p.add_argument("--out", default=None, type=output("file"),
+                   help="write per-example results to this JSONL file")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("graph", help="export the computation graph of one training example")
     _common(p)
     p.add_argument("--format", default="dot", choices=["dot", "mermaid", "png"])
-    p.add_argument("--out", default=None, help="output file (default: stdout for dot/mermaid, graph.png)")
+    p.add_argument("--out", default=None, type=output("file"),
+                   help="output file (default: stdout for dot/mermaid, graph.png)")
     p.set_defaults(func=_graph, engine="scripted:Answer: 0")
 
     p = sub.add_parser("tasks", help="list the known tasks")
@@ -120,16 +178,28 @@ def _tasks(args) -> int:
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"textopt: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning   # a user's terminal gets the message, not our source line
     try:
         return args.func(args)
     except TextoptError as exc:
         print(f"textopt: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:   # the file system refused (disk full, permissions changed mid-run): one line
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"textopt: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("textopt: interrupted (rerun with --resume to continue from the last checkpoint)", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import torch
 
+from .checks import expect
 from .errors import InvalidVariableError
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Variable:
         # Created on first use: most Variables (every LLM output) never get feedback or metadata, and each
         # container a node keeps alive adds to the garbage collector's work on large graphs.
         self._grad: list[Feedback] | None = None
-        self._meta = dict(meta) if meta else None
+        self._meta = None if meta is None else _meta_dict(meta) or None
         self.node: Node | None = None
         self.index = next(_counter)
         self.name = name
@@ -67,7 +68,7 @@ class Variable:
 
     @meta.setter
     def meta(self, value: dict) -> None:
-        self._meta = dict(value)
+        self._meta = _meta_dict(value)
 
     # -- value ---------------------------------------------------------------------------------------------
     @property
@@ -197,16 +198,16 @@ class Feedback(Variable):
     def __init__(self, text: str, target: Variable | None = None, *, conversation: Iterable = (),
                  source: str = "", objective: str | None = None, key: tuple = (), context: Iterable = (),
                  images: Iterable = ()):
+        expect(target, Variable, "Feedback target", "pass the Variable the feedback is about, or None",
+               error=InvalidVariableError, allow_none=True)
+        expect(source, str, "Feedback source", "name the graph node it came from", error=InvalidVariableError)
+        expect(objective, str, "Feedback objective", error=InvalidVariableError, allow_none=True)
+        expect(key, tuple, "Feedback key", error=InvalidVariableError)
         role = f"feedback to {target.role}" if target is not None else "feedback"
         super().__init__(text, role=role)
         # kept as (role, content) string pairs: a backward pass makes one Feedback per edge, and pairs of
         # strings are untracked by the garbage collector (dicts are not)
-        conv = conversation if type(conversation) is tuple else tuple(conversation)
-        for m in conv:
-            if type(m) is not tuple:
-                conv = tuple(_pair(m) for m in conv)
-                break
-        self._conversation = conv
+        self._conversation = _conversation(conversation)
         try:
             self.context = tuple((str(label), str(text)) for label, text in context)
         except (TypeError, ValueError):
@@ -260,12 +261,37 @@ def _check(value: Any, role: Any, requires_grad: Any) -> None:
             "the role tells the backward and optimizer LLMs what the text is for")
 
 
-def _pair(message: Any) -> tuple[str, str]:
+_CONVERSATION_FIX = ('a conversation is a list of chat messages, each {"role": ..., "content": ...} or a '
+                     '(role, content) pair')
+
+
+def _conversation(conversation: Any) -> tuple[tuple[str, str], ...]:
+    """Chat messages as (role, content) string pairs; anything else is an ``InvalidVariableError``."""
+    if type(conversation) is tuple and all(type(m) is tuple and len(m) == 2 and type(m[0]) is str
+                                           and type(m[1]) is str for m in conversation):
+        return conversation
+    if isinstance(conversation, (str, bytes, Mapping)) or not isinstance(conversation, Iterable):
+        raise InvalidVariableError(f"Feedback conversation must be a list of messages, got "
+                                   f"{type(conversation).__name__}; {_CONVERSATION_FIX}")
+    return tuple(_pair(m, i) for i, m in enumerate(conversation))
+
+
+def _pair(message: Any, index: int = 0) -> tuple[str, str]:
     """A chat message (a {"role", "content"} mapping or a (role, content) pair) as a (role, content) tuple."""
     if isinstance(message, Mapping):
-        return (str(message["role"]), str(message["content"]))
-    role, content = message
-    return (str(role), str(content))
+        if "role" in message and "content" in message:
+            return (str(message["role"]), str(message["content"]))
+    elif isinstance(message, (tuple, list)) and len(message) == 2:
+        return (str(message[0]), str(message[1]))
+    raise InvalidVariableError(f"Feedback conversation message #{index + 1} is not a chat message "
+                               f"({type(message).__name__}); {_CONVERSATION_FIX}")
+
+
+def _meta_dict(meta: Any) -> dict:
+    if not isinstance(meta, Mapping):
+        raise InvalidVariableError(f"Variable meta must be a dict of metadata, got {type(meta).__name__}; e.g. "
+                                   f"meta={{'score': 0.5}}")
+    return dict(meta)
 
 
 def as_variable(x: Any, role: str = "text") -> Variable:

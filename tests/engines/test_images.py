@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from textopt.engines import ImagePart, Request, get_engine
-from textopt.errors import InvalidVariableError, UnsupportedInputError
+from textopt.errors import BadRequestError, InvalidVariableError, UnsupportedInputError
 from textopt.image import ImageVariable, image_part
 from textopt.testing.wire import images_of, last_user_text
 
@@ -107,7 +107,7 @@ def test_image_sources_agree_and_bad_inputs_are_clear(tmp_path):
         image_part(b"%PDF-1.4 not an image")
     with pytest.raises(InvalidVariableError, match="path, bytes or a PIL image"):
         image_part(3.5)
-    with pytest.raises(TypeError, match="ImagePart"):
+    with pytest.raises(BadRequestError, match="ImagePart"):
         Request.chat("q", images=["chart.png"])
 
 

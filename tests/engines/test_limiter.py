@@ -37,11 +37,53 @@ def test_one_burst_of_429s_halves_once():
         for s in slots:
             lim.on_rate_limit(s)
             lim.release()
-        slot = await lim.acquire()      # admitted under the new limit
+        assert lim.limit == 4
+        slot = await lim.acquire()      # admitted under the new limit: one 429 alone changes nothing ...
         lim.on_rate_limit(slot)
         lim.release()
+        assert lim.limit == 4
+        for _ in range(3):              # ... a burst of them does
+            slot = await lim.acquire()
+            lim.on_rate_limit(slot)
+            lim.release()
     asyncio.run(burst())
-    assert lim.limit == 2 and lim.decreases == 2
+    assert lim.limit == 2 and lim.decreases == 2 and lim.rate_limits == 12
+
+
+def test_scattered_429s_do_not_lower_the_limit():
+    """5% random 429s (one in twenty answers) leave the limit where it is; a run of them halves it."""
+    lim = AdaptiveLimiter(8)
+    for i in range(400):
+        if i % 20 == 19:
+            lim.on_rate_limit(lim._epoch)
+        else:
+            lim.on_success()
+    assert lim.limit == 8 and lim.decreases == 0 and lim.rate_limits == 20
+    for _ in range(4):
+        lim.on_success()
+        lim.on_rate_limit(lim._epoch)
+    assert lim.limit == 4 and lim.decreases == 1
+
+
+def test_a_retry_queues_at_the_front():
+    lim = AdaptiveLimiter(1, adaptive=False)
+    order = []
+
+    async def waiter(name, retry):
+        await lim.acquire(retry=retry)
+        order.append(name)
+        lim.release()
+
+    async def run():
+        await lim.acquire()
+        tasks = [asyncio.create_task(waiter(f"new{i}", False)) for i in range(3)]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(waiter("retry", True)))
+        await asyncio.sleep(0)
+        lim.release()
+        await asyncio.gather(*tasks)
+    asyncio.run(run())
+    assert order == ["retry", "new0", "new1", "new2"]
 
 
 def test_limit_recovers_slowly_and_caps():

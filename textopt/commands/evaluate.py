@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..checks import read_text
 from ..engines.usage import Usage, format_report
 from ..errors import DataError
 from ..grad_mode import no_grad
@@ -17,13 +18,7 @@ from .pipeline import build_solver
 
 def load_prompt(args, task: Task) -> str:
     if getattr(args, "prompt_file", None):
-        path = Path(args.prompt_file)
-        if not path.is_file():
-            raise DataError(f"--prompt-file {path}: no such file")
-        text = path.read_text(encoding="utf-8").strip()
-        if not text:
-            raise DataError(f"--prompt-file {path}: the file is empty")
-        return text
+        return read_text(args.prompt_file, "--prompt-file").strip()
     if getattr(args, "prompt", None) is not None:
         return args.prompt
     return task.initial_prompt

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from ..engines.usage import Usage, format_report
-from ..errors import DataError
+from ..checks import expect, parse_json, read_text
+from ..errors import CheckpointError, DataError
 from ..optim import TGD
 from ..tasks import get_task
 from ..train import Trainer
@@ -33,7 +34,8 @@ LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetit
 
 def engine_set(args) -> EngineSet:
     cache = False if args.no_cache else (getattr(args, "cache", None) or args.cache_dir or True)
-    return EngineSet(cache=cache, budget_usd=args.budget_usd, record=args.record, replay=args.replay)
+    return EngineSet(cache=cache, budget_usd=args.budget_usd, budget_tokens=getattr(args, "budget_tokens", None),
+                     record=args.record, replay=args.replay)
 
 
 def accepted_steps(history: list[dict]) -> list[int]:
@@ -139,10 +141,11 @@ def finish(out: Path, summary: dict, files: str | None = None) -> None:
 def _check_resume(out: Path, config: dict, resume: bool) -> None:
     cfg = out / "config.json"
     if resume and cfg.exists():
-        old = json.loads(cfg.read_text(encoding="utf-8"))
+        old = parse_json(read_text(cfg, "run settings", error=CheckpointError), cfg, error=CheckpointError)
+        expect(old, dict, f"--resume: {cfg}", "it was not written by textopt; use a new --out",
+               error=CheckpointError)
         diff = [k for k in config if k not in ("patience", "steps") and old.get(k) != config[k]]
         if diff:
-            from ..errors import CheckpointError
             raise CheckpointError(f"--resume: {out} holds a run with different settings ({', '.join(diff)}); "
                                   "use the same command, or a new --out")
 

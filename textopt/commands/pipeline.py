@@ -69,9 +69,10 @@ class EngineSet:
     run's cache, budget and recording options. ``replay`` routes every role to one cassette."""
 
     def __init__(self, *, cache: Any = True, budget_usd: float | None = None, record: str | Path | None = None,
-                 replay: str | Path | None = None):
+                 replay: str | Path | None = None, budget_tokens: int | None = None):
         self.cache = cache
-        self.budget = Budget(max_usd=budget_usd) if budget_usd is not None else None
+        self.budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens) \
+            if budget_usd is not None or budget_tokens is not None else None
         self.record = record
         self.replay = replay
         self._made: dict[str, Engine] = {}

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..checks import parse_json, read_text
 from ..engines import Request
 from ..errors import BudgetExceeded, DataError
 from ..nn import LLMCall
@@ -83,10 +84,10 @@ def _trim_log(path: Path, step: int) -> None:
     """On resume: drop events past the checkpoint (a step that was interrupted is run, and logged, again)."""
     if not path.exists():
         return
-    keep, lines = 0, path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep, lines = 0, read_text(path, "search log", allow_empty=True).splitlines(keepends=True)
     for i, line in enumerate(lines):
-        row = json.loads(line)
-        if row.get("event") == "step" and row.get("step", 0) <= step:
+        row = parse_json(line, path, line=i + 1)
+        if isinstance(row, dict) and row.get("event") == "step" and row.get("step", 0) <= step:
             keep = i + 1
     atomic_write_text(path, "".join(lines[:keep]))
 

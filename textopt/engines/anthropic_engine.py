@@ -25,7 +25,7 @@ from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
 from .base import Engine
 from .images import attach_anthropic
-from .secrets import Secret
+from .secrets import Secret, known_key_env
 from .types import Request, Response
 
 ANTHROPIC_URL = "https://api.anthropic.com"
@@ -48,6 +48,7 @@ class AnthropicEngine(Engine):
                                      f"{api_key_env} (or pass api_key=...)")
         self._api_key = Secret(key)
         self.api_key_env = api_key_env
+        known_key_env(api_key_env)
         self.base_url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_URL).rstrip("/")
         self.is_official = self.base_url == ANTHROPIC_URL
         self.timeout = timeout

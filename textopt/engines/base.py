@@ -20,24 +20,31 @@ import json
 import random
 import threading
 import time
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from ..errors import EngineError, ProviderError, TextoptError
+from ..checks import writable
+from ..errors import EngineError, EngineSpecError, ProviderError, TextoptError
 from ..runtime import run_sync
 from .cache import ResponseCache, open_cache
 from .images import check_supported
 from .limiter import AdaptiveLimiter
 from .portable import record_init, reduce_engine
+from .secrets import scrub
 from .types import Request, Response
-from .usage import Budget, Usage, price_of
+from .usage import Budget, Usage, has_price, price_of
 
 _LIVE_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 # What an engine honours natively (class attributes, default False); structured requests are shaped by them.
 CAPABILITIES = ("supports_schema", "supports_prefill", "supports_pattern")
+
+
+class UnpricedModelWarning(UserWarning):
+    """A USD budget is set but the model has no price: its calls count $0 (see ``Engine(prices=...)``)."""
 
 
 class Retryable(Exception):
@@ -86,7 +93,7 @@ class Engine:
         self.prices = prices  # property: resets the per-model price memo
         self.dry_run = dry_run
         self.usage = Usage()
-        self.record_path = Path(record) if record else None
+        self.record_path = writable(record, "record cassette", error=EngineSpecError) if record else None
         self._record_lock = threading.Lock()
         _LIVE_ENGINES.add(self)
 
@@ -104,6 +111,11 @@ class Engine:
             p, c = self._price_memo[model]
         except KeyError:  # the table lookup (merge + longest prefix) once per model, not once per call
             p, c = self._price_memo[model] = price_of(model, self._prices)
+            if self.budget is not None and self.budget.max_usd is not None and not has_price(model, self._prices):
+                warnings.warn(f"{self.name}: no price is known for model {model!r}, so its calls count $0 against "
+                              f"the USD budget and it will never stop them; pass prices={{{model!r}: (prompt, "
+                              f"completion) USD per 1M tokens}} or use a token budget (Budget(max_tokens=...), "
+                              f"--budget-tokens)", UnpricedModelWarning, stacklevel=2)
         return (prompt_tokens * p + completion_tokens * c) / 1e6 if p or c else 0.0
 
     # -- provider hooks ------------------------------------------------------------------------------------
@@ -119,7 +131,7 @@ class Engine:
             return Retryable(exc, timed_out=True)
         if isinstance(exc, ConnectionError):
             return Retryable(exc)
-        return ProviderError(f"{self.name}: {type(exc).__name__}: {exc}")
+        return ProviderError(scrub(f"{self.name}: {type(exc).__name__}: {exc}"))
 
     def cache_model_id(self, model: str | None = None) -> str:
         """What identifies the model in cache keys and cassettes (a server URL + model for OpenAI-compatible
@@ -128,7 +140,7 @@ class Engine:
 
     def _describe_failure(self, error: BaseException) -> str:
         """The end of the message raised when the retries ran out on ``error``."""
-        return f"{type(error).__name__}: {error}"
+        return scrub(f"{type(error).__name__}: {error}")
 
     def request_key(self, request: Request) -> tuple[str, dict]:
         """(cache/cassette key, canonical request) — ``request.model`` is folded into the engine's model id, so
@@ -230,12 +242,13 @@ class Engine:
                 self._record(key, canonical, resp)
         return resp
 
-    async def _attempt(self, request: Request) -> Response:
-        """One attempt inside a limiter slot (taken without awaiting when one is free: the hot path)."""
+    async def _attempt(self, request: Request, retry: bool = False) -> Response:
+        """One attempt inside a limiter slot (taken without awaiting when one is free: the hot path); a
+        ``retry`` waits at the front of the limiter's queue (it keeps the place it had)."""
         limiter = self.limiter
         slot = limiter._try_acquire()
         if slot is None:
-            slot = await limiter.acquire()
+            slot = await limiter.acquire(retry=retry)
         try:
             t0 = time.perf_counter()
             try:
@@ -288,7 +301,7 @@ class Engine:
                                      retry=retry_if_exception(retryable))
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(request)
+                    return await self._attempt(request, retry=True)
         except Retryable as final:
             err = self._classify(final.error)
             if isinstance(err, Retryable):
@@ -320,8 +333,8 @@ class Engine:
         """Per-token log-probabilities of ``continuation`` after ``messages`` (engines that can)."""
         raise EngineError(f"{self.name} cannot score continuations; use the local engine")
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
+    def __repr__(self) -> str:   # also for an engine whose constructor failed before setting its name
+        return f"{type(self).__name__}({getattr(self, 'name', '(not initialised)')!r})"
 
 
 def _shifted(state: RetryCallState) -> RetryCallState:

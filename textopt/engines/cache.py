@@ -10,9 +10,13 @@ server; a ``MemoryCache`` starts empty there (it belongs to one process).
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import diskcache
+
+from ..checks import writable
+from ..errors import EngineSpecError
 
 
 def default_cache_dir() -> Path:
@@ -24,9 +28,14 @@ def default_cache_dir() -> Path:
 
 class ResponseCache:
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path is not None else default_cache_dir()
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._store = diskcache.Cache(str(self.path))
+        self.path = writable(path if path is not None else default_cache_dir(), "response cache folder",
+                             kind="dir", error=EngineSpecError)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._store = diskcache.Cache(str(self.path))
+        except (OSError, sqlite3.Error) as exc:
+            raise EngineSpecError(f"response cache folder {self.path}: cannot be opened ({exc}); pass another "
+                                  f"folder (cache=PATH, --cache-dir) or turn the cache off (--no-cache)") from None
 
     def get(self, key: str) -> dict | None:
         return self._store.get(key)

@@ -20,6 +20,7 @@ from collections import deque
 
 import torch
 
+from ..checks import expect
 from ..errors import BadRequestError
 
 _INF = 1 << 30
@@ -43,6 +44,7 @@ class VocabTable:
             self.tok2id.setdefault(t, i)
         self._tokenizer = tokenizer
         self._trie: dict | None = None
+        self._chars: frozenset[str] | None = None
         self._lock = threading.Lock()
         self._encoded: dict[str, list[int]] = {}
         content = torch.full((size,), -1, dtype=torch.int32)
@@ -70,6 +72,13 @@ class VocabTable:
 
     def empty_mask(self) -> torch.Tensor:
         return torch.zeros(self.size, dtype=torch.bool)
+
+    @property
+    def chars(self) -> frozenset[str]:
+        """Every character some token's text contains."""
+        if self._chars is None:
+            self._chars = frozenset("".join(t for t in self.texts if t))
+        return self._chars
 
     @property
     def trie(self) -> dict:
@@ -106,6 +115,7 @@ class CompiledPattern:
     def __init__(self, pattern: str, vocab: VocabTable):
         import interegular
 
+        expect(pattern, str, "Request.pattern", "give a regular expression as a str", error=BadRequestError)
         try:
             fsm = interegular.parse_pattern(pattern).to_fsm()
         except Exception as exc:  # noqa: BLE001 - interegular raises several types
@@ -114,17 +124,44 @@ class CompiledPattern:
                                   f"look-arounds or back-references") from exc
         self.pattern, self.fsm, self.vocab = pattern, fsm, vocab
         self.finals = set(fsm.finals)
+        # a transition on a character no token contains can never be taken: the distances ignore it, so the
+        # masks never lead into a state only such a character could leave
+        self.usable = {fsm.alphabet[ch] for ch in vocab.chars}
         self.dist = self._distances()
         if self.dist.get(fsm.initial, _INF) >= _INF:
-            raise BadRequestError(f"pattern {pattern!r} matches no string; fix the pattern")
+            raise BadRequestError(f"pattern {pattern!r} matches no string the local model's vocabulary can spell "
+                                  f"(it matches nothing, or needs a character none of the tokens contain); fix "
+                                  f"the pattern")
         self._steps: dict[int, tuple] = {}
         self._lock = threading.Lock()
+        self._check_spellable()
+
+    def _check_spellable(self, max_states: int = 256) -> None:
+        """Refuse, now, a pattern no sequence of vocabulary tokens can complete (it would otherwise fail in the
+        middle of a decode): a best-first search over token steps, nearest accepting state first, bounded to
+        ``max_states`` DFA states (a pattern that needs more is let through; the decoder's masks still hold)."""
+        seen, frontier = {self.fsm.initial}, [(self.dist[self.fsm.initial], self.fsm.initial)]
+        while frontier and len(seen) <= max_states:
+            frontier.sort(reverse=True)
+            _, state = frontier.pop()
+            if state in self.finals:
+                return
+            _, dists, ends = self.tokens_from(state)
+            for d, end in sorted(set(zip(dists.tolist(), ends))):
+                if end not in seen:
+                    seen.add(end)
+                    frontier.append((d, end))
+        if not frontier:
+            raise BadRequestError(f"the local model's vocabulary cannot spell any string matching pattern "
+                                  f"{self.pattern!r} (a character it needs is in none of its tokens); fix the "
+                                  f"pattern or drop it for this engine")
 
     def _distances(self) -> dict[int, int]:
         reverse: dict[int, set[int]] = {}
         for s, trans in self.fsm.map.items():
-            for nxt in trans.values():
-                reverse.setdefault(nxt, set()).add(s)
+            for sym, nxt in trans.items():
+                if sym in self.usable:
+                    reverse.setdefault(nxt, set()).add(s)
         dist = {s: 0 for s in self.finals}
         queue = deque(self.finals)
         while queue:
@@ -188,6 +225,9 @@ class PatternConstraint:
             mask[ids[ok]] = True
         if self.state in self.c.finals:
             mask[self.c.vocab.eos_id] = True
+        elif not len(ids):   # the compile-time search missed this dead end (a very large pattern)
+            raise BadRequestError(f"the local model's vocabulary cannot continue pattern {self.c.pattern!r} after "
+                                  f"this prefix; simplify the pattern")
         return mask
 
     def advance(self, token_id: int) -> None:
@@ -215,6 +255,8 @@ class ConstraintFactory:
         if request.schema is not None and request.pattern is not None:
             raise BadRequestError("a request may carry a schema or a pattern, not both")
         if request.pattern is not None:
+            expect(request.pattern, str, "Request.pattern", "give a regular expression as a str",
+                   error=BadRequestError)
             with self._lock:
                 compiled = self._patterns.get(request.pattern)
                 if compiled is None:

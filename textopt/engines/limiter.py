@@ -4,6 +4,13 @@ of successes. Loop-aware: the engine may be used from textopt's private loop and
 A burst of 429s answering requests that were all sent under the same limit halves the limit ONCE (each slot
 carries the epoch of the limit it was admitted under; only answers to slots admitted since the last decrease
 count), as TCP does once per round trip — otherwise eight simultaneous 429s would collapse the limit to 1.
+
+A lone 429 does not lower the limit: some providers answer a few percent of requests with 429 whatever the
+load, and halving on each (then regaining one slot per eight successes) cost 2.6x the wall time of a fixed
+limit under 5% random 429s (issue 15; ``benchmarks/faults.py``). The limit halves when ``rate_limit_burst``
+429s of the current epoch arrive within ``rate_limit_window`` answers — what a real rate limit produces, as
+the requests over it are all refused. The retried request itself waits its Retry-After, then goes to the
+FRONT of the queue (``acquire(retry=True)``): it keeps its place instead of waiting behind every new call.
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from collections import deque
 
 class AdaptiveLimiter:
     def __init__(self, limit: int = 8, *, max_limit: int | None = None, adaptive: bool = True,
-                 increase_after: int = 8):
+                 increase_after: int = 8, rate_limit_burst: int = 4, rate_limit_window: int = 16):
         if limit < 1:
             raise ValueError(f"concurrency limit must be >= 1, got {limit}")
         self.limit = limit
@@ -26,6 +33,10 @@ class AdaptiveLimiter:
         self.decreases = 0          # how many times a rate limit lowered the limit
         self._epoch = 0
         self._successes = 0
+        self.burst, self.window = max(1, rate_limit_burst), max(rate_limit_burst, rate_limit_window)
+        self._answers = 0              # successes so far (a position in the stream of answers)
+        self._recent: deque = deque(maxlen=self.burst)   # answer positions of this epoch's latest 429s
+        self.rate_limits = 0           # 429s seen (all epochs)
         self._queue: deque = deque()   # (loop, future) of tasks waiting for a slot, first come first served
         self._lock = threading.Lock()
 
@@ -44,18 +55,19 @@ class AdaptiveLimiter:
         finally:
             lock.release()
 
-    async def acquire(self) -> int:
+    async def acquire(self, *, retry: bool = False) -> int:
         """Wait for a slot; returns the epoch it was admitted under (pass it to ``on_rate_limit``).
 
         Waiters queue in FIFO order; a release hands its slot straight to the first waiter (on whatever loop
-        it waits), so nobody is woken just to find the slot gone."""
+        it waits), so nobody is woken just to find the slot gone. A ``retry`` (a call that already waited its
+        turn once) queues at the front."""
         epoch = self._try_acquire()
         if epoch is not None:
             return epoch
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._lock:
-            self._queue.append((loop, fut))
+            (self._queue.appendleft if retry else self._queue.append)((loop, fut))
         self._grant()   # a slot may have freed between the try and the enqueue
         try:
             return await fut
@@ -117,18 +129,27 @@ class AdaptiveLimiter:
         return False
 
     def on_rate_limit(self, epoch: int | None = None) -> None:
-        """A slot admitted under ``epoch`` was rate limited (None: always lower the limit)."""
+        """A slot admitted under ``epoch`` was rate limited (None: lower the limit now, whatever came before).
+        The limit halves once ``burst`` such answers of this epoch came within ``window`` answers."""
+        self.rate_limits += 1
         if not self.adaptive:
             return
         with self._lock:
-            if epoch is not None and epoch != self._epoch:
-                return   # sent before the last decrease: already accounted for
+            if epoch is not None:
+                if epoch != self._epoch:
+                    return   # sent before the last decrease: already accounted for
+                self._recent.append(self._answers)
+                if len(self._recent) < self.burst or \
+                        self._answers - self._recent[0] > self.window - self.burst:
+                    return   # scattered 429s: not a rate limit this concurrency causes
             self.limit = max(1, self.limit // 2)
             self._epoch += 1
             self.decreases += 1
             self._successes = 0
+            self._recent.clear()
 
     def on_success(self) -> None:
+        self._answers += 1   # unlocked: a lost increment under a race only blurs the window by one
         if not self.adaptive or self.limit >= self.max_limit:   # re-checked under the lock below
             return
         with self._lock:

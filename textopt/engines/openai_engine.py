@@ -31,7 +31,7 @@ from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
 from .base import Engine
 from .images import attach_openai
-from .secrets import Secret
+from .secrets import Secret, known_key_env
 from .structured import SCHEMA_INSTRUCTION, append_to_last_user
 from .types import Request, Response
 
@@ -67,6 +67,7 @@ class OpenAIEngine(Engine):
                                      f"'openai:http://HOST:PORT/v1#MODEL'.")
         self._api_key = Secret(key)
         self.api_key_env = api_key_env
+        known_key_env(api_key_env)
         self.timeout = timeout if timeout is not None else (SERVER_TIMEOUT if server else 60.0)
         if server:
             kw.setdefault("timeout_retries", 1)
@@ -165,7 +166,8 @@ class OpenAIEngine(Engine):
             return Response(text=text, prompt_tokens=int(usage.prompt_tokens if usage else 0),
                             completion_tokens=int(usage.completion_tokens if usage else 0),
                             model=completion.model or request.model or self.model,
-                            finish_reason=choice.finish_reason, logprobs=logprobs)
+                            finish_reason=choice.finish_reason, logprobs=logprobs,
+                            choices=[c.message.content or "" for c in completion.choices] if request.n > 1 else None)
         except (AttributeError, IndexError, TypeError, ValueError) as exc:
             raise sdk_common.MalformedResponse(f"unexpected chat.completions answer: {exc}") from None
 

@@ -17,6 +17,7 @@ import os
 import threading
 from pathlib import Path
 
+from ..checks import expect, parse_json, read_text
 from ..errors import DataError, EngineError, EngineSpecError, ReplayMissError
 from .base import CAPABILITIES, Engine
 from .types import Request, Response
@@ -59,7 +60,10 @@ class ReplayEngine(Engine):
         return [self.model_id] if self.model_id else self.model_ids
 
     def _load(self) -> None:
-        st = self.path.stat()
+        try:
+            st = self.path.stat()
+        except OSError as exc:
+            raise DataError(f"replay cassette {self.path}: cannot be read ({exc.strerror or exc})") from None
         stamp = (st.st_mtime_ns, st.st_size)
         with self._lock:
             if stamp == self._stamp:
@@ -67,21 +71,16 @@ class ReplayEngine(Engine):
             entries: dict[str, list[dict]] = {}
             ids: list[str] = []
             caps: dict[str, dict] = {}
-            with open(self.path, encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                        key, model, response = rec["key"], rec["request"]["model"], rec["response"]
-                    except (ValueError, KeyError, TypeError) as exc:
-                        raise DataError(f"{self.path}:{lineno}: not a cassette line ({exc}); cassettes are "
-                                        f"written by an engine's record= option") from None
-                    entries.setdefault(key, []).append(response)
-                    if isinstance(rec.get("engine"), dict):
-                        caps.setdefault(model, {c: bool(rec["engine"].get(c)) for c in CAPABILITIES})
-                    if model not in ids:
-                        ids.append(model)
+            text = read_text(self.path, "replay cassette", allow_empty=True)
+            for lineno, line in enumerate(text.split("\n"), 1):   # not splitlines: U+2028 may be in a text
+                if not line.strip():
+                    continue
+                key, model, response, engine = _cassette_line(line, self.path, lineno)
+                entries.setdefault(key, []).append(response)
+                if engine is not None:
+                    caps.setdefault(model, {c: bool(engine.get(c)) for c in CAPABILITIES})
+                if model not in ids:
+                    ids.append(model)
             self._entries, self.model_ids, self._caps, self._stamp = entries, ids, caps, stamp
             self._served: dict[str, int] = {}
 
@@ -113,7 +112,7 @@ class ReplayEngine(Engine):
             i = self._served.get(key, 0)
             self._served[key] = i + 1
             data = answers[min(i, len(answers) - 1)]
-        resp = Response.from_dict(data)
+        resp = Response.from_dict(data, f"{self.path}: the answer recorded for this call")
         resp.cached = False
         return resp
 
@@ -137,6 +136,25 @@ class ReplayEngine(Engine):
     def __len__(self) -> int:
         self._load()
         return sum(map(len, self._entries.values()))
+
+
+def _cassette_line(line: str, path: Path, lineno: int) -> tuple[str, str, dict, dict | None]:
+    """(key, recorded model id, response dict, recording engine's abilities) of one cassette line, checked:
+    a line of the wrong shape is one ``DataError`` naming the file, the line and the field."""
+    fix = "cassettes are written by an engine's record= option; re-record it"
+    where = f"{path}:{lineno}"
+    rec = parse_json(line, path, line=lineno)
+    expect(rec, dict, f"{where}: a cassette line", fix)
+    for field in ("key", "request", "response"):
+        if field not in rec:
+            raise DataError(f"{where}: not a cassette line (the field {field!r} is missing); {fix}")
+    key = expect(rec["key"], str, f"{where}: 'key'", fix)
+    request = expect(rec["request"], dict, f"{where}: 'request'", fix)
+    model = expect(request.get("model"), str, f"{where}: 'request.model'", fix)
+    response = expect(rec["response"], dict, f"{where}: 'response'", fix)
+    Response.from_dict(response, f"{where}: 'response'")   # wrong field types fail here, not at the call
+    engine = rec.get("engine")
+    return key, model, response, engine if isinstance(engine, dict) else None
 
 
 def from_spec(rest: str, **kw) -> ReplayEngine:

@@ -13,6 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple
 
+from ..checks import expect, expect_int
+from ..errors import BadRequestError, DataError
+
 ROLES = ("forward", "loss", "backward", "optimizer", "eval", "other")
 
 
@@ -49,18 +52,26 @@ class Message(NamedTuple):
     content: str
 
 
+_MESSAGES_FIX = 'give a str or a list of chat messages, each {"role": ..., "content": ...} or a (role, content) pair'
+
+
 def as_messages(messages: Iterable[Any] | str) -> tuple[Message, ...]:
     if isinstance(messages, str):
         return (Message("user", messages),)
+    if isinstance(messages, (bytes, Mapping)) or not isinstance(messages, (list, tuple)):
+        raise BadRequestError(f"Request messages must be a str or a list of messages, got "
+                              f"{type(messages).__name__}; {_MESSAGES_FIX}")
     out = []
-    for m in messages:
+    for i, m in enumerate(messages):
         if isinstance(m, Message):
             out.append(m)
-        elif isinstance(m, Mapping):
+        elif isinstance(m, Mapping) and "role" in m and "content" in m:
             out.append(Message(str(m["role"]), str(m["content"])))
+        elif isinstance(m, (tuple, list)) and len(m) == 2:
+            out.append(Message(str(m[0]), str(m[1])))
         else:
-            role, content = m
-            out.append(Message(str(role), str(content)))
+            raise BadRequestError(f"Request message #{i + 1} is not a chat message ({type(m).__name__}); "
+                                  f"{_MESSAGES_FIX}")
     return tuple(out)
 
 
@@ -107,16 +118,23 @@ class Request:
 
     def __post_init__(self):
         object.__setattr__(self, "messages", as_messages(self.messages))
-        if isinstance(self.stop, str):
-            object.__setattr__(self, "stop", (self.stop,))
-        else:
-            object.__setattr__(self, "stop", tuple(self.stop))
+        stop = (self.stop,) if isinstance(self.stop, str) else self.stop
+        if not isinstance(stop, (list, tuple)) or not all(isinstance(x, str) for x in stop):
+            raise BadRequestError(f"Request stop must be a str or a list of str, got {self.stop!r:.60}")
+        object.__setattr__(self, "stop", tuple(stop))
+        expect(self.temperature, (int, float), "Request temperature", error=BadRequestError)
+        expect_int(self.max_tokens, "Request max_tokens", lo=1, error=BadRequestError)
+        expect_int(self.n, "Request n", lo=1, error=BadRequestError)
+        expect(self.top_p, (int, float), "Request top_p", error=BadRequestError, allow_none=True)
+        expect(self.seed, int, "Request seed", error=BadRequestError, allow_none=True)
+        expect(self.pattern, str, "Request pattern", error=BadRequestError, allow_none=True)
+        expect(self.schema, Mapping, "Request schema", error=BadRequestError, allow_none=True)
         if self.images:
             images = (self.images,) if isinstance(self.images, ImagePart) else tuple(self.images)
             for im in images:
                 if not isinstance(im, ImagePart):
-                    raise TypeError(f"Request.images takes ImagePart objects (textopt.image.image_part(path or "
-                                    f"bytes or PIL image)), got {type(im).__name__}")
+                    raise BadRequestError(f"Request.images takes ImagePart objects (textopt.image.image_part(path "
+                                          f"or bytes or PIL image)), got {type(im).__name__}")
             object.__setattr__(self, "images", images)
 
     @classmethod
@@ -187,6 +205,7 @@ class Response:
     model: str = ""
     finish_reason: str | None = None
     logprobs: list[float] | None = None   # per generated token, when asked and available
+    choices: list[str] | None = None      # every completion of a ``Request(n>1)`` (``text`` is the first)
 
     @property
     def total_tokens(self) -> int:
@@ -199,6 +218,32 @@ class Response:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Response":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d: Mapping, where: str = "a stored response") -> "Response":
+        """A Response from its ``to_dict`` form (cache entry, cassette line); a field of the wrong type is a
+        ``DataError`` naming it (it would otherwise fail later, deep in usage accounting)."""
+        expect(d, dict, where, "a stored response is a JSON object such as {\"text\": \"...\"}")
+        kw = {k: v for k, v in d.items() if k in _RESPONSE_TYPES}
+        for k, v in kw.items():
+            types, lo = _RESPONSE_TYPES[k]
+            if types is not None:
+                expect(v, types, f"{where}: field {k!r}", allow_none=k in _NULLABLE)
+                if lo is not None and v is not None and v < lo:
+                    raise DataError(f"{where}: field {k!r} must be >= {lo}, got {v}")
+        logprobs = kw.get("logprobs")
+        if logprobs is not None and not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                            for x in logprobs):
+            raise DataError(f"{where}: field 'logprobs' must be a list of numbers")
+        choices = kw.get("choices")
+        if choices is not None and not all(isinstance(x, str) for x in choices):
+            raise DataError(f"{where}: field 'choices' must be a list of strings")
+        if "text" not in kw:
+            raise DataError(f"{where}: the field 'text' is missing")
+        return cls(**kw)
+
+
+# field -> (accepted types or None for any, lower bound); checked when a stored response is read back
+_RESPONSE_TYPES = {"text": (str, None), "parsed": (None, None), "prompt_tokens": (int, 0),
+                   "completion_tokens": (int, 0), "cost": ((int, float), 0), "cached": (bool, None),
+                   "latency": ((int, float), None), "model": (str, None), "finish_reason": (str, None),
+                   "logprobs": (list, None), "choices": (list, None)}
+_NULLABLE = frozenset({"finish_reason", "logprobs", "choices"})

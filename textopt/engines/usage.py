@@ -26,12 +26,21 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 
 
 def price_of(model: str, prices: dict | None = None) -> tuple[float, float]:
+    """USD per 1M (prompt, completion) tokens; (0, 0) for a model the table does not know (``has_price``)."""
+    best = _price_key(model, prices)
+    return {**DEFAULT_PRICES, **(prices or {})}[best] if best is not None else (0.0, 0.0)
+
+
+def has_price(model: str, prices: dict | None = None) -> bool:
+    return _price_key(model, prices) is not None
+
+
+def _price_key(model: str, prices: dict | None) -> str | None:
     table = {**DEFAULT_PRICES, **(prices or {})}
     if model in table:
-        return table[model]
+        return model
     # longest known prefix (dated model names such as gpt-4o-2024-08-06)
-    best = max((k for k in table if model.startswith(k)), key=len, default=None)
-    return table[best] if best else (0.0, 0.0)
+    return max((k for k in table if model.startswith(k)), key=len, default=None)
 
 
 def cost_of(model: str, prompt_tokens: int, completion_tokens: int, prices: dict | None = None) -> float:

@@ -12,7 +12,6 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import CheckpointError
 
 
 class JsonlLog:
@@ -43,9 +42,6 @@ def save_checkpoint(optimizer, path: str | os.PathLike) -> None:
 
 
 def load_checkpoint(optimizer, path: str | os.PathLike) -> None:
-    path = Path(path)
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read the search checkpoint {str(path)!r}: {exc}") from exc
-    optimizer.load_state_dict(state)
+    from ..train.checkpoint import load, restoring   # one reader for every checkpoint (lazy: no cycle)
+    with restoring(path):
+        optimizer.load_state_dict(load(path))

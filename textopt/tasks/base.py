@@ -13,6 +13,7 @@ from typing import Callable, Iterator, Sequence
 from ..errors import DataError
 
 DEFAULT_SIZES = (50, 100, 100)  # BBH convention: train / val / test
+MAX_GENERATED = 100_000         # examples per split of a generated task (more would take minutes to draw)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class Task:
             if not isinstance(s, int) or s < 0:
                 raise DataError(f"{name} size must be a non-negative integer, got {s!r}")
         if self.generator is not None:
+            if max(sizes) > MAX_GENERATED:
+                raise DataError(f"task {self.name!r} generates its examples: ask for at most {MAX_GENERATED} per "
+                                f"split, got {max(sizes)}")
             seen: set[str] = set()
             # val and test first: they define what "unseen" means for the training stream.
             val_ex = _distinct(self.generator, sizes[1], f"{self.name}:{seed}:val", seen)

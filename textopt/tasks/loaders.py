@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+from ..checks import parse_json, read_text
 from ..errors import DataError
 from .base import Example, Task
 from .prompts import BBH_PROMPTS, GSM8K_PROMPT
@@ -25,15 +26,12 @@ BBH_TASKS = (
 )
 
 def _read(path: Path) -> str:
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a file")
+    if path.suffix != ".gz":
+        return read_text(path, "data file")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, expected a file")
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        text = raw.decode("utf-8")
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: not a readable gzip file ({exc}); gzip it again or pass the plain file") from None
     except UnicodeDecodeError as exc:
@@ -86,10 +84,7 @@ def load_bbh(path: str | os.PathLike, name: str | None = None) -> Task:
     """A BBH task file (``{"examples": [{"input", "target"}, ...]}``) as a Task; the metric fits the targets."""
     path = Path(path)
     text = _read(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    data = parse_json(text, path)
     if not isinstance(data, dict) or "examples" not in data:
         raise DataError(f"{path}:1: expected a JSON object with an 'examples' list "
                         '({"examples": [{"input": ..., "target": ...}]})')
@@ -128,10 +123,7 @@ def load_gsm8k(path: str | os.PathLike, name: str = "gsm8k") -> Task:
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        obj = parse_json(line, path, line=lineno)
         _record(path, lineno, obj, ("question", "answer"), "record")
         target = gsm8k_target(str(obj["answer"]))
         if not target:

@@ -4,6 +4,8 @@ A crash at any moment leaves either the previous checkpoint or the new one, neve
 """
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import random
@@ -13,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..checks import parse_json, read_text
 from ..errors import CheckpointError
 from .data import rng_state_from_json, rng_state_to_json
 
@@ -61,12 +64,44 @@ def save(path: str | Path, state: dict) -> None:
 
 
 def load(path: str | Path) -> dict:
-    try:
-        return from_jsonable(json.loads(Path(path).read_text(encoding="utf-8")))
-    except FileNotFoundError:
+    """A checkpoint written by :func:`save` (or any atomic JSON state file); stale temporary files that a kill
+    during a write left next to it are removed. Anything but a JSON object is a ``CheckpointError``."""
+    path = Path(path)
+    remove_stale_tmp(path)
+    if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; start without resume or point out_dir at a previous run")
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"checkpoint {path} is not valid JSON ({exc}); it was not written by textopt")
+    state = parse_json(read_text(path, "checkpoint", error=CheckpointError), path, error=CheckpointError)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a JSON {type(state).__name__}, not a textopt state "
+                              f"object; it was not written by textopt: remove it or use a new output folder")
+    with restoring(path):
+        return from_jsonable(state)
+
+
+def remove_stale_tmp(path: str | Path) -> int:
+    """Delete the ``.NAME.*.tmp`` files an interrupted :func:`atomic_write_text` of ``path`` left; how many."""
+    path = Path(path)
+    n = 0
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp") if path.parent.is_dir() else ():
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            n += 1
+    return n
+
+
+@contextlib.contextmanager
+def restoring(path: str | Path):
+    """Around loading a checkpoint's state into live objects: a missing or ill-typed field (a hand-edited or
+    foreign file) is a ``CheckpointError`` naming the file, not a KeyError from deep inside a load."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"checkpoint {path} does not hold a state this run can restore ({what}); it was "
+                              f"written by another version or edited: remove it or use a new output folder") \
+            from None
 
 
 def rng_states() -> dict:

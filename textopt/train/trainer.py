@@ -264,7 +264,8 @@ class Trainer:
         """Train. ``resume``: continue from ``out_dir/checkpoint.json`` (a fresh start if there is none).
         ``max_steps``: stop after this many steps in this call (the checkpoint lets a later call continue)."""
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self.load_state_dict(ckpt.load(self.checkpoint_path))
+            with ckpt.restoring(self.checkpoint_path):
+                self.load_state_dict(ckpt.load(self.checkpoint_path))
             self._restore_log()
         else:
             if self.log_path is not None and self.log_path.exists():
