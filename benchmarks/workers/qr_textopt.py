@@ -50,6 +50,7 @@ def handle(job: dict) -> dict:
         return _search(job, task, solver, engine, train, val, t0)
     backward = NullFeedback("null") if mode == "null" else engine
     extra = {"max_context_chars": 0} if mode == "null" else {}
+    extra.update(job.get("tgd_options") or {})   # e.g. a replay of a run recorded before an option existed
     optimizer = tx.optim.TGD([solver.system_prompt], engine=engine, **extra)
     trainer = Trainer(solver, TaskMetric(task), optimizer, train=as_train_examples(train),
                       val=as_train_examples(val), batch_size=job["batch"], steps=job["steps"],

@@ -47,7 +47,8 @@ from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
-                value_pattern="auto", copy_guard=True, repair_temperature=0.7, add_when_stuck=True)
+                value_pattern="auto", copy_guard=True, repair_temperature=0.7, add_when_stuck=True,
+                refuse_reverted=True)
 log = logging.getLogger("textopt.optim.tgd")
 REJECTED_KEPT = 20        # reverted values a new value is compared with (TGD state, so it survives a resume)
 SIMILAR_TO_REJECTED = 0.9  # difflib ratio above which a new value counts as one of them
@@ -148,7 +149,8 @@ class TGD(Optimizer):
     ``copy_guard`` (refuse a value that copies a training example), ``repair_temperature`` (the sampling
     temperature of the one repair request; None keeps ``temperature``), ``add_when_stuck`` (an instruction-like
     variable whose rewrite came back unchanged or unusable gets one more, simpler request: one instruction to
-    append).
+    append), ``refuse_reverted`` (refuse, and repair once, a value that is nearly one the caller reverted with
+    ``record_rejection``).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -218,7 +220,8 @@ class TGD(Optimizer):
             value = strip_commentary(raw)
             check_new_value(value, current, p.role)
             self._check_copies(detector, value, current)
-            _check_not_rejected(value, self.state[p].get("rejected", ()))
+            if group["refuse_reverted"]:
+                _check_not_rejected(value, self.state[p].get("rejected", ()))
             if answers == 1 and not can_add and _same(value, current):   # asked again once; that answer stands
                 raise ValueError(P.TGD_UNCHANGED)
         failure = value = None
