@@ -43,14 +43,23 @@ async def build(engine, groups: int, chain: int, fanout: int):
 async def measure(job: dict, trace: bool) -> dict:
     engine = InstantEngine()
     groups, chain, fanout = job["groups"], job["chain"], job["fanout"]
-    gc.collect()
-    if trace:
-        tracemalloc.start()
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = _start(trace)
     prompt, loss = await build(engine, groups, chain, fanout)
     t1, c1 = time.perf_counter(), time.process_time()
     await loss.abackward(engine=engine)
-    t2, c2 = time.perf_counter(), time.process_time()
+    return _finish((t0, c0), (t1, c1), trace, engine, prompt)
+
+
+def _start(trace: bool) -> tuple[float, float]:
+    gc.collect()
+    if trace:
+        tracemalloc.start()
+    return time.perf_counter(), time.process_time()
+
+
+def _finish(start: tuple, built: tuple, trace: bool, engine, prompt) -> dict:
+    """The figures of one measurement: wall and CPU seconds of build and backward, the traced peak."""
+    (t0, c0), (t1, c1), (t2, c2) = start, built, (time.perf_counter(), time.process_time())
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
         tracemalloc.stop()
@@ -78,20 +87,12 @@ def build_sync(engine, shape: str, n: int):
 
 def measure_sync(job: dict, trace: bool) -> dict:
     engine = InstantEngine()
-    gc.collect()
-    if trace:
-        tracemalloc.start()
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = _start(trace)
     prompt, loss = build_sync(engine, job["shape"], job["n"])
     loss.value  # noqa: B018 - the forward is complete once the loss's text is there
     t1, c1 = time.perf_counter(), time.process_time()
     loss.backward(engine=engine)
-    t2, c2 = time.perf_counter(), time.process_time()
-    peak = tracemalloc.get_traced_memory()[1] if trace else None
-    if trace:
-        tracemalloc.stop()
-    return {"build_s": t1 - t0, "backward_s": t2 - t1, "build_cpu_s": c1 - c0, "backward_cpu_s": c2 - c1,
-            "peak_bytes": peak, "engine_calls": engine.usage.total.calls, "param_grads": len(prompt.grad)}
+    return _finish((t0, c0), (t1, c1), trace, engine, prompt)
 
 
 def handle(job: dict) -> dict:
