@@ -32,22 +32,39 @@ DEFAULT_MAX_CONCURRENCY = 16
 _KEY = attrgetter("key")  # feedback order: (consumer's index in the pass, input position)
 
 
-def collect(loss: Variable) -> list[Node]:
-    """Nodes reachable from ``loss`` through inputs that require grad, in breadth-first discovery order."""
+def collect(loss: Variable) -> tuple[list[Node], dict[int, int], dict[int, int]]:
+    """Nodes reachable from ``loss`` through inputs that require grad, in breadth-first discovery order; each
+    one's index in that order, and how many consumers it waits for (the nodes that take its output as a target,
+    see ``_targets``), both by ``id(node)`` — one walk over the graph for the three."""
     if loss.node is None:
-        return []
-    order: list[Node] = [loss.node]
-    seen = {id(loss.node)}
-    queue = deque(order)
-    while queue:
-        node = queue.popleft()
-        for var in node.inputs:
+        return [], {}, {}
+    first = loss.node
+    order: list[Node] = [first]
+    index = {id(first): 0}
+    waits = {id(first): 0}
+    for node in order:   # a breadth-first walk: the list grows while it is read
+        inputs = node.inputs
+        hybrid = node.fn.hybrid   # hybrid nodes also target their tensor inputs
+        counted = None    # inputs counted for this node (an input may appear twice: counted once)
+        for var in inputs:
             producer = var.node
-            if producer is not None and var.requires_grad and id(producer) not in seen:
-                seen.add(id(producer))
+            if producer is None or not var.requires_grad:
+                continue
+            pid = id(producer)
+            n = waits.get(pid)
+            if n is None:
+                index[pid] = len(order)
                 order.append(producer)
-                queue.append(producer)
-    return order
+                n = waits[pid] = 0
+            if hybrid or var._is_text:
+                if len(inputs) > 1:
+                    if counted is None:
+                        counted = set()
+                    elif id(var) in counted:
+                        continue
+                    counted.add(id(var))
+                waits[pid] = n + 1
+    return order, index, waits
 
 
 def _targets(node: Node) -> tuple[list[Variable], list[int]]:
@@ -93,14 +110,7 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     limit = max_concurrency or DEFAULT_MAX_CONCURRENCY
     if limit < 1:
         raise GraphError(f"max_concurrency must be >= 1, got {limit}")
-    nodes = collect(loss)
-    index = {id(n): i for i, n in enumerate(nodes)}
-    pending_consumers = dict.fromkeys(index, 0)
-    for node in nodes:   # a node's distinct targets have distinct producers (a node has one output)
-        for var in _targets(node)[0]:
-            producer = var.node
-            if producer is not None and id(producer) in index:
-                pending_consumers[id(producer)] += 1
+    nodes, index, pending_consumers = collect(loss)
 
     # id(variable) -> (variable, feedback delivered to it in this pass)
     incoming: dict[int, tuple[Variable, list[Feedback]]] = {}
