@@ -124,14 +124,15 @@ async def _drive() -> None:
         call = _queue.popleft()
         try:
             deps = _pending_in(call.args, call.kwargs)
-            waiting = [d.finished() for d in deps if not d.done]
-            if waiting:
-                _drain()
-                await asyncio.wait(waiting)
-            failed = next((d for d in deps if d.error is not None), None)
-            if failed is not None:      # an input failed: this call fails with its error
-                _finish(call, None, failed.error, failed.failed)
-                continue
+            if deps:   # inputs launched before it and not finished when it was launched
+                waiting = [d.finished() for d in deps if not d.done]
+                if waiting:
+                    _drain()
+                    await asyncio.wait(waiting)
+                failed = next((d for d in deps if d.error is not None), None)
+                if failed is not None:      # an input failed: this call fails with its error
+                    _finish(call, None, failed.error, failed.failed)
+                    continue
             coro = call.module.aforward(*call.args, **call.kwargs)
             try:
                 step = call.ctx.run(coro.send, None)
@@ -190,7 +191,7 @@ def _finish(call: _Call, result: Any, error: BaseException | None = None, failed
 def _pending_in(args: Iterable, kwargs: dict) -> list[_Call]:
     """Unresolved calls among the arguments (Variables, or Variables in a list/tuple/dict argument)."""
     out = []
-    for a in (*args, *kwargs.values()):
+    for a in ((*args, *kwargs.values()) if kwargs else args):
         if isinstance(a, Variable):
             if a._pending is not None:
                 out.append(a._pending)

@@ -274,8 +274,15 @@ def _conversation(conversation: Any) -> tuple[tuple[str, str], ...]:
     if type(conversation) is tuple and all(type(m) is tuple and len(m) == 2 and type(m[0]) is str
                                            and type(m[1]) is str for m in conversation):
         return conversation
-    if type(conversation) is not list and (isinstance(conversation, (str, bytes, Mapping))
-                                           or not isinstance(conversation, Iterable)):
+    if type(conversation) is list:   # dicts of strings (a loss's meta["conversation"]): taken as they are
+        pairs = []
+        for m in conversation:
+            if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
+                break
+            pairs.append((m["role"], m["content"]))
+        else:
+            return tuple(pairs)
+    elif isinstance(conversation, (str, bytes, Mapping)) or not isinstance(conversation, Iterable):
         raise InvalidVariableError(f"Feedback conversation must be a list of messages, got "
                                    f"{type(conversation).__name__}; {_CONVERSATION_FIX}")
     return tuple(_pair(m, i) for i, m in enumerate(conversation))
