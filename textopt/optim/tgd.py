@@ -93,12 +93,13 @@ class TGD(Optimizer):
             raise InvalidVariableError(f"TGD got unknown options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         opts = {**DEFAULTS, **options}
         opts["constraints"], opts["examples"] = list(opts["constraints"]), list(opts["examples"])
-        if opts["tactics"] != "auto":
-            if isinstance(opts["tactics"], str) or not all(isinstance(t, str) and t.strip() for t in
-                                                           (opts["tactics"] or ())):
+        tactics = opts["tactics"]
+        if tactics != "auto":
+            if not (tactics is None or (isinstance(tactics, (list, tuple)) and
+                                        all(isinstance(t, str) and t.strip() for t in tactics))):
                 raise InvalidVariableError(f"TGD tactics must be 'auto' or a list of non-empty strings (none: []), "
-                                           f"got {opts['tactics']!r}")
-            opts["tactics"] = tuple(opts["tactics"] or ())
+                                           f"got {tactics!r}")
+            opts["tactics"] = tuple(tactics or ())
         if opts["edit"] not in ("rewrite", "add"):
             raise InvalidVariableError(f"TGD edit must be 'rewrite' or 'add', got {opts['edit']!r}")
         if not isinstance(opts["history"], int) or opts["history"] < 0:
