@@ -208,8 +208,8 @@ class TGD(Optimizer):
             items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, 400).split()),
                                                text=" ".join(clip(g.value, 600).split())))
         tactic = tactic_for(p, group, self.state[p].get("step", 0))
-        user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items),
-                                     tactic=P.TGD_ADD_TACTIC.format(tactic=tactic) if tactic else "")
+        ask = P.TGD_ADD_TACTIC_ASK.format(tactic=tactic) if tactic else P.TGD_ADD_ASK
+        user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items), ask=ask)
         request = Request.chat(user, system=P.TGD_ADD_SYSTEM, temperature=group["temperature"],
                                max_tokens=min(group["max_tokens"], 256), role="optimizer", node=f"tgd:{name}")
         if getattr(engine, "supports_pattern", False) and group["value_pattern"] == "auto":
