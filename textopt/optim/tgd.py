@@ -201,11 +201,11 @@ class TGD(Optimizer):
                                 detector: CopyDetector | None) -> str:
         """The simpler question (``add_when_stuck``): one general instruction to append to ``p``'s value."""
         current = p.value
-        items = []
+        items, limit = [], min(400, group["max_context_chars"])   # max_context_chars=0: no forward context
         for g in list(p.grad)[: group["max_gradients"]]:
-            evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "-")
+            evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "-") if limit > 0 else "-"
             own = evaluation.split("\n\n")[0]   # the example's own evaluation, not a batch summary after it
-            items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, 400).split()),
+            items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, max(limit, 1)).split()),
                                                text=" ".join(clip(g.value, 600).split())))
         tactic = tactic_for(p, group, self.state[p].get("step", 0))
         ask = P.TGD_ADD_TACTIC_ASK.format(tactic=tactic) if tactic else P.TGD_ADD_ASK
