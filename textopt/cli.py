@@ -145,10 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("graph", help="export the computation graph of one training example")
     _common(p)
-    p.add_argument("--format", default="dot", choices=["dot", "mermaid", "png"])
+    p.add_argument("--format", default="dot", choices=["dot", "mermaid", "png", "html"],
+                   help="dot, mermaid, png (needs graphviz) or html (one self-contained page, inline SVG)")
     p.add_argument("--out", default=None, type=output("file"),
-                   help="output file (default: stdout for dot/mermaid, graph.png)")
+                   help="output file (default: stdout for dot/mermaid, graph.png, graph.html)")
     p.set_defaults(func=_graph, engine="scripted:Answer: 0")
+
+    p = sub.add_parser("report", help="write one self-contained HTML page for a `textopt optimize` run folder",
+                       description="One HTML file (no network: inline CSS and SVG, no script): the score curve, "
+                                   "each step's prompt as a diff, the feedback that drove it, accepted/reverted, "
+                                   "usage by role and the graph. Open it in any browser.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of a `textopt optimize` run")
+    p.add_argument("--out", default=None, type=output("file"), help="output file (default RUN_DIR/report.html)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("tasks", help="list the known tasks")
     p.set_defaults(func=_tasks)
@@ -168,6 +177,11 @@ def _eval(args) -> int:
 def _graph(args) -> int:
     from .commands.graph import run_graph
     return run_graph(args)
+
+
+def _report(args) -> int:
+    from .commands.report import run_report
+    return run_report(args)
 
 
 def _tasks(args) -> int:
