@@ -2,6 +2,8 @@
 
     textopt optimize --task format_count --engine local --optimizer tgd --steps 3 --batch-size 3 --out runs/demo
     textopt optimize --task counting --engine openai:gpt-4o-mini --optimizer beam --steps 2 --out runs/beam
+    textopt optimize --config run.toml --steps 5          # flags from a file; the command line overrides it
+    textopt report runs/demo                              # one self-contained HTML page of a run
     textopt eval --task counting --engine local --prompt "Answer the question." --split test --size 20
     textopt graph --task counting --format mermaid
     textopt tasks
@@ -134,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest new prompt the optimizer may write (default: 80 on local, 1024 otherwise)")
     p.add_argument("--feedback-tokens", type=integer(1), default=None,
                    help="longest feedback the backward engine may write (default: 96 on local, 384 otherwise)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="read these flags from a TOML file (task = \"counting\", batch-size = 3, no-cache = true) "
+                        "or a run folder's config.json (repeats that run); flags given here override the file")
     p.set_defaults(func=_optimize)
 
     p = sub.add_parser("eval", help="score a prompt on one split of a task")
@@ -197,7 +202,15 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .commands.config_file import expand
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        argv = expand(parser, argv)   # --config FILE: its flags first, so the command line's win
+    except TextoptError as exc:
+        print(f"textopt: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     shown = warnings.formatwarning
     warnings.formatwarning = _one_line_warning   # a user's terminal gets the message, not our source line
     try:

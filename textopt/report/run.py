@@ -87,7 +87,8 @@ def load_run(path: str | Path) -> Run:
     """The run in folder ``path``; a folder without ``config.json`` is a ``DataError`` naming what is missing."""
     path = Path(path)
     if not path.is_dir():
-        raise DataError(f"{path}: no such folder; give the --out folder of a `textopt optimize` run")
+        what = "is a file, not a run folder" if path.exists() else "no such folder"
+        raise DataError(f"{path}: {what}; give the --out folder of a `textopt optimize` run")
     if not (path / "config.json").exists():
         raise DataError(f"{path} has no config.json: it is not the output folder of a `textopt optimize` run")
     config = _object(_json(path / "config.json", "run settings"), path / "config.json")
