@@ -15,8 +15,9 @@ from tests.cli.scripted import NEW_PROMPT
 
 from .runs import HOSTILE, WORSE, make_run
 
-NETWORK = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:|//)|url\(\s*["']?(?!#)|@import|<script|<link"""
-                     r"""|<iframe|<object|<embed|<img""", re.I)
+# anything in a page that could make a browser fetch (an SVG's url(#marker) points inside the page)
+NETWORK = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:|//)|url\(\s*["']?(?!#)"""
+                     r"""|@import|<script|<link|<iframe|<object|<embed|<img""", re.I)
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +141,20 @@ def test_load_run_refuses_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(DataError, match="is a file, not a run folder"):
         load_run(tmp_path / "f")
+
+
+def test_step_statuses_of_a_hand_written_log(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "format_count", "optimizer": "tgd"}))
+    p = {"system_prompt": "A"}
+    rows = [{"step": 0, "kind": "init", "params": p, "val_score": 0.5},
+            {"step": 1, "kind": "step", "params": p, "unchanged": ["system_prompt"], "feedback": {"x": ["f"]}},
+            {"step": 2, "kind": "step", "params": p, "step_error": "unusable answer"},
+            {"step": 3, "kind": "step", "params": {"system_prompt": "B"}, "val_score": True, "train_score": "x"},
+            {"event": "not a trainer row"}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = load_run(tmp_path)
+    assert [(s.step, s.status) for s in run.steps] == [(0, "initial"), (1, "unchanged"), (2, "error"),
+                                                       (3, "accepted")]
+    assert run.steps[1].detail == "the optimizer left system_prompt as it was" and run.steps[1].feedback == \
+        {"x": ["f"]}
+    assert run.steps[3].val is None and run.steps[3].train is None and run.summary is None and run.usage is None

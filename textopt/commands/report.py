@@ -26,7 +26,7 @@ def run_graph_of(config: dict):
         loss = build_graph(task, get_engine("scripted:Answer: 0"), prompt, example)
         return to_networkx(loss), ("one training example through the task's pipeline (drawn with a scripted "
                                    "engine: the structure of the run, not its answers)")
-    except (TextoptError, IndexError) as exc:
+    except (TextoptError, IndexError, ValueError, TypeError) as exc:
         return None, f"no graph: the run's task could not be rebuilt here ({exc})"
 
 

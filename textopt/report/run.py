@@ -96,7 +96,10 @@ def load_run(path: str | Path) -> Run:
     summary = _object(summary, path / "summary.json") if summary is not None else None
     rows = _jsonl(path / "log.jsonl")
     if config.get("optimizer", "tgd") == "tgd":
-        steps = [_tgd_step(r) for r in rows if isinstance(r.get("step"), int)]
+        steps: list[Step] = []
+        for r in rows:
+            if isinstance(r.get("step"), int):
+                steps.append(_tgd_step(r, steps[-1].values if steps else None))
         last = rows[-1].get("usage") if rows else None
         return Run(path, "tgd", config, summary, steps, (summary or {}).get("usage") or last)
     ckpt = _json(path / "checkpoint.json", "search checkpoint", required=False)
@@ -108,7 +111,7 @@ def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def _tgd_step(row: dict) -> Step:
+def _tgd_step(row: dict, prev: dict | None) -> Step:
     values = row.get("params") if isinstance(row.get("params"), dict) else {}
     screen = row.get("screen") if isinstance(row.get("screen"), dict) else None
     if row.get("kind") == "init":
@@ -121,8 +124,10 @@ def _tgd_step(row: dict) -> Step:
         status = "reverted"
         detail = (f"no better on its minibatch ({screen.get('before')} -> {screen.get('after')})"
                   if screen and not screen.get("accepted") else "it lowered the validation score")
-    elif row.get("unchanged") and not row.get("feedback"):
-        status, detail = "unchanged", "the optimizer left " + ", ".join(map(str, row["unchanged"])) + " as it was"
+    elif values == prev:
+        status = "unchanged"
+        detail = ("the optimizer left " + ", ".join(map(str, row["unchanged"])) + " as it was"
+                  if row.get("unchanged") else "")
     else:
         status, detail = "accepted", ""
     feedback = row.get("feedback") if isinstance(row.get("feedback"), dict) else {}
