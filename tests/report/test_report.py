@@ -93,7 +93,7 @@ def test_report_of_an_unfinished_run(runs, tmp_path, capsys):
 
 @pytest.mark.parametrize("setup, message", [
     (lambda d: None, "no such folder"),
-    (lambda d: d.mkdir(), "has no config.json"),
+    (lambda d: d.mkdir(), "has no config.json and no log.jsonl"),
     (lambda d: (d.mkdir(), (d / "config.json").write_text("[1]")), "holds a JSON list"),
     (lambda d: (d.mkdir(), (d / "config.json").write_text("{")), "invalid JSON"),
     (lambda d: (d.mkdir(), (d / "config.json").write_text("{}"), (d / "log.jsonl").write_text("{}\n[2]\n")),
@@ -158,3 +158,16 @@ def test_step_statuses_of_a_hand_written_log(tmp_path):
     assert run.steps[1].detail == "the optimizer left system_prompt as it was" and run.steps[1].feedback == \
         {"x": ["f"]}
     assert run.steps[3].val is None and run.steps[3].train is None and run.summary is None and run.usage is None
+
+
+def test_a_trainer_folder_from_the_python_api(runs, tmp_path, capsys):
+    """Trainer(out_dir=...) writes the log, the checkpoint and result.json but no config.json."""
+    import shutil
+    api = tmp_path / "api"
+    api.mkdir()
+    for name in ("log.jsonl", "checkpoint.json", "result.json"):
+        shutil.copy(runs / "tgd" / name, api / name)
+    page = _report(api, capsys)
+    assert "no graph: the folder does not name its task" in page and page.count('class="step"') == 4
+    assert "<th>best val</th><td class=\"n\">100.0%</td>" in page
+    assert "<td>backward</td>" in page and "<polyline" in page

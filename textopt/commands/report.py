@@ -19,6 +19,8 @@ def run_graph_of(config: dict):
     from ..graph import to_networkx
     from ..tasks import get_task
     from .graph import build_graph
+    if not config.get("task"):
+        return None, "no graph: the folder does not name its task (a Trainer run from the Python API)"
     try:
         task = get_task(str(config.get("task")), config.get("data"))
         example = task.splits(1, 0, 0, seed=int(config.get("seed") or 0)).train[0]

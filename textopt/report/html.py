@@ -34,7 +34,12 @@ def _e(x) -> str:
     return escape("" if x is None else str(x), quote=True)
 
 
+def _num(x) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
 def _pct(x) -> str:
+    x = _num(x)
     return "&ndash;" if x is None else f"{100 * x:.1f}%"
 
 
@@ -150,6 +155,11 @@ def _overview(run: Run) -> str:
                   f"<td class=\"n\">{_pct(s.get('val_after'))}</td></tr>"
                   f"<tr><th>test</th><td class=\"n\">{_pct(s.get('test_before'))}</td>"
                   f"<td class=\"n\">{_pct(s.get('test_after'))}</td></tr></table>")
+    elif run.result is not None:
+        r = run.result
+        scores = ("<table><tr><th>best val</th><td class=\"n\">" + _pct(_num(r.get("best_val"))) + "</td></tr>"
+                  "<tr><th>test (best parameters)</th><td class=\"n\">" + _pct(_num(r.get("test_score")))
+                  + "</td></tr></table>")
     else:
         scores = "<p class=\"muted\">no summary.json: the run did not finish; shown as far as it got</p>"
     final = ""
@@ -163,7 +173,7 @@ def _overview(run: Run) -> str:
 def run_page(run: Run, *, graph=None, graph_note: str = "") -> str:
     """The report of ``run``. ``graph``: a networkx graph (:func:`textopt.graph.to_networkx`) of one example
     through the run's pipeline, or None with ``graph_note`` saying why there is none."""
-    title = f"textopt run {run.path.name}: {run.config.get('task', '')}"
+    title = f"textopt run {run.path.name}" + (f": {run.config['task']}" if run.config.get("task") else "")
     points = [{"step": st.step, "train": st.train, "val": st.val} for st in run.steps]
     marks = [st.step for st in run.steps if st.status == "reverted"]
     body = [f"<h1>{_e(title)}</h1><p class=\"muted\">{_e(run.path)}</p>", _overview(run),

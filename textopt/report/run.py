@@ -8,7 +8,8 @@ Both paths write ``config.json``, ``log.jsonl``, ``checkpoint.json`` and (once f
 - a search (``beam``, ``pareto``, ``opro``, ``demos``): the optimizer's events (``step`` with the best values and
   score after it, ``rejected``); the candidates, their parents and the scored evaluations (with the feedback the
   proposer read) are in the checkpoint's ``store``.
-A run that stopped early (no ``summary.json``) is shown as far as it got.
+A run that stopped early (no ``summary.json``) is shown as far as it got; a ``Trainer(out_dir=...)`` folder from
+the Python API (a log, no ``config.json``) is shown without the settings.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class Run:
     summary: dict | None
     steps: list
     usage: dict | None        # {"by_role": ..., "by_node": ..., "total": ...}
+    result: dict | None = None   # the Trainer's result.json (best_val, test_score), when it finished
 
 
 def _json(path: Path, what: str, *, required: bool = True) -> Any:
@@ -84,14 +86,18 @@ def _object(value: Any, path: Path) -> dict:
 
 
 def load_run(path: str | Path) -> Run:
-    """The run in folder ``path``; a folder without ``config.json`` is a ``DataError`` naming what is missing."""
+    """The run in folder ``path``; a folder with neither ``config.json`` nor ``log.jsonl`` is a ``DataError``."""
     path = Path(path)
     if not path.is_dir():
         what = "is a file, not a run folder" if path.exists() else "no such folder"
         raise DataError(f"{path}: {what}; give the --out folder of a `textopt optimize` run")
-    if not (path / "config.json").exists():
-        raise DataError(f"{path} has no config.json: it is not the output folder of a `textopt optimize` run")
-    config = _object(_json(path / "config.json", "run settings"), path / "config.json")
+    if (path / "config.json").exists():
+        config = _object(_json(path / "config.json", "run settings"), path / "config.json")
+    elif (path / "log.jsonl").exists():   # a Trainer's out_dir from the Python API: no settings, same log
+        config = {"optimizer": "tgd"}
+    else:
+        raise DataError(f"{path} has no config.json and no log.jsonl: it is not the output folder of a "
+                        f"`textopt optimize` run or of a Trainer")
     summary = _json(path / "summary.json", "run summary", required=False)
     summary = _object(summary, path / "summary.json") if summary is not None else None
     rows = _jsonl(path / "log.jsonl")
@@ -101,7 +107,9 @@ def load_run(path: str | Path) -> Run:
             if isinstance(r.get("step"), int):
                 steps.append(_tgd_step(r, steps[-1].values if steps else None))
         last = rows[-1].get("usage") if rows else None
-        return Run(path, "tgd", config, summary, steps, (summary or {}).get("usage") or last)
+        result = _json(path / "result.json", "trainer result", required=False)
+        return Run(path, "tgd", config, summary, steps, (summary or {}).get("usage") or last,
+                   result if isinstance(result, dict) else None)
     ckpt = _json(path / "checkpoint.json", "search checkpoint", required=False)
     return Run(path, "search", config, summary, _search_steps(config, summary, rows, ckpt),
                (summary or {}).get("usage"))
@@ -109,6 +117,10 @@ def load_run(path: str | Path) -> Run:
 
 def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _score(x: Any) -> str:
+    return f"{x:.3f}" if _num(x) is not None else str(x)
 
 
 def _tgd_step(row: dict, prev: dict | None) -> Step:
@@ -122,7 +134,7 @@ def _tgd_step(row: dict, prev: dict | None) -> Step:
         status, detail = "skipped", str(row["skipped"])
     elif row.get("reverted"):
         status = "reverted"
-        detail = (f"no better on its minibatch ({screen.get('before')} -> {screen.get('after')})"
+        detail = (f"no better on its minibatch ({_score(screen.get('before'))} -> {_score(screen.get('after'))})"
                   if screen and not screen.get("accepted") else "it lowered the validation score")
     elif values == prev:
         status = "unchanged"
