@@ -56,9 +56,31 @@ INSTRUCT_ASK = (
 TGD_INSTRUCT_USER = (
     "I gave an assistant these instructions (the {role}):\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
     "Here are {n} of its answers and what was found about them:\n```\n{gradients}```\n\n"
-    "{history}{constraints}{examples}" + INSTRUCT_ASK + " Return only the new instructions between <NEW_VALUE> "
+    "{history}{constraints}{examples}{tactic}" + INSTRUCT_ASK + " Return only the new instructions between <NEW_VALUE> "
     "and </NEW_VALUE>."
 )
+# Tactics (TGD option ``tactics``, default for instruction-like variables): each step's request names ONE of
+# these, in turn, as the technique to try. A small optimizer model rarely invents a method the assistant lacks
+# (the 1.5B reference model blamed "the yam is not a vegetable" for an addition slip); given one concrete,
+# general technique per step it writes a variant built on it, and the Trainer's screen and validation keep the
+# ones that help. General prompt-writing techniques, none about a particular task.
+INSTRUCT_TACTICS = (
+    "Make every intermediate result visible: have the assistant go through the input one piece at a time, "
+    "writing each piece's result on its own line together with the result so far, instead of combining many "
+    "pieces in one line.",
+    "Have the assistant first state exactly what the question asks for, then use only the parts of the input "
+    "that matter for it and say which parts it leaves out.",
+    "Show the exact form of the final answer line with a filled-in example value (never a placeholder letter), "
+    "and say that this line comes last.",
+    "Have the assistant check its result before the final line: redo the most error-prone step a second way "
+    "and fix any difference.",
+    "Turn the most frequent mistake in the examples into one general rule about this kind of input (not about "
+    "one example) and add it.",
+    "Make the instructions shorter and clearer: at most five numbered steps, one action each; drop anything "
+    "the examples show is not needed.",
+)
+TGD_TACTIC = "A technique to use in the new instructions this time: {tactic}\n\n"
+
 TGD_INSTRUCT_EXAMPLE = "# Example {i}\n{fields}## Reviewer's note\n{text}\n"
 TGD_INSTRUCT_FIELD = "## {label}\n{text}\n"
 # How the forward context's labels read in an example (others are capitalised as they are).

@@ -48,7 +48,7 @@ from .optimizer import Optimizer, register_optimizer
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
                 value_pattern="auto", copy_guard=True, repair_temperature=0.7, add_when_stuck=True,
-                refuse_reverted=True)
+                refuse_reverted=True, tactics="auto")
 log = logging.getLogger("textopt.optim.tgd")
 REJECTED_KEPT = 20        # reverted values a new value is compared with (TGD state, so it survives a resume)
 SIMILAR_TO_REJECTED = 0.9  # difflib ratio above which a new value counts as one of them
@@ -150,7 +150,9 @@ class TGD(Optimizer):
     temperature of the one repair request; None keeps ``temperature``), ``add_when_stuck`` (an instruction-like
     variable whose rewrite came back unchanged or unusable gets one more, simpler request: one instruction to
     append), ``refuse_reverted`` (refuse, and repair once, a value that is nearly one the caller reverted with
-    ``record_rejection``).
+    ``record_rejection``), ``tactics`` (one technique named per step, in turn: "auto" is
+    ``prompts.INSTRUCT_TACTICS`` for instruction-like variables and none for others; a list of your own; ``[]``
+    for none).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -159,6 +161,12 @@ class TGD(Optimizer):
             raise InvalidVariableError(f"TGD got unknown options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         opts = {**DEFAULTS, **options}
         opts["constraints"], opts["examples"] = list(opts["constraints"]), list(opts["examples"])
+        if opts["tactics"] != "auto":
+            if isinstance(opts["tactics"], str) or not all(isinstance(t, str) and t.strip() for t in
+                                                           (opts["tactics"] or ())):
+                raise InvalidVariableError(f"TGD tactics must be 'auto' or a list of non-empty strings (none: []), "
+                                           f"got {opts['tactics']!r}")
+            opts["tactics"] = tuple(opts["tactics"] or ())
         if not isinstance(opts["history"], int) or opts["history"] < 0:
             raise InvalidVariableError(f"TGD history must be an int >= 0, got {opts['history']!r}")
         super().__init__(params, opts)
@@ -183,7 +191,7 @@ class TGD(Optimizer):
     def build_request(self, p: Variable, group: dict, name: str) -> Request:
         """The optimizer request for ``p`` (see ``tgd_prompt.build_request``)."""
         window = self.state[p].get("history", [])[-group["history"]:] if group["history"] else []
-        return build_request(p, group, name, window)
+        return build_request(p, group, name, window, self.state[p].get("step", 0))
 
     @staticmethod
     def value_pattern(engine: Engine, p: Variable, group: dict) -> str | None:
