@@ -85,6 +85,7 @@ def test_report_of_an_unfinished_run(runs, tmp_path, capsys):
     part = tmp_path / "part"
     shutil.copytree(runs / "tgd", part)
     (part / "summary.json").unlink()
+    (part / "result.json").unlink()
     lines = (part / "log.jsonl").read_text().splitlines()
     (part / "log.jsonl").write_text("\n".join(lines[:2]) + "\n")
     page = _report(part, capsys)
