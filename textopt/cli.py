@@ -1,4 +1,4 @@
-"""``textopt`` command line: ``optimize``, ``eval``, ``graph``, ``tasks``.
+"""``textopt`` command line: ``optimize``, ``eval``, ``graph``, ``report``, ``tasks``.
 
     textopt optimize --task format_count --engine local --optimizer tgd --steps 3 --batch-size 3 --out runs/demo
     textopt optimize --task counting --engine openai:gpt-4o-mini --optimizer beam --steps 2 --out runs/beam
