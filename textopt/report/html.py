@@ -51,13 +51,18 @@ def page(title: str, body: list[str]) -> str:
 
 
 _TOKEN = re.compile(r"\s+|[^\s]+")
+REWRITE_RATIO = 0.4   # below this word similarity a new value is shown as a rewrite (old struck, new whole)
 
 
 def diff_html(old: str, new: str) -> str:
-    """A word-level diff of two texts: removed words in ``<del>``, added in ``<ins>``, all escaped."""
+    """A word-level diff of two texts: removed words in ``<del>``, added in ``<ins>``, all escaped; two texts
+    with few words in common are shown as a rewrite (the old one struck, then the new one)."""
     a, b = _TOKEN.findall(old or ""), _TOKEN.findall(new or "")
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if a and b and matcher.ratio() < REWRITE_RATIO:   # a rewrite: word-level edits would only be noise
+        return f"<del>{_e(old)}</del>\n<ins>{_e(new)}</ins>"
     out = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
             out.append(_e("".join(a[i1:i2])))
             continue
