@@ -160,6 +160,7 @@ def test_step_statuses_of_a_hand_written_log(tmp_path):
     run = load_run(tmp_path)
     assert [(s.step, s.status) for s in run.steps] == [(0, "initial"), (1, "unchanged"), (2, "error"),
                                                        (3, "accepted")]
+    assert "the same values as step" not in _page_of(run)
     assert run.steps[1].detail == "the optimizer left system_prompt as it was" and run.steps[1].feedback == \
         {"x": ["f"]}
     assert run.steps[3].val is None and run.steps[3].train is None and run.summary is None and run.usage is None
@@ -176,3 +177,20 @@ def test_a_trainer_folder_from_the_python_api(runs, tmp_path, capsys):
     assert "no graph: the folder does not name its task" in page and page.count('class="step"') == 4
     assert "<th>best val</th><td class=\"n\">100.0%</td>" in page
     assert "<td>backward</td>" in page and "<polyline" in page
+
+
+def _page_of(run) -> str:
+    from textopt.report import run_page
+    return run_page(run)
+
+
+def test_a_proposal_tried_again_is_named(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "t"}))
+    a, b = {"system_prompt": "A"}, {"system_prompt": "B"}
+    rows = [{"step": 0, "kind": "init", "params": a},
+            {"step": 1, "kind": "step", "params": a, "reverted": True, "proposed": b},
+            {"step": 2, "kind": "step", "params": a, "reverted": True, "proposed": b},
+            {"step": 3, "kind": "step", "params": b}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = _page_of(load_run(tmp_path))
+    assert page.count("the same values as step 1 tried") == 2 and page.count("proposed (then reverted)") == 2

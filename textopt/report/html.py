@@ -7,6 +7,7 @@ task data, error messages) goes through :func:`html.escape`, so a ``<script>`` i
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from html import escape
 
@@ -97,12 +98,14 @@ def _badge(status: str) -> str:
     return f"<span class=\"badge {_e(status.replace(' ', '-'))}\">{_e(status)}</span>"
 
 
-def _step_html(step: Step, prev: dict) -> str:
+def _step_html(step: Step, prev: dict, repeat_of: int | None = None) -> str:
     scores = " &middot; ".join(f"{k} {_pct(v)}" for k, v in (("train", step.train), ("val", step.val))
                                if v is not None)
     head = (f"<div><b>step {step.step}</b> {_badge(step.status)} <span class=\"muted\">{scores}"
             f"{' &middot; ' + _e(step.detail) if step.detail else ''}</span></div>")
     body = [head, _feedback(step.feedback)]
+    if repeat_of is not None:
+        body.append(f"<div class=\"muted\">the same values as step {repeat_of} tried</div>")
     if step.status == "initial":
         body.append(_values_diff({}, step.values).replace("<ins>", "<span>").replace("</ins>", "</span>"))
     elif step.proposed:
@@ -189,8 +192,13 @@ def run_page(run: Run, *, graph=None, graph_note: str = "") -> str:
     body.append("<h2>Steps</h2><p class=\"muted\">each step's values as a diff against the values before it "
                 "(<del>removed</del> <ins>added</ins>), and the feedback that drove it</p>")
     prev: dict = {}
+    tried: dict[str, int] = {}   # each proposal's first step: a run that proposes one value again is visible
     for st in run.steps:
-        body.append(_step_html(st, prev))
+        new = st.proposed or (st.values if st.values != prev else None)
+        key = json.dumps(new, sort_keys=True) if new else None
+        body.append(_step_html(st, prev, tried.get(key) if key and st.status != "initial" else None))
+        if key:
+            tried.setdefault(key, st.step)
         prev = st.values or prev
     body.append("<h2>Usage by role</h2>" + usage_table(run.usage))
     body.append("<h2>Graph</h2>" + (f"<p class=\"muted\">{_e(graph_note)}</p>" if graph_note else "")
