@@ -16,6 +16,7 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
                 None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
                                 "(apt-get install chromium); the report's browser check needs it")
+BROWSER = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]   # root, containers
 # Where the screenshots are kept for people to look at (the test's own tmp folder otherwise).
 SHOTS = os.environ.get("TEXTOPT_SCREENSHOTS")
 
@@ -24,8 +25,8 @@ def render(page: Path, png: Path, tmp: Path, height: int = 2400) -> list[str]:
     """Screenshot ``page`` with headless Chromium; the URLs the page itself requested (from Chromium's network
     log: requests whose initiator is the page's origin; the browser's own background requests have none)."""
     netlog = tmp / f"{png.stem}.netlog.json"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           f"--user-data-dir={tmp / 'profile'}", "--proxy-server=127.0.0.1:9",   # nothing could be fetched
+    cmd = [*BROWSER, "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}",
+           "--proxy-server=127.0.0.1:9",   # nothing could be fetched even if the page asked
            f"--log-net-log={netlog}", f"--screenshot={png}", f"--window-size=1200,{height}", page.as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert png.is_file(), f"chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-800:]}"
@@ -66,9 +67,8 @@ def test_report_renders_in_chromium_without_network(optimizer, tmp_path, shots):
     png = shots / f"report-{optimizer}.png"
     assert render(run / "report.html", png, tmp_path) == []
     # the prompt's <script> (it would set the title) and <img onerror> are text in the rendered document
-    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}/p2",
-                          "--proxy-server=127.0.0.1:9", "--dump-dom", (run / "report.html").as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run([*BROWSER, f"--user-data-dir={tmp_path}/p2", "--proxy-server=127.0.0.1:9", "--dump-dom",
+                          (run / "report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert "<title>textopt run" in dom and "pwned</title>" not in dom and "<script" not in dom.lower()
     assert "&lt;script&gt;document.title" in dom and "<img" not in dom.lower()
     w, h, colours = pixels(png)
