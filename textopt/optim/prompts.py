@@ -80,6 +80,15 @@ INSTRUCT_TACTICS = (
     "the examples show is not needed.",
 )
 TGD_TACTIC = "A technique to use in the new instructions this time: {tactic}\n\n"
+# The ask of TGD_ADD_USER when the step has a tactic: the technique leads, the mistakes above say how to word it
+# (the 1.5B reference model, asked as TGD_ADD_USER with the technique beside it, followed the reviewer's note
+# about one example instead; asked this way it wrote the technique as an instruction for the task).
+TGD_ADD_TACTIC_ASK = (
+    "Write one new instruction, one or two sentences, to add at the end of these instructions. It must apply "
+    "this technique to this kind of input: {tactic} Word it for this task, so that mistakes like the ones above "
+    "do not happen again on any input; do not mention particular examples. Write only the new instruction "
+    "between <ADDITION> and </ADDITION>."
+)
 
 TGD_INSTRUCT_EXAMPLE = "# Example {i}\n{fields}## Reviewer's note\n{text}\n"
 TGD_INSTRUCT_FIELD = "## {label}\n{text}\n"
@@ -106,13 +115,15 @@ TGD_ADD_SYSTEM = (
     "You improve the instructions of an LLM pipeline from feedback on its mistakes. You write one new, general "
     "instruction at a time, between <ADDITION> and </ADDITION>, and nothing else."
 )
-TGD_ADD_USER = (
-    "These are the instructions of the {role}:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
-    "Following them, it made mistakes. For each: what the evaluation found, then a reviewer's suggestion:\n"
-    "{gradients}\n"
+TGD_ADD_ASK = (
     "Write one new instruction, one or two sentences, to add at the end of these instructions so that mistakes "
     "of this kind do not happen again on any input. Do not repeat an instruction that is already there and do "
     "not mention particular examples. Write only the new instruction between <ADDITION> and </ADDITION>."
+)
+TGD_ADD_USER = (
+    "These are the instructions of the {role}:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
+    "Following them, it made mistakes. For each: what the evaluation found, then a reviewer's suggestion:\n"
+    "{gradients}\n{ask}"
 )
 TGD_ADD_ITEM = "- Evaluation: {evaluation}\n  Suggestion: {text}\n"
 TGD_ALREADY_THERE = "the new instruction is already in the instructions; write a different one"
@@ -130,13 +141,10 @@ TGD_CONSTRAINT = "<CONSTRAINT>{text}</CONSTRAINT>\n"
 TGD_EXAMPLES = "Examples of good values for this kind of variable:\n{items}\n"
 TGD_EXAMPLE = "<EXAMPLE>\n{text}\n</EXAMPLE>\n"
 
-# Fixed sentences of the prompts above; a new value that contains one (and the old value did not) copied
-# the optimizer's instructions instead of improving the variable.
-INSTRUCTION_SENTENCES = tuple(
-    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS,
-                            TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER, INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
-    for s in __import__("re").split(r"(?<=[.:!?])\s+|\n", block)
-    if len(s.strip()) >= 30 and "{" not in s and "<" not in s)
+# Fixed text of the prompts above: a new value may not copy a sentence of it (``newvalue.INSTRUCTION_SENTENCES``).
+INSTRUCTION_BLOCKS = (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS, TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER,
+                      TGD_ADD_ASK, TGD_ADD_TACTIC_ASK,
+                      INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
 
 # Constrained decoding of the new value (engines that honour ``Request.pattern``, e.g. the embedded model).
 # The pattern covers what follows the prefilled <NEW_VALUE> tag. A small model copies whatever scaffolding it
