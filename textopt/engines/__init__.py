@@ -13,7 +13,9 @@ import importlib
 import threading
 
 from ..errors import EngineSpecError, GraphError
+from ..function import plug_engines
 from .base import Engine, Retryable, live_engines
+from .limiter import AdaptiveLimiter
 from .router import RoutedEngine
 from .scripted import ScriptedEngine
 from .types import ImagePart, Message, Request, Response
@@ -78,6 +80,11 @@ def resolve_backward_engine(engine: "Engine | str | None") -> Engine:
         raise GraphError("this backward pass needs an LLM but no engine was given: call loss.backward(engine=...) "
                          "or wrap it in `with tx.backward_engine(engine):`")
     return get_engine(engine)
+
+
+# backward passes resolve their engine here and limit their calls with the engines' FIFO limiter (not adaptive:
+# a slot is taken without awaiting when free)
+plug_engines(resolve_backward_engine, lambda limit: AdaptiveLimiter(limit, adaptive=False))
 
 
 def usage(*engines: Engine) -> str:

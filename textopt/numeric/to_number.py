@@ -26,7 +26,6 @@ from ..grad_mode import is_grad_enabled
 from ..nn.module import Module
 from ..variable import Variable, as_variable
 from . import prompts as P
-from .hybrid import direction
 
 
 def _leaf_or_graph(value: Any, inputs: Sequence[Variable]) -> torch.Tensor:
@@ -53,6 +52,18 @@ def _text(x: "Variable | str", role: str, who: str) -> Variable:
     if not x.is_text:
         raise InvalidVariableError(f"{who} scores text, got {x!r}")
     return x
+
+
+def direction(grad: torch.Tensor | None) -> tuple[str, float]:
+    """('increase' | 'decrease' | 'keep', d loss / d value summed) for a scalar-like bridge output."""
+    if grad is None:
+        return "keep", 0.0
+    g = float(grad.detach().sum())
+    if g < 0:
+        return "increase", g
+    if g > 0:
+        return "decrease", g
+    return "keep", g
 
 
 class ScoreFn(Function):
