@@ -36,7 +36,6 @@ KNOWN_MODULE_CIRCLES = [
     {"textopt.parallel.executor", "textopt.parallel.ray_executor"},
     {"textopt.optim", "textopt.optim.mixed"},
     {"textopt.commands.evaluate", "textopt.commands.optimize", "textopt.commands.search"},
-    {"textopt.engines.constrain", "textopt.engines.constrain_json", "textopt.engines.constrain_schema"},
 ]
 
 

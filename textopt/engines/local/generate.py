@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ContextLengthError
-from .types import Message, Request, Response
+from ...errors import ContextLengthError
+from ..types import Message, Request, Response
 
 
 def prompt_text(tokenizer, messages: tuple[Message, ...], prefill: str | None) -> str:
