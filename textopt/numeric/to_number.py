@@ -23,6 +23,7 @@ from ..engines.structured import agenerate_structured
 from ..errors import InvalidVariableError
 from ..function import Function
 from ..grad_mode import is_grad_enabled
+from ..kernels import cosine
 from ..nn.module import Module
 from ..variable import Variable, as_variable
 from . import prompts as P
@@ -205,7 +206,7 @@ class EmbeddingSimilarity(Module):
             other = Variable(other, role="reference vector")
         other = as_variable(other, role="reference text")
         vec = self.embed(other.value) if other.is_text else other.value
-        sim = torch.nn.functional.cosine_similarity(self.embed(x.value).reshape(-1), vec.reshape(-1), dim=0)
+        sim = cosine(self.embed(x.value).reshape(-1), vec.reshape(-1), dim=0)
         desc = f"the reference text <REFERENCE>{other.value}</REFERENCE>" if other.is_text else f"the {other.role}"
         inputs = [x, other]
         return _emit(self.fn, inputs, _leaf_or_graph(sim, inputs), f"similarity of the {x.role}",
