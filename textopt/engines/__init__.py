@@ -74,6 +74,11 @@ def backward_engine(engine: "Engine | str"):
         _BACKWARD_ENGINE.reset(token)
 
 
+def current_backward_engine() -> "Engine | str | None":
+    """The engine (or spec) a ``with backward_engine(...)`` block around this code set, else None."""
+    return _BACKWARD_ENGINE.get()
+
+
 def resolve_backward_engine(engine: "Engine | str | None") -> Engine:
     engine = engine if engine is not None else _BACKWARD_ENGINE.get()
     if engine is None:
@@ -93,4 +98,4 @@ def usage(*engines: Engine) -> str:
 
 
 __all__ = ["Engine", "RoutedEngine", "Request", "Response", "Message", "ImagePart", "Budget", "Usage", "ScriptedEngine", "Retryable",
-           "get_engine", "register", "backward_engine", "resolve_backward_engine", "usage"]
+           "get_engine", "register", "backward_engine", "current_backward_engine", "resolve_backward_engine", "usage"]
