@@ -28,6 +28,8 @@ _LAZY = {"Engine": "engines", "Request": "engines", "Response": "engines", "Rout
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    elif name.startswith("__"):   # dunders tools probe for (__wrapped__, __file__ ...) are never submodules
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     else:   # a subpackage or module: tx.nn, tx.optim, tx.train, tx.graph ...
         try:
             value = importlib.import_module(f"{__name__}.{name}")

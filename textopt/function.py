@@ -112,7 +112,7 @@ class BackwardContext:
         if self._engine is None:
             if not _ENGINES:
                 raise GraphError("this backward pass needs an LLM but textopt.engines is not loaded: "
-                                 "import textopt.engines (or textopt) and give the pass an engine")
+                                 "import textopt.engines and give the pass an engine (loss.backward(engine=...))")
             self._engine = _ENGINES["resolve"](self._engine_spec)
         return self._engine
 
