@@ -1,4 +1,4 @@
-"""The numeric half of a hybrid backward pass (called by :mod:`textopt.backward`; the bridges are in :mod:`textopt.numeric`).
+"""The numeric half of a hybrid backward pass (called by :mod:`textopt.backward`; the bridges: :mod:`textopt.numeric`).
 
 Order of one ``loss.backward()`` over a graph holding text and tensor Variables:
 

@@ -75,7 +75,8 @@ def test_embedding_similarity_uses_the_kernels_cosine_with_the_same_numbers(lear
     monkeypatch.setattr(N.to_number, "cosine", lambda *a, **k: calls.append(1) or cosine(*a, **k))
     vec = torch.randn(32, generator=torch.Generator().manual_seed(5), requires_grad=learnable)
     x = Variable("some answer", role="answer", requires_grad=True)
-    sim = N.EmbeddingSimilarity(_embed)(x, Variable(vec, role="target direction", requires_grad=True) if learnable else "a reference")
+    other_input = Variable(vec, role="target direction", requires_grad=True) if learnable else "a reference"
+    sim = N.EmbeddingSimilarity(_embed)(x, other_input)
     other = vec if learnable else _embed("a reference")
     expected = torch.nn.functional.cosine_similarity(_embed("some answer"), other, dim=0)
     assert calls and torch.equal(sim.value.detach(), expected.detach())
