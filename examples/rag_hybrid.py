@@ -28,7 +28,7 @@ import textopt as tx  # noqa: E402
 from textopt import numeric as N  # noqa: E402
 from textopt.engines import ScriptedEngine, get_engine  # noqa: E402
 from textopt.errors import OptimizerStepError  # noqa: E402
-from textopt.kernels import cosine_topk  # noqa: E402
+from textopt.kernels import cosine, cosine_topk  # noqa: E402
 from textopt.optim.mixed import MixedOptimizer  # noqa: E402
 from textopt.prompts import BACKWARD_SYSTEM  # noqa: E402
 
@@ -75,7 +75,7 @@ class RAG(tx.nn.Module):
         rows = self.corpus[top.indices]
 
         def weights(w, log_tau):
-            sims = torch.nn.functional.cosine_similarity((e * w)[None, :], rows, dim=-1)
+            sims = cosine((e * w)[None, :], rows)
             return torch.softmax(sims / log_tau.exp(), 0)
         return N.apply(weights, self.adapter, self.log_tau, role="passage weights"), top.indices.tolist()
 

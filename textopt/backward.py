@@ -24,7 +24,7 @@ from operator import attrgetter
 
 from .errors import GraphError
 from .function import BackwardContext, Node
-from .numeric.hybrid import output_sensitivities, tensor_backward
+from .hybrid import output_sensitivities, tensor_backward
 from .runtime import run_sync
 from .variable import Feedback, Variable
 

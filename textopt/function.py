@@ -1,17 +1,13 @@
 """``Function`` (a differentiable operation) and ``Node`` (one application of it in the graph)."""
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from .engines.limiter import AdaptiveLimiter
+from .errors import GraphError
 from .grad_mode import _GRAD_ENABLED
 from .variable import Feedback, Variable
-
-if TYPE_CHECKING:
-    from .engines.base import Engine, Request, Response
 
 
 class Node:
@@ -69,16 +65,26 @@ class Function:
         return f"{type(self).__name__}()"
 
 
+# How a backward pass reaches an LLM. The core imports nothing above it: ``textopt.engines`` plugs its resolver
+# (an Engine, a spec string or None -> an Engine) and the pass's call limit (limit -> a FIFO limiter with
+# ``_try_acquire``/``acquire``/``release``) in when it is imported, before any Function can build a request.
+_ENGINES: dict[str, Callable] = {}
+
+
+def plug_engines(resolve: Callable[[Any], Any], limiter: Callable[[int], Any]) -> None:
+    """Install how backward passes resolve their engine and limit their calls (called by ``textopt.engines``)."""
+    _ENGINES["resolve"], _ENGINES["limiter"] = resolve, limiter
+
+
 class BackwardContext:
     """What a Function's backward may use: the backward engine (resolved lazily) and the shared call limit."""
 
-    def __init__(self, engine: "Engine | str | None", max_concurrency: int):
+    def __init__(self, engine: Any, max_concurrency: int):
         self._engine_spec = engine
-        self._engine: "Engine | None" = None
+        self._engine = None
         self.max_concurrency = max_concurrency
         self.max_tokens = 384   # default cap on a backward answer (a module's backward_max_tokens overrides it)
-        # the pass's call limit: the engines' FIFO limiter, not adaptive (a slot is taken without awaiting when free)
-        self._gate = AdaptiveLimiter(max_concurrency, adaptive=False)
+        self._gate = None       # the pass's call limit, made with the engine (a pass of plain concats needs none)
         self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
         self.signals: dict[int, list] = {}  # id(Variable) -> [(key, tensor)]: numeric gradients from bridges
         self.order: dict[int, int] = {}     # id(Node) -> its index in the pass (the first part of every key)
@@ -101,21 +107,28 @@ class BackwardContext:
         return base + extra
 
     @property
-    def engine(self) -> "Engine":
+    def engine(self):
+        """The pass's Engine (``textopt.engines.Engine``): the one given to backward(), else ``backward_engine``."""
         if self._engine is None:
-            from .engines import resolve_backward_engine
-            self._engine = resolve_backward_engine(self._engine_spec)
+            if not _ENGINES:
+                raise GraphError("this backward pass needs an LLM but textopt.engines is not loaded: "
+                                 "import textopt.engines and give the pass an engine (loss.backward(engine=...))")
+            self._engine = _ENGINES["resolve"](self._engine_spec)
         return self._engine
 
-    async def generate(self, request: "Request", node: Node | None = None) -> "Response":
-        """Send a backward request through the pass's concurrency limit, tagged with role and node."""
+    async def generate(self, request, node: Node | None = None):
+        """Send a backward request (a ``textopt.engines.Request``) through the pass's concurrency limit, tagged
+        with role and node; returns the engine's Response."""
         name = node.name if node else None
         if request.role != "backward" or request.node != name:
             request = request.with_meta(role="backward", node=name)
+        engine = self.engine
         gate = self._gate
+        if gate is None:
+            gate = self._gate = _ENGINES["limiter"](self.max_concurrency)
         if gate._try_acquire() is None:
             await gate.acquire()
         try:
-            return await self.engine.generate(request)
+            return await engine.generate(request)
         finally:
             gate.release()

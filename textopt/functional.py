@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import lazy
+from .backward import seed
 from .errors import InvalidVariableError
 from .function import Function
 from .prompts import CONCAT_FEEDBACK, fill
@@ -35,7 +36,6 @@ class Concat(Function):
         parts costs n references, not n copies of a text that grows with n), bounded like every prompt that
         embeds feedback. When the concat is itself the loss, a part that is an evaluation (a loss's output)
         gets its own evaluation instead, as if it were the root: a concat of losses is evaluated loss by loss."""
-        from .backward import seed   # (backward imports the core's Functions)
         root = all(f.source == "seed" for f in feedback)
         shared = None
         out = []

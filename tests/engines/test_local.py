@@ -126,7 +126,7 @@ def test_bad_local_path_is_one_clear_error(tmp_path):
 
 
 def test_converted_model_cache_exists(engine):
-    from textopt.engines.local_model import cache_dir_for
+    from textopt.engines.local.model import cache_dir_for
 
     folder = cache_dir_for(engine.source.path)
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
@@ -136,7 +136,7 @@ def test_converted_model_cache_exists(engine):
 def test_local_path_to_a_model_folder_and_context_errors(engine):
     """'local:FOLDER' loads a Hugging Face folder (here: the converted cache of the bundled model) and answers
     exactly like the bundled engine; a prompt beyond the context window is one clear error."""
-    from textopt.engines.local_model import cache_dir_for
+    from textopt.engines.local.model import cache_dir_for
     from textopt.errors import ContextLengthError
 
     folder = get_engine(f"local:{cache_dir_for(engine.source.path)}")

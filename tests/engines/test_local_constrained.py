@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from textopt.engines import Request, get_engine
-from textopt.engines.constrain import ConstraintFactory
+from textopt.engines.local.constrain import ConstraintFactory
 from textopt.engines.structured import agenerate_structured, agenerate_tagged
 from textopt.errors import BadRequestError
 

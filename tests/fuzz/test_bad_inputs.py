@@ -7,7 +7,8 @@ import json
 import pytest
 
 from textopt.engines import Request, get_engine
-from textopt.engines.constrain import CompiledPattern, PatternConstraint, VocabTable
+from textopt.engines.local.constrain import CompiledPattern, PatternConstraint
+from textopt.engines.local.vocab import VocabTable
 from textopt.engines.replay import ReplayEngine
 from textopt.errors import (BadRequestError, CheckpointError, DataError, EngineSpecError, InvalidVariableError)
 from textopt.tasks import load_bbh, load_gsm8k

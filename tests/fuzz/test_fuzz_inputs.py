@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from textopt.engines import Request, get_engine
-from textopt.engines.constrain import CompiledPattern, PatternConstraint, VocabTable
+from textopt.engines.local.constrain import CompiledPattern, PatternConstraint
+from textopt.engines.local.vocab import VocabTable
 from textopt.engines.replay import ReplayEngine
 from textopt.engines.types import Response
 from textopt.errors import TextoptError

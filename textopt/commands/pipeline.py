@@ -45,8 +45,8 @@ class BoundedFeedbackFn(LLMCallFn):
     def __init__(self, max_tokens: int):
         self.max_tokens = max_tokens
 
-    async def _one(self, ctx, node, feedback, target):
-        return await super()._one(_BoundedContext(ctx, self.max_tokens), node, feedback, target)
+    async def backward_target(self, ctx, node, feedback, target):
+        return await super().backward_target(_BoundedContext(ctx, self.max_tokens), node, feedback, target)
 
 
 def build_solver(task: Task, engine: Engine, prompt: str | None = None, *,

@@ -60,7 +60,7 @@ class DemoCall(LLMCall):
         self.demos = Variable("", role="few-shot demonstrations appended to the system prompt",
                               requires_grad=True, name="demos")
 
-    def _request(self, x: Variable, role: str) -> Request:
+    def forward_request(self, x: Variable, role: str) -> Request:
         return Request.chat(x.value, system=compose_system(self.system_prompt.value, self.demos.value),
                             temperature=self.temperature, max_tokens=self.max_tokens, role=role,
                             node=self.node_name, **self.request_kw)

@@ -13,7 +13,9 @@ import importlib
 import threading
 
 from ..errors import EngineSpecError, GraphError
+from ..function import plug_engines
 from .base import Engine, Retryable, live_engines
+from .limiter import AdaptiveLimiter
 from .router import RoutedEngine
 from .scripted import ScriptedEngine
 from .types import ImagePart, Message, Request, Response
@@ -72,6 +74,11 @@ def backward_engine(engine: "Engine | str"):
         _BACKWARD_ENGINE.reset(token)
 
 
+def current_backward_engine() -> "Engine | str | None":
+    """The engine (or spec) a ``with backward_engine(...)`` block around this code set, else None."""
+    return _BACKWARD_ENGINE.get()
+
+
 def resolve_backward_engine(engine: "Engine | str | None") -> Engine:
     engine = engine if engine is not None else _BACKWARD_ENGINE.get()
     if engine is None:
@@ -80,10 +87,15 @@ def resolve_backward_engine(engine: "Engine | str | None") -> Engine:
     return get_engine(engine)
 
 
+# backward passes resolve their engine here and limit their calls with the engines' FIFO limiter (not adaptive:
+# a slot is taken without awaiting when free)
+plug_engines(resolve_backward_engine, lambda limit: AdaptiveLimiter(limit, adaptive=False))
+
+
 def usage(*engines: Engine) -> str:
     """A readable usage report (calls, tokens, dollars per role) over ``engines`` or every live engine."""
     return format_report(merge(e.usage for e in (engines or live_engines())))
 
 
 __all__ = ["Engine", "RoutedEngine", "Request", "Response", "Message", "ImagePart", "Budget", "Usage", "ScriptedEngine", "Retryable",
-           "get_engine", "register", "backward_engine", "resolve_backward_engine", "usage"]
+           "get_engine", "register", "backward_engine", "current_backward_engine", "resolve_backward_engine", "usage"]

@@ -96,10 +96,27 @@ def cosine_topk(queries: torch.Tensor, corpus: torch.Tensor, k: int, *, backend:
             values, indices = R.cosine_topk_reference(q.detach(), corpus.detach(), k, chunk=CPU_CHUNK, eps=eps)
     if torch.is_grad_enabled() and (q.requires_grad or corpus.requires_grad):
         rows = corpus[indices]  # (B, k, d): k rows per query, small
-        values = torch.nn.functional.cosine_similarity(q.float().unsqueeze(1), rows.float(), dim=-1, eps=eps)
+        values = cosine(q.float().unsqueeze(1), rows.float(), eps=eps)
     if single:
         return TopK(values[0], indices[0])
     return TopK(values, indices)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor, *, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
+    """Cosine similarity of ``a`` and ``b`` along ``dim`` (broadcast), differentiable, in the inputs' dtype.
+
+    The library's one cosine (the embedding bridge ``EmbeddingSimilarity``, the differentiable scores of
+    ``cosine_topk``). One pair per row is a memory-bound reduction: torch's own op on every device (a kernel
+    only pays off for many-to-many, which is ``cosine_topk``)."""
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise KernelError(f"cosine needs floating-point tensors; {name} is "
+                              f"{getattr(t, 'dtype', type(t).__name__)}")
+    try:
+        return torch.nn.functional.cosine_similarity(a, b, dim=dim, eps=eps)
+    except RuntimeError as exc:
+        raise KernelError(f"cosine needs vectors of the same length (embed both with the same model), got shapes "
+                          f"{tuple(a.shape)} and {tuple(b.shape)}: {exc}") from None
 
 
 def _topk_module():

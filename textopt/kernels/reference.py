@@ -56,7 +56,9 @@ def token_logprobs_chunked(logits: torch.Tensor, targets: torch.Tensor, ignore_i
         y = targets[s:s + step]
         valid = y != ignore_index
         lse[s:s + step] = torch.logsumexp(x, dim=-1)
-        picked = x.gather(-1, torch.where(valid, y, 0).unsqueeze(-1)).squeeze(-1) - lse[s:s + step]
+        # log_softmax then gather, not x[y] - lse: the rounding of eager torch, so the library's log-probs (the local
+        # engine's score) are bitwise those of torch.log_softmax on CPU
+        picked = torch.log_softmax(x, dim=-1).gather(-1, torch.where(valid, y, 0).unsqueeze(-1)).squeeze(-1)
         out[s:s + step] = torch.where(valid, picked, torch.zeros_like(picked))
     return out, lse
 

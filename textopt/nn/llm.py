@@ -22,15 +22,17 @@ class LLMCallFn(Function):
     async def backward(self, ctx, node, feedback, targets):
         if len(targets) == 1:  # the common case: asked inline (no task from gather, no coroutine per target)
             target = targets[0]
-            if type(self)._one is not LLMCallFn._one:   # a subclass's own per-target backward
-                return [await self._one(ctx, node, feedback, target)]
+            if type(self).backward_target is not LLMCallFn.backward_target:   # a subclass's own per-target backward
+                return [await self.backward_target(ctx, node, feedback, target)]
             user, request = self._ask(ctx, node, feedback, target)
             if "images" in node.saved:
                 user, request = show_images(user, request, node.saved["images"], target.role)
             return [_feedback(user, await ctx.generate(request, node), target, node, feedback)]
-        return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
+        return list(await asyncio.gather(*(self.backward_target(ctx, node, feedback, t) for t in targets)))
 
-    async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
+    async def backward_target(self, ctx, node, feedback, target: Variable) -> Feedback:
+        """The feedback for one input (what subclasses override: a loss routes its evaluation, a bounded call
+        asks for less)."""
         user, request = self._ask(ctx, node, feedback, target)
         if "images" in node.saved:
             user, request = show_images(user, request, node.saved["images"], target.role)
@@ -121,7 +123,7 @@ class LLMCall(Module):
         self.fn = LLMCallFn()
         self.node_name = name or "llm_call"
 
-    def _request(self, x: Variable, role: str) -> Request:
+    def forward_request(self, x: Variable, role: str) -> Request:
         """The forward request (subclasses change it, e.g. to add demonstrations to the system prompt)."""
         system = self.system_prompt.value if self.system_prompt is not None else None
         return Request.chat(x.value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
@@ -141,7 +143,7 @@ class LLMCall(Module):
         """``images``: an image or a list (ImageVariable, path, bytes, PIL image) read with ``x``; they become
         inputs of the node and are shown again to its backward calls and to the optimizer."""
         x = _text_input(x)
-        request = self._request(x, "forward" if self.training else "eval")
+        request = self.forward_request(x, "forward" if self.training else "eval")
         pics = as_images(images) if images is not None else ()
         if pics:
             request = dataclasses.replace(request, images=tuple(im.image for im in pics))

@@ -16,11 +16,11 @@ class TextLossFn(LLMCallFn):
     name = "text_loss"
     evaluates = True
 
-    async def _one(self, ctx, node, feedback, target):
+    async def backward_target(self, ctx, node, feedback, target):
         if target is node.inputs[-1] and is_evaluation(feedback):
             conv = node.output.meta.get("conversation", ())
             return Feedback(evaluation_for(node, feedback), target, conversation=conv, source=node.name)
-        return await super()._one(ctx, node, feedback, target)
+        return await super().backward_target(ctx, node, feedback, target)
 
 
 class TextLoss(Module):

@@ -23,14 +23,14 @@ class MultiFieldLossFn(LLMCallFn):
     name = "multi_field_loss"
     evaluates = True
 
-    async def _one(self, ctx, node, feedback, target):
+    async def backward_target(self, ctx, node, feedback, target):
         fields = node.saved["fields"]
         name = next((k for k, v in fields.items() if v is target), None)
         if name is not None and is_evaluation(feedback):
             text = P.MULTI_FIELD_ROUTE.format(names=", ".join(fields), field=name, role=target.role,
                                               evaluation=evaluation_for(node, feedback))
             return Feedback(text, target, conversation=node.output.meta.get("conversation", ()), source=node.name)
-        return await super()._one(ctx, node, feedback, target)
+        return await super().backward_target(ctx, node, feedback, target)
 
 
 class MultiFieldLoss(Module):

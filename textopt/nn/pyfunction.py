@@ -47,9 +47,9 @@ class PyFunction(Function):
         return self.attach(inputs, result, self.role, saved={"names": names}, name=self.name)
 
     async def backward(self, ctx, node, feedback, targets):
-        return list(await asyncio.gather(*(self._one(ctx, node, feedback, t) for t in targets)))
+        return list(await asyncio.gather(*(self.backward_target(ctx, node, feedback, t) for t in targets)))
 
-    async def _one(self, ctx, node, feedback, target: Variable) -> Feedback:
+    async def backward_target(self, ctx, node, feedback, target: Variable) -> Feedback:
         names = node.saved.get("names", {})
         inputs = "\n".join(P.FUNCTION_INPUT.format(name=names.get(id(v), "?"), role=v.role,
                                                    value=clip(str(v.value), MAX_INPUT_CHARS)) for v in node.inputs)

@@ -23,10 +23,10 @@ from ..engines.structured import agenerate_structured
 from ..errors import InvalidVariableError
 from ..function import Function
 from ..grad_mode import is_grad_enabled
+from ..kernels import cosine
 from ..nn.module import Module
 from ..variable import Variable, as_variable
 from . import prompts as P
-from .hybrid import direction
 
 
 def _leaf_or_graph(value: Any, inputs: Sequence[Variable]) -> torch.Tensor:
@@ -53,6 +53,18 @@ def _text(x: "Variable | str", role: str, who: str) -> Variable:
     if not x.is_text:
         raise InvalidVariableError(f"{who} scores text, got {x!r}")
     return x
+
+
+def direction(grad: torch.Tensor | None) -> tuple[str, float]:
+    """('increase' | 'decrease' | 'keep', d loss / d value summed) for a scalar-like bridge output."""
+    if grad is None:
+        return "keep", 0.0
+    g = float(grad.detach().sum())
+    if g < 0:
+        return "increase", g
+    if g > 0:
+        return "decrease", g
+    return "keep", g
 
 
 class ScoreFn(Function):
@@ -194,7 +206,7 @@ class EmbeddingSimilarity(Module):
             other = Variable(other, role="reference vector")
         other = as_variable(other, role="reference text")
         vec = self.embed(other.value) if other.is_text else other.value
-        sim = torch.nn.functional.cosine_similarity(self.embed(x.value).reshape(-1), vec.reshape(-1), dim=0)
+        sim = cosine(self.embed(x.value).reshape(-1), vec.reshape(-1), dim=0)
         desc = f"the reference text <REFERENCE>{other.value}</REFERENCE>" if other.is_text else f"the {other.role}"
         inputs = [x, other]
         return _emit(self.fn, inputs, _leaf_or_graph(sim, inputs), f"similarity of the {x.role}",

@@ -61,7 +61,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..engines import Engine, get_engine
+from ..engines import Engine, current_backward_engine, get_engine
 from ..engines.usage import merge
 from ..errors import CheckpointError, DataError, OptimizerStepError, ParseError
 from ..runtime import run_sync
@@ -142,8 +142,7 @@ class Trainer:
                     for v in vars(m).values():
                         add(v)
         add(getattr(self.optimizer, "engine", None))
-        from ..engines import _BACKWARD_ENGINE
-        self._context_backward = _BACKWARD_ENGINE.get()  # a `with tx.backward_engine(...)` around construction
+        self._context_backward = current_backward_engine()  # a `with tx.backward_engine(...)` around construction
         backward = self.backward_engine if self.backward_engine is not None else self._context_backward
         if backward is not None:
             add(get_engine(backward))
@@ -155,8 +154,7 @@ class Trainer:
     def _backward_engine(self):
         if self.backward_engine is not None:
             return self.backward_engine
-        from ..engines import _BACKWARD_ENGINE
-        return (_BACKWARD_ENGINE.get() or getattr(self, "_context_backward", None)
+        return (current_backward_engine() or getattr(self, "_context_backward", None)
                 or getattr(self.optimizer, "engine", None))
 
     # -- one step ------------------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import BadRequestError
-from .constrain import VocabTable
+from ...errors import BadRequestError
+from .vocab import VocabTable
 from .constrain_schema import Slot, compile_schema, lit_terminators, merge, plan_rest, sep_cost
 
 __all__ = ["JsonConstraint", "compile_schema"]

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ContextLengthError
-from .types import Message, Request, Response
+from ...errors import ContextLengthError
+from ...kernels import token_logprobs
+from ..types import Message, Request, Response
 
 
 def prompt_text(tokenizer, messages: tuple[Message, ...], prefill: str | None) -> str:
@@ -184,6 +185,8 @@ def score(model, tokenizer, messages: tuple[Message, ...], continuation: str) ->
         return []
     ids = torch.tensor([prompt + cont], device=model.device)
     with torch.inference_mode():
-        logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1].float()
-    logp = torch.log_softmax(logits, dim=-1)
-    return logp.gather(1, torch.tensor(cont, device=logp.device)[:, None])[:, 0].cpu().tolist()
+        logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1]
+        if logits.dtype not in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        # the kernels' dispatch: Triton on CUDA, the chunked torch reference on CPU
+        return token_logprobs(logits, torch.tensor(cont, device=logits.device)).cpu().tolist()

