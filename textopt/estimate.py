@@ -85,8 +85,10 @@ class RunEstimate:
     def by_role(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
         for p in self.phases:
-            r = out.setdefault(p.role, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+            r = out.setdefault(p.role, {"calls": 0, "calls_with_repairs": 0, "prompt_tokens": 0,
+                                        "completion_tokens": 0})
             r["calls"] += p.calls
+            r["calls_with_repairs"] += p.calls + p.repairs
             r["prompt_tokens"] += p.prompt_tokens
             r["completion_tokens"] += p.completion_tokens
         return out

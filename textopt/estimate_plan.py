@@ -95,6 +95,7 @@ def plan(task, *, engine: str = "local", backward_engine: str | None = None, opt
                 "optimizer_max_tokens": run.opt_tokens, "backward_max_tokens": run.bwd_tokens}
     notes.append("completion tokens are each call's max_tokens cap (an upper bound); prompt tokens are the texts "
                  "as sent at 4 characters a token, quoted model outputs counted at their cap")
+    notes.append("calls with a new prompt are sized with the starting prompt: a longer new prompt costs more")
     notes.append("the response cache only lowers these figures: a repeated request is a cache hit, not a call")
     return RunEstimate(phases, engines, prices, notes, settings)
 

@@ -62,6 +62,10 @@ def default_cache() -> "ResponseCache | None":
     with _DEFAULTS_LOCK:
         cache = _DEFAULTS.get(key)
         if cache is None:
+            for old in [k for k in _DEFAULTS if k != key]:   # the folder moved (tests): release the old one's
+                stale = _DEFAULTS.pop(old)                     # files (an engine using it reopens them); a
+                if old[0] == key[0]:                           # parent's handles are never touched in a child
+                    stale.close()
             cache = _DEFAULTS[key] = ResponseCache(key[1])
         return cache
 
