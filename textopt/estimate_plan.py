@@ -13,15 +13,18 @@ from statistics import mean
 from .errors import DataError
 from .estimate import CHARS_PER_TOKEN, Phase, RunEstimate, engine_info, tokens
 
-MESSAGE_OVERHEAD = 4            # tokens a chat request adds around its messages (the role markers)
+# tokens a request adds around its messages' text (role markers, the chat template), by provider: the embedded
+# model's template adds ~16 (measured on the demo run), API providers ~8; a scripted engine counts text only
+MESSAGE_OVERHEAD = {"local": 16, "scripted": 1}
+DEFAULT_OVERHEAD = 8
 BACKWARD_TOKENS = 384           # function.py's default cap on a backward answer
 AGGREGATE_TOKENS = 1024         # Trainer(aggregate_max_tokens=...) default
 SEARCH_DEFAULTS = {"beam": dict(beam_width=2, edits=2, val_minibatch=4), "opro": dict(proposals=4, top_n=8,
                    n_examples=2), "demos": dict(k=3, candidates_per_step=2)}
 
 
-def _req(chars: float) -> int:
-    return tokens(chars) + MESSAGE_OVERHEAD
+def _req(chars: float, engine) -> int:
+    return tokens(chars) + MESSAGE_OVERHEAD.get(engine.provider, DEFAULT_OVERHEAD)
 
 
 class _Run:
@@ -59,7 +62,9 @@ class _Run:
         """``times`` evaluations of each of ``examples`` (a fraction: the mean example, that many calls)."""
         n = int(round(len(examples) * times))
         chars = sum(len(self.prompt) + system_extra + len(e.input) for e in examples) * times
-        return Phase(name, role, (engine or self.fwd).spec, n, tokens(chars) + n * MESSAGE_OVERHEAD, n * self.cap,
+        engine = engine or self.fwd
+        overhead = MESSAGE_OVERHEAD.get(engine.provider, DEFAULT_OVERHEAD)
+        return Phase(name, role, engine.spec, n, tokens(chars) + n * overhead, n * self.cap,
                      bound)
 
     def mean_train_chars(self) -> float:
@@ -121,11 +126,11 @@ def _tgd(run: _Run, feedback_from: str, screen: bool) -> tuple[list[Phase], list
     phases = [
         run.forward("validation: starting prompt", "eval", run.val),
         run.forward("train forward (batch per step)", "forward", run.train, times=s * b / len(run.train)),
-        Phase("backward: feedback per example", "backward", run.bwd.spec, s * b, _req(backward_chars) * s * b,
+        Phase("backward: feedback per example", "backward", run.bwd.spec, s * b, _req(backward_chars, run.bwd) * s * b,
               s * b * run.bwd_tokens, some),
         Phase("backward: batch summary", "backward", run.bwd.spec, s if summarised else 0,
-              _req(len(items)) * s if summarised else 0, s * AGGREGATE_TOKENS if summarised else 0, "at most"),
-        Phase("optimizer: new prompt (TGD)", "optimizer", run.opt.spec, s, sum(_req(c) for c in opt_chars),
+              _req(len(items), run.bwd) * s if summarised else 0, s * AGGREGATE_TOKENS if summarised else 0, "at most"),
+        Phase("optimizer: new prompt (TGD)", "optimizer", run.opt.spec, s, sum(_req(c, run.opt) for c in opt_chars),
               s * run.opt_tokens, some, repairs=3 * s,
               note="a repair, then the simpler 'add one instruction' request and its repair, when answers fail"),
     ]
@@ -186,11 +191,11 @@ def _search(run: _Run, name: str) -> tuple[list[Phase], list[str]]:
                 alive = max(b, math.ceil(alive / 2))
             val_evals += n_val   # the leader on the whole val split
             beam = min(b, pool)
-        opt_chars = opt_calls * _req(reflect)
+        opt_chars = opt_calls * _req(reflect, run.opt)
         notes.append(f"beam: width {b}, {e} edits per beam candidate, successive halving on {v} val examples")
     elif name == "pareto":
         train_evals, opt_calls, val_evals = s * 2 * min(m, len(run.train)), s, s * n_val
-        opt_chars = s * _req(reflect)
+        opt_chars = s * _req(reflect, run.opt)
         notes.append("pareto: a step whose parent is perfect on its minibatch makes no proposal; a merge step "
                      "(probability 0.2) asks for a merge instead of a mutation")
     elif name == "opro":
@@ -198,7 +203,7 @@ def _search(run: _Run, name: str) -> tuple[list[Phase], list[str]]:
         score = min(max(m, 1), len(run.train))
         train_evals = score + s * k * score
         opt_calls, val_evals = s * k, s * k * n_val
-        opt_chars = sum(k * _req(_opro_chars(run, min(top, 1 + (i * k)), n_ex)) for i in range(s))
+        opt_chars = sum(k * _req(_opro_chars(run, min(top, 1 + (i * k)), n_ex), run.opt) for i in range(s))
         notes.append(f"opro: {k} proposals a step, each scored on {score} training examples; only those that "
                      f"match the leader there are scored on the val split")
     else:   # demos: no optimizer LLM
