@@ -24,10 +24,10 @@ class Steps:
         if req.role in ("forward", "eval"):
             return "I am not sure how many there are."
         if req.role == "optimizer":
+            tag = "new_value" if "<new_value>" in req.messages[-1].content else "NEW_VALUE"   # search / TGD
             with self.lock:
                 self.n += 1
-                return f"<NEW_VALUE>Count the items one by one and give the count first, version {self.n}." \
-                       f"</NEW_VALUE>"
+                return f"<{tag}>Count the items one by one and give the count first, version {self.n}.</{tag}>"
         return "The prompt should ask for the count first, as a number."
 
 
