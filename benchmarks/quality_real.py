@@ -86,7 +86,8 @@ def job_for(run: str, args, proxy: MeteringProxy, task, train, val, run_dir: Pat
         job = {**base, "mode": mode, "task": args.task, "data": str(args.data), "steps": args.tx_steps,
                "spec": f"openai:{proxy.url_for(ns)}#{args.model}", "cache_dir": str(run_dir / f"cache-{ns}"),
                "out_dir": str(run_dir / f"trainer-{run}"), "record": record,
-               "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens}
+               "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens,
+               "tgd_options": args.tgd_options}
         return "textopt", HERE / "workers" / "qr_textopt.py", job
     if run == "textgrad":
         return "textgrad", TEXTGRAD_PY, {**base, "steps": args.steps}
@@ -120,7 +121,8 @@ def run_one(run: str, args, proxy, task, train, val, test, run_dir: Path) -> dic
 
 def run_config(args) -> dict:
     return {"sizes": args.sizes, "seed": args.seed, "batch": args.batch, "steps": args.steps, "tx_steps": args.tx_steps,
-            "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens, "model": args.model}
+            "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens, "model": args.model,
+            "tgd_options": args.tgd_options}
 
 
 def report(run_dir: Path, args) -> dict:
@@ -166,6 +168,8 @@ def main(argv=None) -> int:
     ap.add_argument("--answer-tokens", type=int, default=512,
                     help="cap on a solver's answer for textopt's runs and the test evaluator (the server caps "
                          "every answer at 1024 tokens for the frameworks that send no cap)")
+    ap.add_argument("--tgd-options", type=json.loads, default={},
+                    help='textopt TGD options of tx_tgd/tx_null as JSON, e.g. \'{"edit": "add"}\'')
     ap.add_argument("--out", type=Path, default=HERE / "out" / "quality_real")
     ap.add_argument("--rerun", action="store_true", help="run again runs whose result file exists")
     ap.add_argument("--fresh", action="store_true",

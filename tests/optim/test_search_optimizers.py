@@ -137,9 +137,9 @@ def test_optimizer_tags_never_reach_a_parameter():
     opt = BeamSearch([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=0)
     opt.step()
     assert "<current_value>" not in p.value
-    assert any("contains the tag <current_value>" in r["reason"] for r in opt.store.rejected)
+    assert any("tag <current_value>" in r["reason"].lower() for r in opt.store.rejected)
     repairs = [r.messages[-1].content for r in engine.requests if "could not be used" in r.messages[-1].content]
-    assert repairs and all("<current_value>" in r for r in repairs)   # each bad answer got one repair request
+    assert repairs and all("<current_value>" in r.lower() for r in repairs)   # each bad answer got one repair request
     assert len(engine.requests) == 2 * len(repairs)
 
 
@@ -177,7 +177,7 @@ def test_optimizer_instructions_never_leak_into_a_parameter():
     opt = OPRO([p], W.evaluate, engine=engine, trainset=W.TRAIN, valset=W.VAL, seed=0, proposals=2)
     opt.step()
     assert leak not in p.value and len(opt.store.candidates) == 1
-    assert all("repeats the instructions" in r["reason"] for r in opt.store.rejected) and opt.store.rejected
+    assert all("copies the optimizer's instruction" in r["reason"] for r in opt.store.rejected) and opt.store.rejected
 
 
 def test_beam_edits_are_written_from_the_examples_the_candidate_got_wrong():

@@ -55,7 +55,9 @@ class OPRO(SearchOptimizer):
                                   examples=render_examples(evals, self.weights),
                                   objectives_short=render_objectives(self.weights))
         base = self.step_count * self.proposals
-        texts = await asyncio.gather(*(self.propose(OPRO_SYSTEM, user, PROPOSAL_TAG, sample=base + k)
+        current = self.store.values(lead)[name]
+        texts = await asyncio.gather(*(self.propose(OPRO_SYSTEM, user, PROPOSAL_TAG, sample=base + k, current=current,
+                                                    role=self.role_of(name))
                                        for k in range(self.proposals)))
         known = {e[0] for e in self.history}
         fresh = []

@@ -92,7 +92,8 @@ class ParetoEvolution(SearchOptimizer):
         if len(differ) == 1 or child in (va, vb):
             name = differ[self.rng.randrange(len(differ))]
             user = MERGE_PROMPT.format(role=self.role_of(name), a=va[name], b=vb[name])
-            text = await self.propose(SEARCH_SYSTEM, user, PROPOSAL_TAG, sample=self.step_count)
+            text = await self.propose(SEARCH_SYSTEM, user, PROPOSAL_TAG, sample=self.step_count,
+                                      current=va[name] + "\n" + vb[name], role=self.role_of(name))
             if text is None:
                 return
             child = {**va, name: text}

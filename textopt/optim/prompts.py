@@ -56,9 +56,40 @@ INSTRUCT_ASK = (
 TGD_INSTRUCT_USER = (
     "I gave an assistant these instructions (the {role}):\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
     "Here are {n} of its answers and what was found about them:\n```\n{gradients}```\n\n"
-    "{history}{constraints}{examples}" + INSTRUCT_ASK + " Return only the new instructions between <NEW_VALUE> "
+    "{history}{constraints}{examples}{tactic}" + INSTRUCT_ASK + " Return only the new instructions between <NEW_VALUE> "
     "and </NEW_VALUE>."
 )
+# Tactics (TGD option ``tactics``, default for instruction-like variables): each step's request names ONE of
+# these, in turn, as the technique to try. A small optimizer model rarely invents a method the assistant lacks
+# (the 1.5B reference model blamed "the yam is not a vegetable" for an addition slip); given one concrete,
+# general technique per step it writes a variant built on it, and the Trainer's screen and validation keep the
+# ones that help. General prompt-writing techniques, none about a particular task.
+INSTRUCT_TACTICS = (
+    "Make every intermediate result visible: have the assistant go through the input one piece at a time, "
+    "writing each piece's result on its own line together with the result so far, instead of combining many "
+    "pieces in one line.",
+    "Have the assistant first state exactly what the question asks for, then use only the parts of the input "
+    "that matter for it and say which parts it leaves out.",
+    "Show the exact form of the final answer line with a filled-in example value (never a placeholder letter), "
+    "and say that this line comes last.",
+    "Have the assistant check its result before the final line: redo the most error-prone step a second way "
+    "and fix any difference.",
+    "Turn the most frequent mistake in the examples into one general rule about this kind of input (not about "
+    "one example) and add it.",
+    "Make the instructions shorter and clearer: at most five numbered steps, one action each; drop anything "
+    "the examples show is not needed.",
+)
+TGD_TACTIC = "A technique to use in the new instructions this time: {tactic}\n\n"
+# The ask of TGD_ADD_USER when the step has a tactic: the technique leads, the mistakes above say how to word it
+# (the 1.5B reference model, asked as TGD_ADD_USER with the technique beside it, followed the reviewer's note
+# about one example instead; asked this way it wrote the technique as an instruction for the task).
+TGD_ADD_TACTIC_ASK = (
+    "Write one new instruction, one or two sentences, to add at the end of these instructions. It must apply "
+    "this technique to this kind of input: {tactic} Word it for this task, so that mistakes like the ones above "
+    "do not happen again on any input; do not mention particular examples. Write only the new instruction "
+    "between <ADDITION> and </ADDITION>."
+)
+
 TGD_INSTRUCT_EXAMPLE = "# Example {i}\n{fields}## Reviewer's note\n{text}\n"
 TGD_INSTRUCT_FIELD = "## {label}\n{text}\n"
 # How the forward context's labels read in an example (others are capitalised as they are).
@@ -84,13 +115,15 @@ TGD_ADD_SYSTEM = (
     "You improve the instructions of an LLM pipeline from feedback on its mistakes. You write one new, general "
     "instruction at a time, between <ADDITION> and </ADDITION>, and nothing else."
 )
-TGD_ADD_USER = (
-    "These are the instructions of the {role}:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
-    "Following them, it made mistakes. For each: what the evaluation found, then a reviewer's suggestion:\n"
-    "{gradients}\n"
+TGD_ADD_ASK = (
     "Write one new instruction, one or two sentences, to add at the end of these instructions so that mistakes "
     "of this kind do not happen again on any input. Do not repeat an instruction that is already there and do "
     "not mention particular examples. Write only the new instruction between <ADDITION> and </ADDITION>."
+)
+TGD_ADD_USER = (
+    "These are the instructions of the {role}:\n<CURRENT_VALUE>\n{value}\n</CURRENT_VALUE>\n\n"
+    "Following them, it made mistakes. For each: what the evaluation found, then a reviewer's suggestion:\n"
+    "{gradients}\n{ask}"
 )
 TGD_ADD_ITEM = "- Evaluation: {evaluation}\n  Suggestion: {text}\n"
 TGD_ALREADY_THERE = "the new instruction is already in the instructions; write a different one"
@@ -108,13 +141,10 @@ TGD_CONSTRAINT = "<CONSTRAINT>{text}</CONSTRAINT>\n"
 TGD_EXAMPLES = "Examples of good values for this kind of variable:\n{items}\n"
 TGD_EXAMPLE = "<EXAMPLE>\n{text}\n</EXAMPLE>\n"
 
-# Fixed sentences of the prompts above; a new value that contains one (and the old value did not) copied
-# the optimizer's instructions instead of improving the variable.
-INSTRUCTION_SENTENCES = tuple(
-    s.strip() for block in (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS,
-                            TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER, INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
-    for s in __import__("re").split(r"(?<=[.:!?])\s+|\n", block)
-    if len(s.strip()) >= 30 and "{" not in s and "<" not in s)
+# Fixed text of the prompts above: a new value may not copy a sentence of it (``newvalue.INSTRUCTION_SENTENCES``).
+INSTRUCTION_BLOCKS = (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS, TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER,
+                      TGD_ADD_ASK, TGD_ADD_TACTIC_ASK,
+                      INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
 
 # Constrained decoding of the new value (engines that honour ``Request.pattern``, e.g. the embedded model).
 # The pattern covers what follows the prefilled <NEW_VALUE> tag. A small model copies whatever scaffolding it

@@ -79,10 +79,8 @@ SOLUTION_UPDATE = (
 SOLUTION_FIRST = "Solve this problem. Reason briefly, then give the final answer on its own line as " \
                  "'Answer: <answer>'.\n\n{question}"
 
-# Sentences a proposal must not copy (the optimizer's instructions leaking into a parameter).
-INSTRUCTION_SENTENCES = tuple(x.strip() for text in (SEARCH_SYSTEM, OPRO_SYSTEM, SOLUTION_SYSTEM,
-                                                      INSTRUCT_SYSTEM, INSTRUCT_ASK)
-                              for x in text.split(". ") if len(x.split()) >= 6)
+# Fixed text a proposal must not copy (``newvalue.INSTRUCTION_SENTENCES``, with TGD's).
+INSTRUCTION_BLOCKS = (SEARCH_SYSTEM, OPRO_SYSTEM, SOLUTION_SYSTEM, INSTRUCT_SYSTEM, INSTRUCT_ASK)
 
 EXAMPLE_ENTRY = "<example {i}>\n{body}\n</example {i}>"
 OBJECTIVE_HEADER = ("The score is a weighted sum of {n} objective(s), each with its own feedback below. Weights: "

@@ -28,10 +28,11 @@ from ..errors import BudgetExceeded, CheckpointError, DataError, InvalidVariable
 from ..parallel import amap
 from ..variable import Variable
 from .guards import CopyDetector, optimizer_data
+from .newvalue import check_new_value
 from .guards import log as guard_log
 from .optimizer import Optimizer
 from .prompts import INSTRUCTION_ROLE_WORDS
-from .prompts_search import (INSTRUCTION_SENTENCES, PROPOSAL_TAG, REFLECT_ASK_VALUE, REFLECT_INSTRUCT_PROMPT,
+from .prompts_search import (PROPOSAL_TAG, REFLECT_ASK_VALUE, REFLECT_INSTRUCT_PROMPT,
                              REFLECT_INSTRUCT_SYSTEM, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM,
                              render_examples, render_objectives)
 from .stoppers import MaxSteps, NoImprovement, StopFile, Timeout  # noqa: F401  (re-exported)
@@ -42,27 +43,12 @@ class SearchExhausted(Exception):
     """Internal: the metric-call budget does not allow the next evaluation."""
 
 
-_INSTRUCTIONS = CopyDetector(INSTRUCTION_SENTENCES, n=5, threshold=0.5, min_chars=10 ** 9)
-
-
 def _strip_open(value: str, tag: str) -> str:
     """Small models often repeat the (prefilled) opening tag: drop leading copies of it."""
     value = value.strip()
     while value.startswith(f"<{tag}>"):
         value = value[len(tag) + 2:].strip()
     return value
-
-
-def _check_proposal(value: str) -> None:
-    """Raise ValueError (-> one repair request) for an empty proposal, one holding the optimizer's tags, or one
-    copying the optimizer's instructions."""
-    if not value.strip():
-        raise ValueError("the new value is empty; write the complete new value")
-    for t in RESERVED_TAGS:
-        if f"<{t}" in value or f"</{t}>" in value:
-            raise ValueError(f"the new value contains the tag <{t}>; write only the value itself")
-    if _INSTRUCTIONS.check(value):
-        raise ValueError("the new value repeats the instructions given to you; write only the component's value")
 
 
 def _named_params(params: Any, evaluate: Any) -> tuple[list[str], list[Variable]]:
@@ -232,15 +218,17 @@ class SearchOptimizer(Optimizer):
         return sorted(self.rng.sample(range(n), min(k, n)))
 
     # -- proposals -----------------------------------------------------------------------------------------
-    async def propose(self, system: str, user: str, tag: str, *, sample: int = 0) -> str | None:
-        """One tagged proposal from the optimizer engine (role="optimizer"); None when it cannot be parsed."""
+    async def propose(self, system: str, user: str, tag: str, *, sample: int = 0, current: str = "",
+                      role: str | None = None) -> str | None:
+        """One tagged proposal from the optimizer engine (role="optimizer"); None when it cannot be parsed or
+        ``newvalue.check_new_value`` refuses it twice (``current``: the value it replaces; ``role``: its role)."""
         if self.engine is None:
             raise InvalidVariableError(f"{type(self).__name__} needs engine=... to propose new values")
         req = Request.chat(user, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
                            seed=self.seed, role="optimizer", node=self.registry_name, sample_index=sample)
         try:
             value, _ = await agenerate_tagged(self.engine, req, tag,
-                                              validate=lambda v: _check_proposal(_strip_open(v, tag)))
+                                              validate=lambda v: check_new_value(_strip_open(v, tag), current, role))
         except ParseError as exc:
             self.store.rejected.append({"values": {}, "reason": f"unparseable proposal: {exc}",
                                         "step": self.step_count})
@@ -258,7 +246,7 @@ class SearchOptimizer(Optimizer):
             system, user = REFLECT_INSTRUCT_SYSTEM, REFLECT_INSTRUCT_PROMPT.format(**evidence)
         else:
             system, user = SEARCH_SYSTEM, REFLECT_PROMPT.format(**evidence, ask=REFLECT_ASK_VALUE)
-        new = await self.propose(system, user, PROPOSAL_TAG, sample=sample)
+        new = await self.propose(system, user, PROPOSAL_TAG, sample=sample, current=values[name], role=role)
         if new is None or new == values[name]:
             return None
         return {**values, name: new}

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import difflib
 import logging
 import re
 from typing import Iterable
@@ -42,16 +41,16 @@ from ..functional import clip
 from ..variable import Feedback, Variable
 from . import prompts as P
 from .guards import CopyDetector
-from .tgd_prompt import build_request, instruction_like as _instruction_like, render_context  # noqa: F401
+from .newvalue import check_new_value, check_not_rejected, strip_commentary  # noqa: F401  (public here too)
+from .tgd_prompt import build_request, instruction_like as _instruction_like, render_context, tactic_for  # noqa: F401
 from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
                 value_pattern="auto", copy_guard=True, repair_temperature=0.7, add_when_stuck=True,
-                refuse_reverted=True)
+                refuse_reverted=True, tactics="auto", edit="rewrite")
 log = logging.getLogger("textopt.optim.tgd")
 REJECTED_KEPT = 20        # reverted values a new value is compared with (TGD state, so it survives a resume)
-SIMILAR_TO_REJECTED = 0.9  # difflib ratio above which a new value counts as one of them
 
 
 class StepResult(dict):
@@ -63,74 +62,6 @@ class StepResult(dict):
         self.unchanged = unchanged
 
 
-_SCAFFOLD_TAG = re.compile(r"</?([A-Z][A-Z_]{2,})\b")  # every prompt tag of textopt is upper case
-_COMMENTARY = re.compile(r"(here is|here's|below is)\b.{0,40}\b(improved|new|updated|revised|better)\b"
-                         r"|(the )?(improved|updated|revised|new) (version|value|variable)\b"
-                         r"|the (improved|updated|revised) ")
-
-
-_COMMENTARY_LEAD = re.compile(r"\s*((the|your) (improved|updated|revised|new|better) [^:\n]{0,80}?|"
-                              r"(here is|here's|below is) [^:\n]{0,80}?)\s*:\s*\n?", re.I)
-
-
-def strip_commentary(value: str) -> str:
-    """Drop a leading "The improved <role> is:" / "Here is the new value:" line when real content follows it
-    (small models open with one; the constrained pattern guarantees content after it)."""
-    m = _COMMENTARY_LEAD.match(value)
-    return value[m.end():].strip() if m and value[m.end():].strip() else value
-
-
-def check_new_value(value: str, current: str, role: str | None = None) -> None:
-    """Raise ``ValueError`` (which triggers the repair) when ``value`` is unusable as a new parameter value:
-    empty; containing an optimizer tag or any upper-case prompt tag (``<SYSTEM_PROMPT>``, ``<FEEDBACK>``...)
-    that the current value does not contain; copying an instruction sentence; opening with commentary about
-    the edit ("The improved system prompt is: ...")."""
-    if not value.strip():
-        raise ValueError("the new value is empty; write the complete improved variable")
-    for tag in P.TAGS:
-        pat = re.compile(rf"</?{tag}\b", re.I)
-        if pat.search(value) and not pat.search(current):
-            raise ValueError(f"the new value contains the optimizer's tag <{tag}>; return only the variable "
-                             f"itself, without any tags")
-    own = set(_SCAFFOLD_TAG.findall(current))
-    leaked = [t for t in dict.fromkeys(_SCAFFOLD_TAG.findall(value)) if t not in own]
-    if leaked:
-        raise ValueError(f"the new value contains the prompt tag <{leaked[0]}>; return only the variable itself, "
-                         f"without any tags")
-    head = value.strip().lower()[:160]
-    commentary = _COMMENTARY.match(head) or (role and head.startswith(f"the {role.lower()} is"))
-    if commentary and not current.strip().lower().startswith(head[:16]):
-        raise ValueError("the new value starts with commentary about the edit; return only the variable itself")
-    if role and any(w in role.lower() for w in P.INSTRUCTION_ROLE_WORDS):
-        _check_repeats(value, current)
-    low, cur = value.lower(), current.lower()
-    for sentence in P.INSTRUCTION_SENTENCES:
-        s = sentence.lower().rstrip(".:")
-        if s in low and s not in cur:
-            raise ValueError(f"the new value copies the optimizer's instruction {sentence!r}; return only the "
-                             f"improved variable")
-
-
-def _check_repeats(value: str, current: str) -> None:
-    """Instructions that say the same line three times are a small model's decoding loop, not a value."""
-    lines = [" ".join(x.split()).lower().lstrip("0123456789.-*) ") for x in value.splitlines()]
-    counts: dict = {}
-    for line in lines:
-        if len(line) >= 20:
-            counts[line] = counts.get(line, 0) + 1
-    line, k = max(counts.items(), key=lambda kv: kv[1], default=("", 0))
-    if k >= 3 and current.lower().count(line) < k:
-        raise ValueError(P.TGD_REPEATS.format(line=line[:80], k=k))
-
-
-def _check_not_rejected(value: str, rejected) -> None:
-    """A value the caller already reverted (``record_rejection``) would only be reverted again: a small model
-    shown it in the history tends to return it verbatim (measured: 12 of 12 steps on Qwen2.5-Coder-1.5B)."""
-    norm = " ".join(value.split()).lower()
-    for old in rejected:
-        o = " ".join(old.split()).lower()
-        if norm == o or difflib.SequenceMatcher(None, norm, o, autojunk=False).ratio() >= SIMILAR_TO_REJECTED:
-            raise ValueError(P.TGD_TRIED)
 
 
 def _same(a: str, b: str) -> bool:
@@ -150,7 +81,10 @@ class TGD(Optimizer):
     temperature of the one repair request; None keeps ``temperature``), ``add_when_stuck`` (an instruction-like
     variable whose rewrite came back unchanged or unusable gets one more, simpler request: one instruction to
     append), ``refuse_reverted`` (refuse, and repair once, a value that is nearly one the caller reverted with
-    ``record_rejection``).
+    ``record_rejection``), ``tactics`` (one technique named per step, in turn: "auto" is
+    ``prompts.INSTRUCT_TACTICS`` for instruction-like variables and none for others; a list of your own; ``[]``
+    for none), ``edit`` ("rewrite": a whole new value each step; "add": for instruction-like variables, one
+    new instruction appended each step — the safer edit for a small optimizer model).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -159,6 +93,15 @@ class TGD(Optimizer):
             raise InvalidVariableError(f"TGD got unknown options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         opts = {**DEFAULTS, **options}
         opts["constraints"], opts["examples"] = list(opts["constraints"]), list(opts["examples"])
+        tactics = opts["tactics"]
+        if tactics != "auto":
+            if not (tactics is None or (isinstance(tactics, (list, tuple)) and
+                                        all(isinstance(t, str) and t.strip() for t in tactics))):
+                raise InvalidVariableError(f"TGD tactics must be 'auto' or a list of non-empty strings (none: []), "
+                                           f"got {tactics!r}")
+            opts["tactics"] = tuple(tactics or ())
+        if opts["edit"] not in ("rewrite", "add"):
+            raise InvalidVariableError(f"TGD edit must be 'rewrite' or 'add', got {opts['edit']!r}")
         if not isinstance(opts["history"], int) or opts["history"] < 0:
             raise InvalidVariableError(f"TGD history must be an int >= 0, got {opts['history']!r}")
         super().__init__(params, opts)
@@ -183,7 +126,7 @@ class TGD(Optimizer):
     def build_request(self, p: Variable, group: dict, name: str) -> Request:
         """The optimizer request for ``p`` (see ``tgd_prompt.build_request``)."""
         window = self.state[p].get("history", [])[-group["history"]:] if group["history"] else []
-        return build_request(p, group, name, window)
+        return build_request(p, group, name, window, self.state[p].get("step", 0))
 
     @staticmethod
     def value_pattern(engine: Engine, p: Variable, group: dict) -> str | None:
@@ -211,6 +154,8 @@ class TGD(Optimizer):
         if pattern is not None:
             request = dataclasses.replace(request, pattern=pattern)
         detector = self.copy_detector(p, group)
+        if group["edit"] == "add" and _instruction_like(p):
+            return await self._propose_addition(engine, p, group, name, detector)
         can_add = group["add_when_stuck"] and _instruction_like(p)
         answers = 0
 
@@ -221,7 +166,7 @@ class TGD(Optimizer):
             check_new_value(value, current, p.role)
             self._check_copies(detector, value, current)
             if group["refuse_reverted"]:
-                _check_not_rejected(value, self.state[p].get("rejected", ()))
+                check_not_rejected(value, self.state[p].get("rejected", ()))
             if answers == 1 and not can_add and _same(value, current):   # asked again once; that answer stands
                 raise ValueError(P.TGD_UNCHANGED)
         failure = value = None
@@ -256,13 +201,15 @@ class TGD(Optimizer):
                                 detector: CopyDetector | None) -> str:
         """The simpler question (``add_when_stuck``): one general instruction to append to ``p``'s value."""
         current = p.value
-        items = []
+        items, limit = [], min(400, group["max_context_chars"])   # max_context_chars=0: no forward context
         for g in list(p.grad)[: group["max_gradients"]]:
-            evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "-")
+            evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "-") if limit > 0 else "-"
             own = evaluation.split("\n\n")[0]   # the example's own evaluation, not a batch summary after it
-            items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, 400).split()),
+            items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, max(limit, 1)).split()),
                                                text=" ".join(clip(g.value, 600).split())))
-        user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items))
+        tactic = tactic_for(p, group, self.state[p].get("step", 0))
+        ask = P.TGD_ADD_TACTIC_ASK.format(tactic=tactic) if tactic else P.TGD_ADD_ASK
+        user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items), ask=ask)
         request = Request.chat(user, system=P.TGD_ADD_SYSTEM, temperature=group["temperature"],
                                max_tokens=min(group["max_tokens"], 256), role="optimizer", node=f"tgd:{name}")
         if getattr(engine, "supports_pattern", False) and group["value_pattern"] == "auto":

@@ -96,9 +96,19 @@ def feedback_images(grads, limit: int = 8) -> tuple:
     return tuple(out)
 
 
-def build_request(p: Variable, group: dict, name: str, history: list) -> Request:
+def tactic_for(p: Variable, group: dict, step: int) -> str | None:
+    """The technique step ``step`` (0-based, this parameter's own count) asks for: ``group["tactics"]`` in turn
+    ("auto": ``P.INSTRUCT_TACTICS`` for instruction-like variables, none for others; empty: none)."""
+    tactics = group["tactics"]
+    if tactics == "auto":
+        tactics = P.INSTRUCT_TACTICS if instruction_like(p) else ()
+    return tactics[step % len(tactics)] if tactics else None
+
+
+def build_request(p: Variable, group: dict, name: str, history: list, step: int = 0) -> Request:
     """The optimizer request for ``p`` (``group``: its options; ``history``: the window of past
-    {step, value, feedback} records to show)."""
+    {step, value, feedback} records to show; ``step``: how many steps ``p`` has taken, which picks the
+    tactic)."""
     grads: list[Feedback] = list(p.grad)
     shown = grads[: group["max_gradients"]]
     instruct = instruction_like(p)
@@ -115,13 +125,15 @@ def build_request(p: Variable, group: dict, name: str, history: list) -> Request
         P.TGD_CONSTRAINT.format(text=c) for c in group["constraints"])) if group["constraints"] else ""
     examples = P.TGD_EXAMPLES.format(items="".join(
         P.TGD_EXAMPLE.format(text=e) for e in group["examples"])) if group["examples"] else ""
+    tactic = tactic_for(p, group, step)
+    tactic = P.TGD_TACTIC.format(tactic=tactic) if tactic else ""
     if instruct:
         user = P.TGD_INSTRUCT_USER.format(role=p.role, value=p.value, n=len(grads), gradients=gradients,
-                                          history=past, constraints=constraints, examples=examples)
+                                          history=past, constraints=constraints, examples=examples, tactic=tactic)
         system = P.INSTRUCT_SYSTEM
     else:
         user = P.TGD_USER.format(role=p.role, value=p.value, n=len(grads), gradients=gradients, history=past,
-                                 constraints=constraints, examples=examples, ask=P.TGD_ASK_VALUE)
+                                 constraints=constraints, examples=examples + tactic, ask=P.TGD_ASK_VALUE)
         system = P.TGD_SYSTEM
     return Request.chat(user, system=system, temperature=group["temperature"], max_tokens=group["max_tokens"],
                         role="optimizer", node=f"tgd:{name}", images=images)
