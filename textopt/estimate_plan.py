@@ -169,7 +169,7 @@ def _tgd_request_chars(run: _Run, routed: str, step: int) -> int:
     past = min(step - 1, group["history"])
     window = [{"step": i, "value": run.prompt, "feedback": "x" * group["history_feedback_chars"]}
               for i in range(past)]
-    return build_request(p, group, "system_prompt", window).prompt_chars()
+    return build_request(p, group, "system_prompt", window, step - 1).prompt_chars()
 
 
 # -- search optimizers ---------------------------------------------------------------------------------------
