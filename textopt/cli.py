@@ -1,7 +1,9 @@
-"""``textopt`` command line: ``optimize``, ``eval``, ``graph``, ``tasks``.
+"""``textopt`` command line: ``optimize``, ``eval``, ``graph``, ``report``, ``tasks``.
 
     textopt optimize --task format_count --engine local --optimizer tgd --steps 3 --batch-size 3 --out runs/demo
     textopt optimize --task counting --engine openai:gpt-4o-mini --optimizer beam --steps 2 --out runs/beam
+    textopt optimize --config run.toml --steps 5          # flags from a file; the command line overrides it
+    textopt report runs/demo                              # one self-contained HTML page of a run
     textopt eval --task counting --engine local --prompt "Answer the question." --split test --size 20
     textopt graph --task counting --format mermaid
     textopt tasks
@@ -137,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="make no LLM call: print the run's estimated calls, tokens and dollars by phase and role")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the estimate as JSON")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="read these flags from a TOML file (task = \"counting\", batch-size = 3, no-cache = true) "
+                        "or a run folder's config.json (repeats that run); flags given here override the file")
     p.set_defaults(func=_optimize)
 
     p = sub.add_parser("eval", help="score a prompt on one split of a task")
@@ -148,10 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("graph", help="export the computation graph of one training example")
     _common(p)
-    p.add_argument("--format", default="dot", choices=["dot", "mermaid", "png"])
+    p.add_argument("--format", default="dot", choices=["dot", "mermaid", "png", "html"],
+                   help="dot, mermaid, png (needs graphviz) or html (one self-contained page, inline SVG)")
     p.add_argument("--out", default=None, type=output("file"),
-                   help="output file (default: stdout for dot/mermaid, graph.png)")
+                   help="output file (default: stdout for dot/mermaid, graph.png, graph.html)")
     p.set_defaults(func=_graph, engine="scripted:Answer: 0")
+
+    p = sub.add_parser("report", help="write one self-contained HTML page for a `textopt optimize` run folder",
+                       description="One HTML file (no network: inline CSS and SVG, no script): the score curve, "
+                                   "each step's prompt as a diff, the feedback that drove it, accepted/reverted, "
+                                   "usage by role and the graph. Open it in any browser.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of a `textopt optimize` run")
+    p.add_argument("--out", default=None, type=output("file"), help="output file (default RUN_DIR/report.html)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("tasks", help="list the known tasks")
     p.set_defaults(func=_tasks)
@@ -173,6 +187,11 @@ def _graph(args) -> int:
     return run_graph(args)
 
 
+def _report(args) -> int:
+    from .commands.report import run_report
+    return run_report(args)
+
+
 def _tasks(args) -> int:
     from .tasks import GENERATED, get_task, list_tasks
     for name in list_tasks():
@@ -186,7 +205,15 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .commands.config_file import expand
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        argv = expand(parser, argv)   # --config FILE: its flags first, so the command line's win
+    except TextoptError as exc:
+        print(f"textopt: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     shown = warnings.formatwarning
     warnings.formatwarning = _one_line_warning   # a user's terminal gets the message, not our source line
     try:

@@ -1,6 +1,6 @@
 """``textopt graph``: run one training example through the task's pipeline and export its graph (DOT, Mermaid,
-or PNG through graphviz's ``dot`` when it is installed). The default engine is scripted: no model is needed to
-see the structure."""
+PNG through graphviz's ``dot`` when it is installed, or one self-contained HTML page with an inline SVG). The
+default engine is scripted: no model is needed to see the structure."""
 from __future__ import annotations
 
 import shutil
@@ -29,6 +29,10 @@ def run_graph(args) -> int:
         raise TextoptError(f"task {task.name!r} has no example to draw")
     engine = engine_set(args).get(args.engine)
     loss = build_graph(task, engine, load_prompt(args, task), splits.train[0])
+    if args.format == "html":
+        from ..graph import to_networkx
+        from ..report import graph_page
+        return _emit(graph_page(to_networkx(loss), f"textopt graph: {task.name}"), args.out or "graph.html")
     if args.format == "mermaid":
         return _emit(to_mermaid(loss), args.out)
     dot = to_dot(loss)

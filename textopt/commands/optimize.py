@@ -2,7 +2,8 @@
 (``--optimizer beam|pareto|opro|demos``, the search optimizers, run in :mod:`textopt.commands.search`.)
 
 Output folder (``--out``):
-- ``config.json``   the command's settings (task, engines, sizes, seed, starting prompt)
+- ``config.json``   the command's settings (task, engines, sizes, seed, starting prompt; ``flags``: every
+  flag, so ``--config config.json`` repeats the run)
 - ``log.jsonl``     one row per step (train/val scores, prompt value, reverted?, usage by role) — the Trainer's
 - ``checkpoint.json`` written atomically after each step; ``--resume`` continues from it exactly
 - ``result.json``   the Trainer's final record; ``curve.png`` the training curve
@@ -22,6 +23,7 @@ from ..optim import TGD
 from ..tasks import get_task
 from ..train import Trainer
 from ..train.checkpoint import atomic_write_text
+from .config_file import recorded_flags
 from .evaluate import evaluate_prompt, executor_of, load_prompt
 from .pipeline import EngineSet, TaskMetric, as_train_examples, build_solver
 
@@ -104,6 +106,7 @@ def run_optimize(args) -> int:
               "batch_size": args.batch_size, "sizes": list(splits.sizes()), "seed": args.seed,
               "initial_prompt": prompt, "revert_if_worse": not args.no_revert, "patience": args.patience,
               "feedback_from": args.feedback_from, "screen": not args.no_screen}
+    config["flags"] = recorded_flags(args, prompt)   # `textopt optimize --config config.json` repeats the run
     _check_resume(out, config, args.resume)
     atomic_write_text(out / "config.json", json.dumps(config, indent=1, ensure_ascii=False))
 
@@ -171,7 +174,7 @@ def _check_resume(out: Path, config: dict, resume: bool) -> None:
         old = parse_json(read_text(cfg, "run settings", error=CheckpointError), cfg, error=CheckpointError)
         expect(old, dict, f"--resume: {cfg}", "it was not written by textopt; use a new --out",
                error=CheckpointError)
-        diff = [k for k in config if k not in ("patience", "steps") and old.get(k) != config[k]]
+        diff = [k for k in config if k not in ("patience", "steps", "flags") and old.get(k) != config[k]]
         if diff:
             raise CheckpointError(f"--resume: {out} holds a run with different settings ({', '.join(diff)}); "
                                   "use the same command, or a new --out")

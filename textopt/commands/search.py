@@ -31,6 +31,7 @@ from ..tasks import get_task
 from ..train.checkpoint import atomic_write_text
 from ..train.curve import plot_curve
 from ..variable import Variable
+from .config_file import recorded_flags
 from .evaluate import executor_of, load_prompt
 from .optimize import LOCAL_OPTIMIZER_TOKENS, _check_resume, engine_set, finish
 from .pipeline import build_solver
@@ -122,6 +123,7 @@ def run_search(args, t0: float) -> int:
               "optimizer": args.optimizer, "steps": args.steps, "batch_size": args.batch_size,
               "sizes": list(splits.sizes()), "seed": args.seed, "initial_prompt": prompt,
               "patience": args.patience}
+    config["flags"] = recorded_flags(args, prompt)   # `textopt optimize --config config.json` repeats the run
     _check_resume(out, config, args.resume)
     atomic_write_text(out / "config.json", json.dumps(config, indent=1, ensure_ascii=False))
 

@@ -33,6 +33,20 @@ async def call_loss(loss_fn, pred: Variable, ex: Example) -> Variable:
     return out
 
 
+FEEDBACK_ITEMS, FEEDBACK_CHARS = 6, 2000   # what a log row keeps of a step's gradients (a run stays readable)
+
+
+def feedback_of(model) -> dict[str, list[str]]:
+    """The textual gradients of the model's trainable text parameters, bounded: at most ``FEEDBACK_ITEMS`` per
+    parameter, each cut to ``FEEDBACK_CHARS`` characters (the Trainer logs them; ``textopt report`` shows them)."""
+    out = {}
+    for name, var in model.named_parameters():
+        if var.is_text and var.requires_grad and var.grad:
+            out[name] = [f.value if len(f.value) <= FEEDBACK_CHARS else f.value[:FEEDBACK_CHARS] + " [...]"
+                         for f in list(var.grad)[:FEEDBACK_ITEMS]]
+    return out
+
+
 def loss_score(loss: Variable) -> float:
     score = loss.meta.get("score") if isinstance(loss, Variable) else None
     if score is None:

@@ -39,7 +39,8 @@ unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) chan
 ``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
 At the end the best parameters are loaded and the test set is scored.
 
-Files in ``out_dir``: ``log.jsonl`` (one row per step: scores, parameter values, cumulative usage by role),
+Files in ``out_dir``: ``log.jsonl`` (one row per step: scores, parameter values, the
+step's textual gradients as ``feedback`` (bounded: :func:`~.evaluate.feedback_of`), cumulative usage by role),
 ``checkpoint.json`` (written atomically after every step: parameters, optimizer state, RNG states, sampler
 position, usage, best-so-far), ``result.json`` and ``curve.png``. ``fit(resume=True)`` continues from the
 checkpoint and ends exactly where an uninterrupted run would (same parameters, log and usage), provided the
@@ -66,7 +67,7 @@ from ..errors import CheckpointError, DataError, OptimizerStepError, ParseError
 from ..runtime import run_sync
 from . import checkpoint as ckpt
 from .data import Sampler, as_examples
-from .evaluate import aevaluate, call_loss, call_model, loss_score, make_scorer
+from .evaluate import aevaluate, call_loss, call_model, feedback_of, loss_score, make_scorer
 
 CHECKPOINT_VERSION = 1
 
@@ -162,7 +163,7 @@ class Trainer:
     def _param_values(self) -> dict:
         return {n: ckpt.to_jsonable(v.value) for n, v in self.model.named_parameters()}
 
-    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None, list[str], str | None]:
+    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None, list[str], str | None, dict]:
         from ..nn.aggregate import aaggregate
         examples = [self.train_set[i] for i in batch]
         self.model.train()
@@ -177,12 +178,13 @@ class Trainer:
         if self.feedback_from == "failures":
             losses = [loss for loss in losses if _failing(loss)]
             if not losses:
-                return train_score, None, [], "every example of the batch scored 1.0"
+                return train_score, None, [], "every example of the batch scored 1.0", {}
         total = await aaggregate(list(losses), max_tokens=self.aggregate_max_tokens) if len(losses) > 1 \
             else losses[0]
-        step_error, unchanged = None, []
+        step_error, unchanged, feedback = None, [], {}
         if total.requires_grad:
             await total.abackward(engine=self._backward_engine())
+            feedback = feedback_of(self.model)   # the gradients that drive this step, for the log (bounded)
             try:
                 result = await self.optimizer.astep()
                 unchanged = list(getattr(result, "unchanged", None) or [])
@@ -192,7 +194,7 @@ class Trainer:
                         and all(isinstance(e, ParseError) for _, e in failures)):
                     raise
                 step_error = str(exc)  # the model's answer was unusable; nothing changed; go on
-        return train_score, step_error, unchanged, None
+        return train_score, step_error, unchanged, None, feedback
 
     async def _validate(self, desc: str) -> float | None:
         if not self.val_set:
@@ -299,9 +301,10 @@ class Trainer:
         batch = self.sampler.next_batch()
         before = copy.deepcopy(self.model.state_dict())
         before_values = self._param_values()
-        train_score, step_error, unchanged, skipped = await self._train_step(batch)
+        train_score, step_error, unchanged, skipped, feedback = await self._train_step(batch)
         self.step_count += 1
         changed = self._param_values() != before_values
+        tried = self._param_values() if changed else None   # logged as "proposed" if the step is reverted
         screen, reverted = None, False
         if changed and self.screen and train_score is not None:
             examples = [self.train_set[i] for i in batch]
@@ -336,7 +339,7 @@ class Trainer:
         self._log({"step": self.step_count, "kind": "step", "train_score": train_score, "val_score": val,
                    "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
                    "step_error": step_error, "unchanged": unchanged, "skipped": skipped, "screen": screen,
-                   "usage": self.usage()})
+                   "feedback": feedback, "proposed": tried if reverted else None, "usage": self.usage()})
         self._save()
 
     def _tell_optimizer_rejected(self, before: dict, best: float, val: float, split: str = "validation") -> None:
