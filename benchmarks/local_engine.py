@@ -22,7 +22,7 @@ import asyncio, json, sys, time
 t0 = time.perf_counter()
 from textopt.engines.local import LocalEngine
 from textopt.engines import Request
-eng = LocalEngine()
+eng = LocalEngine(cache=False)
 info = eng.load()
 out = {"load_s": round(time.perf_counter() - t0, 2), "weights_s": info["load_s"], "from_cache": info["from_cache"], "device": info["device"],
        "threads": eng.threads}

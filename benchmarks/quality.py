@@ -65,7 +65,7 @@ def run(args) -> dict:
     examples = Q.load(args.data)
     train, test = Q.split(examples, args.seed, args.batch * args.steps, args.test)
     t0 = time.perf_counter()
-    engine = get_engine(args.model)
+    engine = get_engine(args.model, cache=False)   # both frameworks answered by the model, every call
     load_info = engine.load()
     load_s = time.perf_counter() - t0
     meter = Meter()

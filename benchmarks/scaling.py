@@ -230,8 +230,8 @@ def sdk_section(args) -> dict:
     try:
         urls = proc.stdout.readline().strip().split(",")
         n, out = args.n_http, {}
-        for name, engine in (("one server", tx.get_engine(f"openai:{urls[0]}#m", max_concurrency=32)),
-                             ("router over 3", RoutedEngine.from_urls(urls, "m", max_concurrency=32))):
+        for name, engine in (("one server", tx.get_engine(f"openai:{urls[0]}#m", max_concurrency=32, cache=False)),
+                             ("router over 3", RoutedEngine.from_urls(urls, "m", max_concurrency=32, cache=False))):
             async def batch():
                 await asyncio.gather(*(engine.generate(Request.chat(f"q{i}")) for i in range(n)))
             asyncio.run(batch())                                  # warm: connections, clients

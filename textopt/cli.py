@@ -8,7 +8,7 @@
     textopt graph --task counting --format mermaid
     textopt tasks
 
-Responses are cached on disk by default (``--no-cache`` to turn it off; ``TEXTOPT_CACHE_DIR`` or
+Responses are cached on disk by default (``--no-cache`` or ``TEXTOPT_CACHE=0`` to turn it off; ``TEXTOPT_CACHE_DIR`` or
 ``--cache-dir`` to move it), so rerunning the same command makes no LLM call.
 """
 from __future__ import annotations
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest new prompt the optimizer may write (default: 80 on local, 1024 otherwise)")
     p.add_argument("--feedback-tokens", type=integer(1), default=None,
                    help="longest feedback the backward engine may write (default: 96 on local, 384 otherwise)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="make no LLM call: print the run's estimated calls, tokens and dollars by phase and role")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the estimate as JSON")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="read these flags from a TOML file (task = \"counting\", batch-size = 3, no-cache = true) "
                         "or a run folder's config.json (repeats that run); flags given here override the file")

@@ -32,6 +32,7 @@ class NullFeedback(Engine):
     """Answers every feedback request with the same generic sentence, without calling a model."""
 
     provider = "null"
+    caches_by_default = False   # code, not a model
 
     async def _send(self, request) -> Response:
         return Response(text=NULL_FEEDBACK, model="null")

@@ -20,7 +20,7 @@ class InstantEngine(Engine):
     provider = "instant"
 
     def __init__(self):
-        super().__init__("instant")
+        super().__init__("instant", cache=False)   # the shared path itself, not the response cache
 
     async def _send(self, request):
         return Response(text="ok", prompt_tokens=1, completion_tokens=1, model="instant", finish_reason="stop")

@@ -24,7 +24,7 @@ class Capped(Engine):
     supports_pattern = True
 
     def __init__(self, inner: Engine, cap: int):
-        super().__init__(inner.model, max_concurrency=64, max_retries=0)
+        super().__init__(inner.model, max_concurrency=64, max_retries=0, cache=False)
         self.inner, self.cap = inner, cap
 
     async def _send(self, request):
@@ -33,7 +33,7 @@ class Capped(Engine):
 
 async def train(job: dict) -> dict:
     if job.get("native"):  # the embedded engine in-process: prefill + stop sequences reach the model
-        engine = Capped(tx.get_engine(job.get("model", "local")), job["max_tokens"])
+        engine = Capped(tx.get_engine(job.get("model", "local"), cache=False), job["max_tokens"])
     else:
         engine = tx.get_engine(f"openai:{job['base_url']}#local-model", cache=False, max_concurrency=64,
                                timeout=job.get("timeout", 1800.0))

@@ -154,3 +154,23 @@ def test_audit_hook_layer_alone_contains_the_same_cases(monkeypatch):
     assert not bomb.ok
     time.sleep(0.3)
     assert _sandbox_procs() == []
+
+
+def test_the_availability_probe_survives_a_transient_failure(monkeypatch):
+    """The probe's answer is kept for the process: one failed trial run (a loaded machine) is tried again."""
+    calls = []
+
+    def flaky(files, mode, **kw):
+        calls.append(mode)
+        if len(calls) == 1:
+            raise SandboxError("could not start the sandbox: Resource temporarily unavailable")
+        return sandbox.SandboxResult(0, "", "", False, 0.1, f"{mode}:user", mode, "")
+    monkeypatch.setattr(sandbox, "_run", flaky)
+    monkeypatch.setattr(sandbox.time, "sleep", lambda s: None)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert sandbox.unavailable.__wrapped__("namespaces") is None and len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(sandbox, "_run", lambda files, mode, **kw: calls.append(mode) or sandbox.SandboxResult(
+        1, "", "boom", False, 0.1, "", mode, ""))
+    assert "a trial run failed (exit 1): boom" in sandbox.unavailable.__wrapped__("namespaces")
+    assert len(calls) == 3   # a lasting failure is still reported, after three tries

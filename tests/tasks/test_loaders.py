@@ -1,27 +1,35 @@
-"""Loaders on the real BBH and GSM8K files (skipped when ../shared is absent) and on small written files."""
+"""Loaders on the real BBH and GSM8K files and on small written files. The real files are ../shared's when it is
+there, else the copies shipped in the package (a clean clone has no ../shared: these tests must run there too)."""
 import json
 
 import pytest
 
 from textopt.errors import DataError
 from textopt.tasks import BBH_TASKS, get_task, load_bbh, load_gsm8k
+from textopt.tasks import packaged
 
 from ..conftest import SHARED
 
 BBH = SHARED / "datasets" / "bbh"
 GSM = SHARED / "datasets" / "gsm8k"
-needs_bbh = pytest.mark.skipif(not BBH.is_dir(), reason=f"BBH files not found at {BBH}")
-needs_gsm = pytest.mark.skipif(not GSM.is_dir(), reason=f"GSM8K files not found at {GSM}")
+
+
+def bbh_file(name: str):
+    """../shared's BBH file of ``name``, else the package's gzipped copy."""
+    return BBH / f"{name}.json" if BBH.is_dir() else packaged.bbh_path(name)
+
+
+def gsm_file():
+    return GSM / "test.jsonl" if GSM.is_dir() else packaged.gsm8k_path()
 
 EXPECTED_KIND = {"object_counting": "number_match", "multistep_arithmetic_two": "number_match",
                  "boolean_expressions": "label_match", "date_understanding": "choice_match",
                  "word_sorting": "text_match", "dyck_languages": "text_match", "navigate": "label_match"}
 
 
-@needs_bbh
 @pytest.mark.parametrize("name", BBH_TASKS)
 def test_every_bbh_task_loads_and_its_targets_score_correct(name):
-    task = get_task(name, data=BBH)
+    task = get_task(name, data=bbh_file(name))
     assert len(task) >= 100
     for ex in task.examples[:30]:
         # the gold target written in the format our prompts ask for must score 1.0
@@ -30,9 +38,8 @@ def test_every_bbh_task_loads_and_its_targets_score_correct(name):
         assert task.metric.__name__ == EXPECTED_KIND[name]
 
 
-@needs_bbh
 def test_bbh_splits_follow_the_convention_and_are_seeded():
-    task = get_task("bbh:object_counting", data=BBH / "object_counting.json")
+    task = get_task("bbh:object_counting", data=bbh_file("object_counting"))
     a, b = task.splits(seed=1), task.splits(seed=1)
     assert a.sizes() == (50, 100, 100)
     assert [e.input for e in a.test] == [e.input for e in b.test]
@@ -41,16 +48,14 @@ def test_bbh_splits_follow_the_convention_and_are_seeded():
     assert len(set(inputs)) == len(inputs)
 
 
-@needs_bbh
 def test_small_bbh_task_shrinks_splits_in_proportion():
-    task = get_task("penguins_in_a_table", data=BBH)  # 146 examples < 250
+    task = get_task("penguins_in_a_table", data=bbh_file("penguins_in_a_table"))  # 146 examples < 250
     sizes = task.splits().sizes()
     assert sum(sizes) == len(task) and all(s > 0 for s in sizes)
 
 
-@needs_gsm
 def test_gsm8k_loads_with_final_numbers():
-    task = load_gsm8k(GSM / "test.jsonl")
+    task = load_gsm8k(gsm_file())
     assert len(task) == 1319
     ex = task.examples[0]
     assert ex.target.lstrip("-").isdigit() and "####" in ex.meta["solution"]

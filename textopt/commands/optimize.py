@@ -35,7 +35,8 @@ LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetit
 
 
 def engine_set(args) -> EngineSet:
-    cache = False if args.no_cache else (getattr(args, "cache", None) or args.cache_dir or True)
+    # None: the engines' default (the shared disk cache, unless TEXTOPT_CACHE=0)
+    cache = False if args.no_cache else (getattr(args, "cache", None) or args.cache_dir or None)
     return EngineSet(cache=cache, budget_usd=args.budget_usd, budget_tokens=getattr(args, "budget_tokens", None),
                      record=args.record, replay=args.replay)
 
@@ -71,6 +72,11 @@ def check_optimizer(name: str) -> None:
 def run_optimize(args) -> int:
     t0 = time.perf_counter()
     check_optimizer(args.optimizer)
+    if getattr(args, "dry_run", False):
+        return dry_run(args)
+    if getattr(args, "json", False):
+        raise DataError("--json prints the --dry-run estimate: add --dry-run (a run's figures are in "
+                        "OUT/summary.json and OUT/usage.json)")
     if args.optimizer != "tgd":
         from .search import run_search
         return run_search(args, t0)
@@ -126,6 +132,27 @@ def run_optimize(args) -> int:
                "initial_prompt": prompt, "optimized_prompt": best,
                "sizes": list(splits.sizes()), "wall_s": round(wall, 2), "usage": engines.usage()}
     finish(out, summary)
+    return 0
+
+
+def dry_run(args) -> int:
+    """``--dry-run``: the whole run's estimate (:func:`textopt.estimate.estimate_optimize`), no engine built."""
+    from ..estimate import estimate_optimize
+    prompt = load_prompt(args, get_task(args.task, args.data)) if (args.prompt_file or args.prompt) else None
+    est = estimate_optimize(args.task, data=args.data, engine=args.engine, backward_engine=args.backward_engine,
+                            optimizer_engine=args.optimizer_engine, optimizer=args.optimizer, steps=args.steps,
+                            batch_size=args.batch_size, train_size=args.train_size, val_size=args.val_size,
+                            test_size=args.test_size, seed=args.seed, prompt=prompt,
+                            max_new_tokens=args.max_new_tokens, feedback_tokens=args.feedback_tokens,
+                            feedback_from=args.feedback_from, screen=not args.no_screen, replay=args.replay)
+    if args.json:
+        print(json.dumps(est.as_dict(), indent=1, ensure_ascii=False))
+    else:
+        st = est.settings
+        n_train, n_val, n_test = st["sizes"]
+        print(f"textopt optimize --dry-run: task {st['task']}, {st['optimizer']}, {st['steps']} steps of batch "
+              f"{st['batch_size']}, splits {n_train}/{n_val}/{n_test}; no LLM call was made\n")
+        print(est.table())
     return 0
 
 

@@ -68,7 +68,7 @@ class EngineSet:
     """Engines by spec for one run: one object per distinct spec (shared usage, one model load), with the
     run's cache, budget and recording options. ``replay`` routes every role to one cassette."""
 
-    def __init__(self, *, cache: Any = True, budget_usd: float | None = None, record: str | Path | None = None,
+    def __init__(self, *, cache: Any = None, budget_usd: float | None = None, record: str | Path | None = None,
                  replay: str | Path | None = None, budget_tokens: int | None = None):
         self.cache = cache
         self.budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens) \

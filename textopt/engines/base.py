@@ -30,7 +30,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from ..checks import writable
 from ..errors import EngineError, EngineSpecError, ProviderError, TextoptError
 from ..runtime import run_sync
-from .cache import ResponseCache, open_cache
+from .cache import ResponseCache, default_cache, open_cache
 from .images import check_supported
 from .limiter import AdaptiveLimiter
 from .portable import record_init, reduce_engine
@@ -58,8 +58,9 @@ class Retryable(Exception):
 
 
 class Engine:
-    """Base engine. ``cache``: True (default disk cache), False, "memory", a path, a ``redis://`` URL, or a cache
-    object (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
+    """Base engine. ``cache``: None (the default: the shared disk cache, ``cache.default_cache``; none when
+    ``TEXTOPT_CACHE=0`` or ``caches_by_default`` is False), True (the default folder's disk cache), False,
+    "memory", a path, a ``redis://`` URL, or a cache object (``Request.use_cache=False`` skips it for one call). ``budget``: a shared ``Budget``. ``max_concurrency``:
     the in-flight ceiling (AIMD below it when ``adaptive_concurrency``). ``max_retries``, ``retry_initial_wait``,
     ``retry_max_wait``: the tenacity backoff (a provider's Retry-After wins, capped at ``retry_max_wait``).
     ``timeout_retries``: how many of those retries may follow a timeout (None: all of them) — a self-hosted server
@@ -68,6 +69,7 @@ class Engine:
     (prompt, completion) tokens by model, over ``usage.DEFAULT_PRICES``. ``dry_run``: count and estimate only."""
 
     provider = "base"
+    caches_by_default = True  # test doubles that answer from code (ScriptedEngine) set False
     supports_images = False   # reads Request.images (image content parts); text-only engines refuse them
 
     def __init_subclass__(cls, **kw):
@@ -77,13 +79,14 @@ class Engine:
     def __reduce__(self):  # pickled as a recipe, never as a live object or a key (see portable.py)
         return reduce_engine(self)
 
-    def __init__(self, model: str, *, cache: Any = False, budget: Budget | None = None, max_concurrency: int = 8,
+    def __init__(self, model: str, *, cache: Any = None, budget: Budget | None = None, max_concurrency: int = 8,
                  adaptive_concurrency: bool = True, max_retries: int = 4, retry_max_wait: float = 30.0,
                  retry_initial_wait: float = 0.2, record: str | Path | None = None, prices: dict | None = None,
                  dry_run: bool = False, name: str | None = None, timeout_retries: int | None = None):
         self.model = model
         self.name = name or f"{self.provider}:{model}"
-        self.cache = _make_cache(cache)
+        self.cache = _make_cache(cache) if cache is not None else (default_cache() if self.caches_by_default
+                                                                   else None)
         self.budget = budget
         self.limiter = AdaptiveLimiter(max_concurrency, adaptive=adaptive_concurrency)
         self.max_retries = max_retries
@@ -349,7 +352,7 @@ def _make_cache(cache: Any):
     if cache is None or cache is False:
         return None
     if cache is True:
-        return ResponseCache()
+        return ResponseCache()   # the default folder, even where TEXTOPT_CACHE=0 (asked for by name)
     if isinstance(cache, (str, Path)):
         return open_cache(cache)   # "memory", a folder, or a redis:// URL
     return cache

@@ -105,6 +105,7 @@ class RoutedEngine(Engine):
             raise EngineSpecError(f"a replica list needs URLs separated by commas, got {urls!r}")
         own = {k: v for k, v in kw.items() if k in ROUTER_KW}
         each = {k: v for k, v in kw.items() if k not in ROUTER_KW}
+        each["cache"] = False   # the router's cache is the one used (replicas only send)
         return cls([engine_cls(model, base_url=u, **each) for u in urls], **own)
 
     # -- what identifies the model -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from .types import Request, Response
 
 class ScriptedEngine(Engine):
     provider = "scripted"
+    caches_by_default = False  # its answers come from code that changes between runs: no disk cache unless asked
     supports_images = True    # the responder sees Request.images
 
     def __init__(self, responder: Callable[[Request], str] | Iterable[str] | str = "ok", *,

@@ -116,17 +116,25 @@ def resolve_mode(mode: str | None = None) -> str:
 
 @functools.lru_cache(maxsize=None)
 def unavailable(mode: str) -> str | None:
-    """Why ``mode`` cannot sandbox code on this machine (None: it works); tried once per process."""
+    """Why ``mode`` cannot sandbox code on this machine (None: it works); decided once per process. A failed trial
+    run is tried again (twice, a second apart): the answer is cached for the process, so one transient failure
+    on a loaded machine (a fork refused, a slow start) must not cost it its sandbox."""
     if mode == "bwrap" and shutil.which("bwrap") is None:
         return "the bwrap program is not installed"
-    try:
-        result = _run({"main.py": "pass"}, mode, timeout=60, memory_mb=256, max_processes=8, max_output=4000,
-                      max_file_bytes=1 << 20, disk_mb=1)
-    except SandboxError as exc:
-        return str(exc)
-    if result.ok and result.isolation.startswith(mode + ":"):
-        return None
-    return f"a trial run failed (exit {result.returncode}): {result.stderr.strip()[-300:]}"
+    why = None
+    for attempt in range(3):
+        if attempt:
+            time.sleep(1.0)
+        try:
+            result = _run({"main.py": "pass"}, mode, timeout=60, memory_mb=256, max_processes=32,
+                          max_output=4000, max_file_bytes=1 << 20, disk_mb=1)
+        except SandboxError as exc:
+            why = str(exc)
+            continue
+        if result.ok and result.isolation.startswith(mode + ":"):
+            return None
+        why = f"a trial run failed (exit {result.returncode}): {result.stderr.strip()[-300:]}"
+    return why
 
 
 def base_python() -> str:
