@@ -22,16 +22,11 @@ from ..errors import CheckpointError, DataError
 from ..optim import TGD
 from ..tasks import get_task
 from ..train import Trainer
+from ..optim.local_defaults import LOCAL_FEEDBACK_TOKENS, LOCAL_OPTIMIZER_TOKENS, LOCAL_TGD, check_optimizer  # noqa: F401
 from ..train.checkpoint import atomic_write_text
 from .config_file import recorded_flags
 from .evaluate import evaluate_prompt, executor_of, load_prompt
 from .pipeline import EngineSet, TaskMetric, as_train_examples, build_solver
-
-LOCAL_OPTIMIZER_TOKENS = 80    # a 135M model rambles to its cap; a prompt never needs more on the local engine
-# A 135M optimizer copies whatever scaffolding it sees (a <CONTEXT> block ended up in its "new prompt" in our
-# runs) and reads slowly on a CPU: give it the feedback alone, short, with one past value.
-LOCAL_TGD = dict(max_context_chars=0, max_gradient_chars=600, history=1)
-LOCAL_FEEDBACK_TOKENS = 96     # feedback of the 135M model past this is repetition, and each token costs CPU time
 
 
 def engine_set(args) -> EngineSet:
@@ -61,12 +56,6 @@ def unchanged_steps(history: list[dict]) -> list[int]:
 
 def _pct(x) -> str:
     return "   -  " if x is None else f"{100 * x:5.1f}%"
-
-
-def check_optimizer(name: str) -> None:
-    from ..optim import OPTIMIZERS
-    if name not in OPTIMIZERS:
-        raise DataError(f"unknown optimizer {name!r}; --optimizer must be one of {', '.join(sorted(OPTIMIZERS))}")
 
 
 def run_optimize(args) -> int:

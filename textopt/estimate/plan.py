@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from statistics import mean
 
-from .errors import DataError
-from .estimate import CHARS_PER_TOKEN, Phase, RunEstimate, engine_info, tokens
+from ..errors import DataError
+from .figures import CHARS_PER_TOKEN, Phase, RunEstimate, engine_info, tokens
 
 # tokens a request adds around its messages' text (role markers, the chat template), by provider: the embedded
 # model's template adds ~16 (measured on the demo run), API providers ~8; a scripted engine counts text only
@@ -32,7 +32,7 @@ class _Run:
 
     def __init__(self, task, *, engine, backward_engine, optimizer_engine, steps, batch_size, train_size,
                  val_size, test_size, seed, prompt, data, max_new_tokens, feedback_tokens, replay):
-        from .tasks import get_task
+        from ..tasks import get_task
         self.task = get_task(task, data) if isinstance(task, str) else task
         self.splits = self.task.splits(train_size, val_size, test_size, seed=seed)
         self.train, self.val, self.test = self.splits.train, self.splits.val, self.splits.test
@@ -48,11 +48,11 @@ class _Run:
         self.batch_size = batch_size
         self.cap = self.task.max_tokens                   # forward answers
         self.out_chars = self.cap * CHARS_PER_TOKEN       # a forward answer quoted later, at its cap
-        from .commands.optimize import LOCAL_FEEDBACK_TOKENS, LOCAL_OPTIMIZER_TOKENS
+        from ..optim.local_defaults import LOCAL_FEEDBACK_TOKENS, LOCAL_OPTIMIZER_TOKENS
         self.opt_tokens = max_new_tokens or (LOCAL_OPTIMIZER_TOKENS if self.opt.provider == "local" else 1024)
         self.bwd_tokens = feedback_tokens or (LOCAL_FEEDBACK_TOKENS if self.bwd.provider == "local"
                                               else BACKWARD_TOKENS)
-        from .tasks.prompts import PROMPT_ROLE
+        from ..tasks.prompts import PROMPT_ROLE
         self.role = PROMPT_ROLE.format(task=self.task.description or self.task.name)
         # what the metric says about a wrong answer: the evaluation a failing example's feedback starts from
         self.evaluation = {id(e): self.task.score("?", e.target).explanation for e in self.train}
@@ -77,7 +77,7 @@ def plan(task, *, engine: str = "local", backward_engine: str | None = None, opt
          data=None, max_new_tokens: int | None = None, feedback_tokens: int | None = None,
          feedback_from: str = "failures", screen: bool = True, replay=None, prices: dict | None = None,
          ) -> RunEstimate:
-    from .commands.optimize import check_optimizer
+    from ..optim.local_defaults import check_optimizer
     check_optimizer(optimizer)
     if steps < 0 or batch_size < 1:
         raise DataError("steps must be >= 0 and batch_size >= 1")
@@ -107,8 +107,8 @@ def plan(task, *, engine: str = "local", backward_engine: str | None = None, opt
 
 # -- TGD (the Trainer) ---------------------------------------------------------------------------------------
 def _tgd(run: _Run, feedback_from: str, screen: bool) -> tuple[list[Phase], list[str]]:
-    from .nn.prompts import AGGREGATE_ITEM, AGGREGATE_ROUTE
-    from .prompts import BACKWARD_LLM, BACKWARD_SYSTEM, fill
+    from ..nn.prompts import AGGREGATE_ITEM, AGGREGATE_ROUTE
+    from ..prompts import BACKWARD_LLM, BACKWARD_SYSTEM, fill
     s, b, n_val, n_test = run.steps, run.batch, len(run.val), len(run.test)
     some = "at most" if feedback_from == "failures" else "exact"
     # the batch view every failing example's feedback carries (aggregate), and whether it needs a summary call
@@ -155,11 +155,11 @@ def _tgd(run: _Run, feedback_from: str, screen: bool) -> tuple[list[Phase], list
 
 def _tgd_request_chars(run: _Run, routed: str, step: int) -> int:
     """The TGD request of ``step`` built by ``tgd_prompt.build_request`` from stand-in feedback of the caps."""
-    from .commands.optimize import LOCAL_TGD
-    from .nn.llm import step_context
-    from .optim.tgd import DEFAULTS
-    from .optim.tgd_prompt import build_request
-    from .variable import Feedback, Variable
+    from ..optim.local_defaults import LOCAL_TGD
+    from ..nn.llm import step_context
+    from ..optim.tgd import DEFAULTS
+    from ..optim.tgd_prompt import build_request
+    from ..variable import Feedback, Variable
     group = {**DEFAULTS, **(LOCAL_TGD if run.opt.provider == "local" else {}), "max_tokens": run.opt_tokens}
     p = Variable(run.prompt, role=run.role, requires_grad=True, name="system_prompt")
     downstream = [Feedback(routed, None, source="metric")]
@@ -233,16 +233,16 @@ def _search(run: _Run, name: str) -> tuple[list[Phase], list[str]]:
 
 
 def _evidence(run: _Run, k: int):
-    from .optim.store import DEFAULT_OBJECTIVE, Evaluation
+    from ..optim.store import DEFAULT_OBJECTIVE, Evaluation
     return [Evaluation({DEFAULT_OBJECTIVE: 0.0}, {DEFAULT_OBJECTIVE: run.evaluation[id(e)]},
                        {"input": e.input, "output": "x" * run.out_chars}) for e in run.train[:k]]
 
 
 def _reflect_chars(run: _Run, k: int) -> int:
-    from .optim.prompts import INSTRUCTION_ROLE_WORDS
-    from .optim.prompts_search import (REFLECT_ASK_VALUE, REFLECT_INSTRUCT_PROMPT, REFLECT_INSTRUCT_SYSTEM,
+    from ..optim.prompts import INSTRUCTION_ROLE_WORDS
+    from ..optim.prompts_search import (REFLECT_ASK_VALUE, REFLECT_INSTRUCT_PROMPT, REFLECT_INSTRUCT_SYSTEM,
                                        REFLECT_PROMPT, SEARCH_SYSTEM, render_examples, render_objectives)
-    from .optim.store import DEFAULT_OBJECTIVE
+    from ..optim.store import DEFAULT_OBJECTIVE
     weights = {DEFAULT_OBJECTIVE: 1.0}
     evidence = dict(role=run.role, value=run.prompt, examples=render_examples(_evidence(run, k), weights),
                     objectives=render_objectives(weights))
@@ -252,8 +252,8 @@ def _reflect_chars(run: _Run, k: int) -> int:
 
 
 def _opro_chars(run: _Run, shown: int, n_examples: int) -> int:
-    from .optim.prompts_search import OPRO_ENTRY, OPRO_PROMPT, OPRO_SYSTEM, render_examples, render_objectives
-    from .optim.store import DEFAULT_OBJECTIVE
+    from ..optim.prompts_search import OPRO_ENTRY, OPRO_PROMPT, OPRO_SYSTEM, render_examples, render_objectives
+    from ..optim.store import DEFAULT_OBJECTIVE
     weights = {DEFAULT_OBJECTIVE: 1.0}
     history = "\n".join(OPRO_ENTRY.format(score=0.5, value=run.prompt) for _ in range(shown))
     user = OPRO_PROMPT.format(role=run.role, history=history,
