@@ -49,7 +49,7 @@ def test_trainer_same_log_checkpoint_and_result(local_ray, tmp_path, monkeypatch
     with LoopbackServer(responder) as srv:
         def run(out, executor):
             engine = tx.get_engine(srv.openai_spec("gpt-4o-mini"), api_key_env=KEY_ENV, retry_initial_wait=0.01,
-                                   timeout=10.0)
+                                   timeout=10.0, cache=False)   # both runs call the server (no shared cache)
             p = tx.Variable("Solve the sum.", role="system prompt of the solver", requires_grad=True,
                             name="prompt")
             tr = Trainer(tx.nn.LLMCall(engine, system_prompt=p), tx.nn.NumberMatch(),
