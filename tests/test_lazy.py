@@ -127,6 +127,15 @@ def test_grad_mode_is_the_one_at_launch_and_assignments_wait_for_launched_calls(
 
 
 def test_interrupt_while_waiting_cancels_every_launched_call():
+    # a process started in the background by a non-interactive shell inherits SIGINT ignored: restore Python's
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_while_waiting()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_while_waiting():
     e = ScriptedEngine("late", latency=30)
     call = tx.nn.LLMCall(e, name="slow")
     ys = [call(f"q{i}") for i in range(3)]
