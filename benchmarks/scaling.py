@@ -37,7 +37,7 @@ import textopt as tx  # noqa: E402
 from textopt.engines import Request, RoutedEngine, ScriptedEngine  # noqa: E402
 from textopt.parallel import amap  # noqa: E402
 from textopt.runtime import run_sync  # noqa: E402
-from textopt.train.data import Example  # noqa: E402
+from textopt.data import Example  # noqa: E402
 from textopt.train.evaluate import ScoreExample, make_scorer  # noqa: E402
 
 from common import emit, machine  # noqa: E402  (benchmarks/common.py)

@@ -51,15 +51,24 @@ class Concat(Function):
         return out
 
 
-def clip(text: str, max_chars: int, *, tail: float = 0.5, sep: str = " ") -> str:
+def clip(text: str, max_chars: int, *, tail: float = 0.5, sep: str = " ", marker: str | None = None) -> str:
     """Bound ``text`` to ``max_chars``: keep its head and tail (``tail`` share of what is kept) around a marker
-    saying how much was cut. Every prompt that embeds a variable, feedback or trace bounds it with this."""
+    saying how much was cut. Every prompt that embeds a variable, feedback or trace bounds it with this.
+
+    ``marker`` replaces the "[... N characters cut ...]" note (``sep`` goes on both sides of it): a one-line label
+    is ``clip(text, n, tail=0, sep="", marker="...")`` (the head, then "...", ``n`` characters in all)."""
     if len(text) <= max_chars:
         return text
-    marker = f"{sep}[... {len(text) - max_chars} characters cut ...]{sep}"
+    note = marker if marker is not None else f"[... {len(text) - max_chars} characters cut ...]"
+    marker = f"{sep}{note}{sep}"
     keep = max(max_chars - len(marker), 0)
     n_tail = int(keep * tail)
     return text[: keep - n_tail] + marker + text[len(text) - n_tail:]
+
+
+def one_line(text: str, max_chars: int, ellipsis: str = "...") -> str:
+    """``text`` with its white space folded to single spaces, cut to ``max_chars`` (its head, then ``ellipsis``)."""
+    return clip(" ".join(str(text).split()), max_chars, tail=0, sep="", marker=ellipsis)
 
 
 def concat(parts: Sequence[Variable], sep: str = "\n", role: str | None = None) -> Variable:

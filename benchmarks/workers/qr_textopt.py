@@ -17,7 +17,7 @@ import importlib.metadata as md
 import time
 
 import textopt as tx
-from textopt.commands.pipeline import TaskMetric, as_train_examples, build_solver
+from textopt.commands.pipeline import TaskMetric, build_solver
 from textopt.engines import Engine, Response
 from textopt.optim import OPTIMIZERS, Evaluator
 from textopt.tasks import Example, get_task
@@ -53,8 +53,8 @@ def handle(job: dict) -> dict:
     extra = {"max_context_chars": 0} if mode == "null" else {}
     extra.update(job.get("tgd_options") or {})   # e.g. a replay of a run recorded before an option existed
     optimizer = tx.optim.TGD([solver.system_prompt], engine=engine, **extra)
-    trainer = Trainer(solver, TaskMetric(task), optimizer, train=as_train_examples(train),
-                      val=as_train_examples(val), batch_size=job["batch"], steps=job["steps"],
+    trainer = Trainer(solver, TaskMetric(task), optimizer, train=train, val=val, batch_size=job["batch"],
+                      steps=job["steps"],
                       out_dir=job["out_dir"], seed=job["seed"], backward_engine=backward, progress=False)
     result = trainer.fit()
     rows = [{k: r.get(k) for k in ("step", "val_score", "train_score", "reverted", "step_error", "unchanged")}

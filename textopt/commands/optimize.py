@@ -26,7 +26,7 @@ from ..optim.local_defaults import LOCAL_FEEDBACK_TOKENS, LOCAL_OPTIMIZER_TOKENS
 from ..train.checkpoint import atomic_write_text
 from .config_file import recorded_flags
 from .evaluate import evaluate_prompt, executor_of, load_prompt
-from .pipeline import EngineSet, TaskMetric, as_train_examples, build_solver
+from .pipeline import EngineSet, TaskMetric, build_solver
 
 
 def engine_set(args) -> EngineSet:
@@ -99,8 +99,7 @@ def run_optimize(args) -> int:
     _check_resume(out, config, args.resume)
     atomic_write_text(out / "config.json", json.dumps(config, indent=1, ensure_ascii=False))
 
-    trainer = Trainer(solver, loss, optimizer, train=as_train_examples(splits.train),
-                      val=as_train_examples(splits.val), test=as_train_examples(splits.test),
+    trainer = Trainer(solver, loss, optimizer, train=splits.train, val=splits.val, test=splits.test,
                       batch_size=args.batch_size, steps=args.steps, out_dir=out, seed=args.seed,
                       revert_if_worse=not args.no_revert, patience=args.patience, backward_engine=bwd,
                       engines=engines.engines(), eval_concurrency=args.concurrency, progress=not args.quiet,

@@ -60,10 +60,6 @@ def build_solver(task: Task, engine: Engine, prompt: str | None = None, *,
     return solver
 
 
-def as_train_examples(examples) -> list[dict]:
-    return [{"x": e.input, "y": e.target} for e in examples]
-
-
 class EngineSet:
     """Engines by spec for one run: one object per distinct spec (shared usage, one model load), with the
     run's cache, budget and recording options. ``replay`` routes every role to one cassette."""

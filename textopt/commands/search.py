@@ -130,7 +130,7 @@ def run_search(args, t0: float) -> int:
     log_path, ckpt_path = out / "log.jsonl", out / "checkpoint.json"
     stoppers = [NoImprovement(args.patience)] if args.patience else []
     opt = OPTIMIZERS[args.optimizer](
-        params, evaluator, engine=opt_engine, trainset=splits.train, valset=splits.val, budget=engines.budget,
+        params, evaluator, engine=opt_engine, data=splits.for_optimizer(), budget=engines.budget,
         stoppers=stoppers, callbacks=[JsonlLog(log_path)], max_concurrency=args.concurrency, seed=args.seed,
         executor=executor,
         max_tokens=max_tokens, **_optimizer_kw(args.optimizer, args.batch_size))

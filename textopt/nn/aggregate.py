@@ -9,13 +9,14 @@ The routed feedback is marked as an evaluation, so losses pass it straight to wh
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 from .. import lazy
 from ..engines import Request
 from ..errors import InvalidVariableError
 from ..function import Function
-from ..functional import clip as clip_text
+from ..functional import clip
 from ..variable import Feedback, Variable
 from .scored import scored
 from .prompts import AGGREGATE_ITEM, AGGREGATE_ROUTE, AGGREGATE_SUMMARY, AGGREGATE_SYSTEM
@@ -28,9 +29,8 @@ def evaluation_text(v: Variable) -> str:
     return str(fb) if fb is not None else str(v.value)
 
 
-def clip(text: str, max_chars: int) -> str:
-    """Head and tail of an over-long evaluation or trace (two thirds head), with a cut marker on its own line."""
-    return clip_text(text, max_chars, tail=1 / 3, sep="\n")
+# Head and tail of an over-long evaluation or trace (two thirds head), with the cut marker on its own line.
+clip_evaluation = partial(clip, tail=1 / 3, sep="\n")
 
 
 class Aggregate(Function):
@@ -66,7 +66,7 @@ class Aggregate(Function):
             return text
         user = AGGREGATE_SUMMARY.format(n=len(items), items=text, words=max(self.max_tokens * 3 // 4, 10))
         resp = await ctx.generate(Request.chat(user, system=AGGREGATE_SYSTEM, max_tokens=self.max_tokens), node)
-        return clip(resp.text.strip(), cap)
+        return clip_evaluation(resp.text.strip(), cap)
 
     async def backward(self, ctx, node, feedback, targets):
         cap = self.max_tokens * CHARS_PER_TOKEN
@@ -78,8 +78,8 @@ class Aggregate(Function):
         out = []
         for t in targets:
             i = first[id(t)]
-            text = AGGREGATE_ROUTE.format(i=i, n=n, own=clip(evaluation_text(t), cap), batch=batch) if n > 1 \
-                else clip(evaluation_text(t), cap)
+            own = clip_evaluation(evaluation_text(t), cap)
+            text = AGGREGATE_ROUTE.format(i=i, n=n, own=own, batch=batch) if n > 1 else own
             fb = Feedback(text, t, source=node.name, conversation=[{"role": "user", "content": batch}])
             fb.meta["evaluation"] = True
             out.append(fb)
@@ -99,4 +99,4 @@ async def aaggregate(losses: Sequence[Variable], max_tokens: int = 1024, role: s
     return aggregate(losses, max_tokens=max_tokens, role=role)
 
 
-__all__ = ["aggregate", "aaggregate", "Aggregate", "clip"]
+__all__ = ["aggregate", "aaggregate", "Aggregate", "clip_evaluation"]

@@ -25,7 +25,7 @@ from typing import Sequence
 
 from ..errors import InvalidVariableError
 from ..variable import Variable, as_variable
-from .aggregate import clip
+from .aggregate import clip_evaluation
 from .metrics import MetricFn
 from .module import Module
 from .sandbox import SandboxResult, run_python
@@ -129,7 +129,7 @@ def summarize(result: SandboxResult, names: list[str], max_chars: int) -> tuple[
     rows = read_results(result.results, len(names))
     if not rows:
         why = _why_stopped(result)
-        return 0.0, clip(f"Passed 0 of {len(names)} tests: {why}.\n{result.stderr.strip()}", max_chars)
+        return 0.0, clip_evaluation(f"Passed 0 of {len(names)} tests: {why}.\n{result.stderr.strip()}", max_chars)
     passed = sum(1 for ok, _ in rows.values() if ok)
     parts = [f"Passed {passed} of {len(names)} tests."]
     failed = len(names) - passed
@@ -137,7 +137,7 @@ def summarize(result: SandboxResult, names: list[str], max_chars: int) -> tuple[
     for index, name in enumerate(names):
         ok, trace = rows.get(index, (False, _why_stopped(result) + "\n" + result.stderr.strip()))
         if not ok:
-            parts.append(clip(f"FAILED {name}:\n{trace.strip()}", budget))
+            parts.append(clip_evaluation(f"FAILED {name}:\n{trace.strip()}", budget))
     return passed / len(names), "\n".join(parts)
 
 

@@ -17,7 +17,7 @@ from ..errors import InvalidVariableError
 from ..function import Function
 from ..variable import Variable, as_variable
 from . import prompts as P
-from .aggregate import clip
+from .aggregate import clip_evaluation
 from .module import Module
 from .scored import evaluation_for, is_evaluation, scored
 
@@ -102,7 +102,7 @@ class ExactMatch(MetricLoss):
         target = str(target)
         ok = (_norm(pred) == _norm(target)) if self.normalize else pred == target
         return (1.0, P.EXACT_OK.format(expected=target)) if ok else \
-            (0.0, P.EXACT_BAD.format(expected=target, got=clip(pred.strip(), 300)))
+            (0.0, P.EXACT_BAD.format(expected=target, got=clip_evaluation(pred.strip(), 300)))
 
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")

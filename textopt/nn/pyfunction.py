@@ -26,7 +26,7 @@ from ..function import Function
 from ..prompts import BACKWARD_SYSTEM
 from ..variable import Feedback, Variable
 from . import prompts as P
-from .aggregate import clip
+from .aggregate import clip_evaluation
 from .llm import step_context
 
 MAX_INPUT_CHARS = 4000
@@ -52,14 +52,16 @@ class PyFunction(Function):
     async def backward_target(self, ctx, node, feedback, target: Variable) -> Feedback:
         names = node.saved.get("names", {})
         inputs = "\n".join(P.FUNCTION_INPUT.format(name=names.get(id(v), "?"), role=v.role,
-                                                   value=clip(str(v.value), MAX_INPUT_CHARS)) for v in node.inputs)
+                                                   value=clip_evaluation(str(v.value), MAX_INPUT_CHARS))
+                            for v in node.inputs)
         if all(f.source == "seed" for f in feedback):
             block = P.EVAL_BLOCK
         else:
             block = P.FEEDBACK_BLOCK.format(output_role=node.output.role,
                                             feedback="\n\n".join(f.value for f in feedback))
-        user = P.BACKWARD_FUNCTION.format(name=self.name, purpose=self.purpose, inputs=inputs,
-                                          output=clip(str(node.output.value), MAX_INPUT_CHARS), feedback_block=block,
+        output = clip_evaluation(str(node.output.value), MAX_INPUT_CHARS)
+        user = P.BACKWARD_FUNCTION.format(name=self.name, purpose=self.purpose, inputs=inputs, output=output,
+                                          feedback_block=block,
                                           target=names.get(id(target), "?"), role=target.role)
         resp = await ctx.generate(Request.chat(user, system=BACKWARD_SYSTEM, max_tokens=self.max_tokens), node)
         conv = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": user},

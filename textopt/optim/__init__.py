@@ -8,7 +8,8 @@ __all__ = ["Optimizer", "OPTIMIZERS", "register_optimizer", "TGD"]
 from .beam import BeamSearch  # noqa: E402
 from .callbacks import Checkpoint, JsonlLog, load_checkpoint, save_checkpoint  # noqa: E402
 from .demos import DemoBootstrap  # noqa: E402
-from .guards import CopyDetector, OptimizerData, Splits, split_dataset  # noqa: E402
+from ..data import OptimizerData, Splits, split_dataset  # noqa: E402
+from .guards import CopyDetector  # noqa: E402
 from .opro import OPRO  # noqa: E402
 from .pareto import ParetoEvolution  # noqa: E402
 from .search_base import MaxSteps, NoImprovement, SearchOptimizer, StopFile, Timeout  # noqa: E402

@@ -1,6 +1,7 @@
 """Generalisation guards: a held-out selection split, a test split no optimizer can receive, and a copy detector.
 
-``split_dataset(examples, val=0.3, test=0.3, seed=0)`` returns :class:`Splits`. Optimizers take
+``split_dataset(examples, val=0.3, test=0.3, seed=0)`` returns :class:`~textopt.data.Splits` (the one data
+vocabulary of :mod:`textopt.data`, shared with ``textopt.tasks`` and the trainer). Optimizers take
 ``splits.for_optimizer()`` (train + val only, an :class:`OptimizerData`); handing them a ``Splits`` object or
 the ``test`` split itself raises ``DataError`` — the test split cannot reach a search by accident.
 
@@ -12,67 +13,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 import re
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..data import OptimizerData, Split, Splits, refuse_test_split, split_dataset  # noqa: F401 (re-exported)
 from ..errors import DataError
 
 log = logging.getLogger("textopt.optim.guards")
 
 
-class Split(tuple):
-    """A named, immutable list of examples (``name``: "train" | "val" | "test" | ...)."""
-
-    def __new__(cls, examples: Iterable[Any], name: str):
-        obj = super().__new__(cls, examples)
-        obj.name = name
-        return obj
-
-    def __repr__(self) -> str:
-        return f"Split({self.name!r}, {len(self)} examples)"
-
-
-@dataclass(frozen=True)
-class OptimizerData:
-    """What an optimizer may see: the training split (proposals, minibatches) and the held-out selection split."""
-    train: Split
-    val: Split
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: Split
-    val: Split
-    test: Split
-
-    def for_optimizer(self) -> OptimizerData:
-        return OptimizerData(self.train, self.val)
-
-
-def split_dataset(examples: Sequence[Any], *, val: float = 0.3, test: float = 0.3, seed: int = 0) -> Splits:
-    """Shuffle with ``seed`` and cut into train / val / test (each non-empty)."""
-    items = list(examples)
-    if len(items) < 3:
-        raise DataError(f"split_dataset needs at least 3 examples, got {len(items)}")
-    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
-        raise DataError(f"val and test must be fractions with val + test < 1, got val={val}, test={test}")
-    random.Random(seed).shuffle(items)
-    n_test = max(1, round(len(items) * test))
-    n_val = max(1, round(len(items) * val))
-    if n_test + n_val >= len(items):
-        raise DataError(f"{len(items)} examples leave no training data with val={val}, test={test}")
-    return Splits(Split(items[n_test + n_val:], "train"), Split(items[n_test:n_test + n_val], "val"),
-                  Split(items[:n_test], "test"))
-
-
 def optimizer_data(data: Any = None, trainset: Sequence | None = None, valset: Sequence | None = None,
                    ) -> OptimizerData:
     """Resolve what was passed to an optimizer; refuse the test split."""
-    if isinstance(data, Splits):
-        raise DataError("an optimizer got a Splits object holding the test split; pass splits.for_optimizer() "
-                        "(train + val only) — the test split is for the final report, never for search")
+    refuse_test_split(data, "an optimizer's data=", "pass data=splits.for_optimizer() (train + val only)")
     if data is not None and hasattr(data, "test") and not isinstance(data, OptimizerData):
         raise DataError(f"an optimizer got a {type(data).__name__} holding the test split; pass "
                         f"trainset=splits.train, valset=splits.val — the test split is never for search")
@@ -84,8 +37,8 @@ def optimizer_data(data: Any = None, trainset: Sequence | None = None, valset: S
         if s is None or len(s) == 0:
             raise DataError(f"a search optimizer needs a non-empty {name}: pass data=splits.for_optimizer() or "
                             f"trainset=... and valset=... (a held-out split used only to select candidates)")
-        if getattr(s, "name", None) == "test":
-            raise DataError(f"the test split was passed as {name}; the test split must never reach an optimizer")
+        refuse_test_split(s, name, "pass data=splits.for_optimizer(), or trainset=splits.train and "
+                          "valset=splits.val")
     train = trainset if isinstance(trainset, Split) else Split(trainset, "train")
     val = valset if isinstance(valset, Split) else Split(valset, "val")
     seen = {_canon(ex) for ex in train}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from ..functional import clip
 from .prompts import INSTRUCT_ASK, INSTRUCT_SYSTEM
 
 PROPOSAL_TAG = "new_value"
@@ -88,17 +89,12 @@ OBJECTIVE_HEADER = ("The score is a weighted sum of {n} objective(s), each with 
 OBJECTIVE_SECTION = "Feedback for objective '{name}' (weight {weight:g}):\n{text}"
 
 
-def _clip(text: str, n: int) -> str:
-    text = str(text)
-    return text if len(text) <= n else text[: n - 20] + " ...[truncated]"
-
-
 def render_trace(trace, limit: int = 600) -> str:
     if trace is None:
         return ""
     if isinstance(trace, Mapping):
-        return "\n".join(f"{k}: {_clip(v, limit)}" for k, v in trace.items())
-    return _clip(trace, limit)
+        return "\n".join(f"{k}: {clip(str(v), limit)}" for k, v in trace.items())
+    return clip(str(trace), limit)
 
 
 def render_examples(evals: Sequence, weights: Mapping[str, float], limit: int = 600) -> str:
@@ -110,7 +106,7 @@ def render_examples(evals: Sequence, weights: Mapping[str, float], limit: int = 
         for name in weights:
             if ev.feedback.get(name):
                 lines.append(OBJECTIVE_SECTION.format(name=name, weight=weights[name],
-                                                      text=_clip(ev.feedback[name], limit)))
+                                                      text=clip(str(ev.feedback[name]), limit)))
         blocks.append(EXAMPLE_ENTRY.format(i=i, body="\n".join(x for x in lines if x)))
     return "\n".join(blocks)
 

@@ -21,6 +21,7 @@ import asyncio
 import random
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..data import rng_state_from_json, rng_state_to_json
 from ..engines import Request, get_engine
 from ..engines.structured import agenerate_tagged
 from ..engines.usage import Budget
@@ -337,8 +338,7 @@ class SearchOptimizer(Optimizer):
         pass
 
     def _extra_state(self) -> dict:
-        version, internal, gauss = self.rng.getstate()
-        return {"rng": [version, list(internal), gauss], "store": self.store.state_dict(), "seed": self.seed_hash,
+        return {"rng": rng_state_to_json(self.rng.getstate()), "store": self.store.state_dict(), "seed": self.seed_hash,
                 "names": list(self.names), "data": self._data_fingerprint(),
                 "step": self.step_count, "metric_calls": self.metric_calls, "best": self.best,
                 "best_score": self.best_score, "best_history": list(self.best_history), "stopped": self.stopped,
@@ -363,8 +363,7 @@ class SearchOptimizer(Optimizer):
     def _load_extra_state(self, d: dict) -> None:
         if not d:
             return
-        version, internal, gauss = d["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        self.rng.setstate(rng_state_from_json(d["rng"]))
         self.store = CandidateStore.from_state(d["store"])
         self.seed_hash = d["seed"]
         self.step_count, self.metric_calls = d["step"], d["metric_calls"]

@@ -6,6 +6,8 @@ from html import escape
 
 import networkx as nx
 
+from ..functional import one_line
+
 SERIES = (("train", "#1f77b4", "train (batch)"), ("val", "#d62728", "validation"))
 
 
@@ -64,11 +66,7 @@ def curve_svg(points: list[dict], *, marks: list[int] = (), width: int = 680, he
 
 
 BOX_W, BOX_H, GAP_X, GAP_Y = 210, 58, 120, 24
-
-
-def _clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "\u2026"
+ELLIPSIS = "\u2026"   # a box label cut to fit ends with it
 
 
 def graph_svg(g: nx.DiGraph) -> str:
@@ -98,7 +96,7 @@ def graph_svg(g: nx.DiGraph) -> str:
         out.append(f'<path d="M {sx} {sy} C {mx} {sy}, {mx} {ey}, {ex} {ey}" fill="none" stroke="#555" '
                    f'marker-end="url(#arrow)"/>'
                    f'<text x="{mx}" y="{(sy + ey) / 2 - 4}" text-anchor="middle" font-size="10" fill="#555">'
-                   f'{escape(_clip(d.get("op", ""), 20))}</text>')
+                   f'{escape(one_line(d.get("op", ""), 20, ELLIPSIS))}</text>')
     for n, d in g.nodes(data=True):
         nx_, ny = pos[n]
         fill = "#ffe9a8" if d.get("requires_grad") and d.get("leaf") else "#f4f6fb"
@@ -106,8 +104,9 @@ def graph_svg(g: nx.DiGraph) -> str:
         out.append(f'<g><title>{escape(str(d.get("role", "")))}: {escape(str(d.get("value", "")))}</title>'
                    f'<rect x="{nx_}" y="{ny}" width="{BOX_W}" height="{BOX_H}" rx="6" fill="{fill}" stroke="#778"/>'
                    f'<text x="{nx_ + 8}" y="{ny + 18}" font-size="11" font-weight="bold">'
-                   f'{escape(_clip(d.get("role", ""), 28))}</text>'
-                   f'<text x="{nx_ + 8}" y="{ny + 35}" font-size="10">{escape(_clip(d.get("value", ""), 36))}</text>'
+                   f'{escape(one_line(d.get("role", ""), 28, ELLIPSIS))}</text>'
+                   f'<text x="{nx_ + 8}" y="{ny + 35}" font-size="10">'
+                   f'{escape(one_line(d.get("value", ""), 36, ELLIPSIS))}</text>'
                    f'<text x="{nx_ + 8}" y="{ny + 50}" font-size="9" fill="#666">{escape(n)}{escape(grads)}</text></g>')
     out.append("</svg>")
     return "\n".join(out)

@@ -6,7 +6,8 @@
     splits = task.splits(50, 100, 100, seed=0)               # train / val / test
     task.score(response, example.target)                     # Score(value, extracted, explanation)
 """
-from .base import DEFAULT_SIZES, Example, Score, Splits, Task
+from ..data import Example, Splits
+from .base import DEFAULT_SIZES, Score, Task
 from .demo import format_count_task
 from .generated import arithmetic_task, counting_task, sorting_task
 from .loaders import BBH_TASKS, gsm8k_target, load_bbh, load_gsm8k

@@ -1,4 +1,4 @@
-"""``Example``, ``Task`` and ``Splits``: a dataset with its answer extraction and metric.
+"""``Task`` and ``Score``: a dataset with its answer extraction and metric.
 
 A task is a list of examples (or a seeded generator of them), a starting prompt, and a metric that scores one
 model response against one target and EXPLAINS the score in words — the explanation seeds the backward pass
@@ -7,20 +7,14 @@ model response against one target and EXPLAINS the score in words — the explan
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+from ..data import Example, Splits
 from ..errors import DataError
 
 DEFAULT_SIZES = (50, 100, 100)  # BBH convention: train / val / test
 MAX_GENERATED = 100_000         # examples per split of a generated task (more would take minutes to draw)
-
-
-@dataclass(frozen=True)
-class Example:
-    input: str
-    target: str
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -37,21 +31,6 @@ class Score:
 
 # A metric maps (response, target) -> Score.
 Metric = Callable[[str, str], Score]
-
-
-@dataclass
-class Splits:
-    train: list[Example]
-    val: list[Example]
-    test: list[Example]
-
-    def __getitem__(self, name: str) -> list[Example]:
-        if name not in ("train", "val", "test"):
-            raise DataError(f"unknown split {name!r}: use 'train', 'val' or 'test'")
-        return getattr(self, name)
-
-    def sizes(self) -> tuple[int, int, int]:
-        return len(self.train), len(self.val), len(self.test)
 
 
 class Task:

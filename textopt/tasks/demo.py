@@ -12,14 +12,14 @@ from __future__ import annotations
 import random
 import re
 
+from ..data import Example
 from . import prompts as P
-from .base import Example, Score, Task
+from .base import Score, Task
 from .generated import CATEGORIES, _join, _phrase
-from .metrics import _quote
+from .metrics import NUMBER_WORDS, WORD_VALUES, _quote
 
-_FIRST = re.compile(r"-?\d+|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.I)
-_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-          "nine": 9, "ten": 10}
+MAX_WORD = 10   # a reply's first number may be spelled up to "ten" (the counts asked are 1 to 4)
+_FIRST = re.compile(r"-?\d+|\b(?:" + "|".join(NUMBER_WORDS[:MAX_WORD + 1]) + r")\b", re.I)
 
 
 def first_count(response: str) -> str | None:
@@ -28,7 +28,7 @@ def first_count(response: str) -> str | None:
     if not m:
         return None
     word = m.group(0).lower()
-    return str(_WORDS.get(word, word))
+    return str(WORD_VALUES.get(word, word))
 
 
 def format_count_example(rng: random.Random) -> Example:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import random
 
+from ..data import Example
 from . import prompts as P
-from .base import Example, Score, Task
-from .metrics import _norm, _quote, answer_span, number_match
+from .base import Score, Task
+from .metrics import NUMBER_WORDS, _norm, _quote, answer_span, number_match
 
 CATEGORIES = {
     "fruits": ["apple", "banana", "pear", "orange", "plum", "peach", "grape", "strawberry", "raspberry",
@@ -26,7 +27,6 @@ PLURAL = {"peach": "peaches", "strawberry": "strawberries", "raspberry": "raspbe
           "blackberry": "blackberries", "potato": "potatoes", "mouse": "mice", "couch": "couches",
           "accordion": "accordions", "celery": "stalks of celery", "lettuce": "heads of lettuce",
           "garlic": "heads of garlic", "cauliflower": "heads of cauliflower", "broccoli": "heads of broccoli"}
-NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five"]
 
 
 def _article(word: str) -> str:

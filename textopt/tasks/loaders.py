@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 from ..checks import parse_json, read_text
+from ..data import Example
 from ..errors import DataError
-from .base import Example, Task
+from .base import Task
 from .prompts import BBH_PROMPTS, GSM8K_PROMPT
 from .metrics import METRICS, infer_kind
 

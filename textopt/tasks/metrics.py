@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import re
 
+from ..functional import one_line
 from . import prompts as P
 from .base import Score
 
 _ANSWER = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*(.+)", re.I)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _CHOICE = re.compile(r"\(([A-R])\)")
-_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20}
+# The one table of spelled-out numbers (the generated tasks write them, the metrics read them back).
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
+WORD_VALUES = {w: i for i, w in enumerate(NUMBER_WORDS)}
 
 
 def _quote(text: str, n: int = 160) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= n else text[: n - 3] + "...")
+    return repr(one_line(text, n))
 
 
 def answer_span(response: str) -> str:
@@ -38,7 +39,7 @@ def extract_number(response: str) -> str | None:
         num = found[0] if span is not response else found[-1]
     else:
         words = re.findall(r"[a-z]+", span.lower())
-        spelled = [_WORDS[w] for w in words if w in _WORDS]
+        spelled = [WORD_VALUES[w] for w in words if w in WORD_VALUES]
         if not spelled:
             return None
         return str(spelled[0] if span is not response else spelled[-1])

@@ -1,5 +1,6 @@
 """textopt.train: the training loop (see :mod:`textopt.train.trainer` for the contract)."""
-from .data import Example, Sampler
+from ..data import Example
+from .data import Sampler
 from .evaluate import aevaluate
 from .trainer import Trainer, TrainResult
 

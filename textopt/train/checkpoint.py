@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from ..checks import parse_json, read_text
+from ..data import rng_state_from_json, rng_state_to_json
 from ..errors import CheckpointError
-from .data import rng_state_from_json, rng_state_to_json
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -1,45 +1,19 @@
-"""Training data for the trainer: ``Example`` and a seeded, resumable minibatch ``Sampler``."""
+"""Training data for the trainer: examples as :class:`~textopt.data.Example` s and a seeded, resumable minibatch
+``Sampler``."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable
 
+from ..data import Example, Split, as_split, rng_state_from_json, rng_state_to_json
 from ..errors import DataError
 
 
-@dataclass
-class Example:
-    """One example: ``x`` goes to the model, ``y`` to the loss (a target, reference, unit tests...).
-
-    ``meta`` holds anything else (an id, the source line). Dicts with "x"/"y" keys (or "input"/"target",
-    "question"/"answer") and ``(x, y)`` pairs are accepted wherever an Example is.
-    """
-
-    x: Any
-    y: Any = None
-    meta: dict = field(default_factory=dict)
-
-    @classmethod
-    def coerce(cls, obj: Any, where: str = "example") -> "Example":
-        if isinstance(obj, Example):
-            return obj
-        if isinstance(obj, Mapping):
-            for kx, ky in (("x", "y"), ("input", "target"), ("question", "answer")):
-                if kx in obj:
-                    meta = {k: v for k, v in obj.items() if k not in (kx, ky)}
-                    return cls(obj[kx], obj.get(ky), meta)
-            raise DataError(f"{where} is a dict without an 'x' key (got keys {sorted(obj)}); "
-                            "give examples as {'x': input, 'y': target} or Example(x, y)")
-        if isinstance(obj, (tuple, list)) and len(obj) == 2:
-            return cls(obj[0], obj[1])
-        raise DataError(f"{where} must be an Example, a dict with 'x'/'y' or an (x, y) pair; got {type(obj).__name__}")
-
-
-def as_examples(data: Iterable[Any] | None, name: str) -> list[Example]:
-    if data is None:
-        return []
-    return [Example.coerce(d, f"{name}[{i}]") for i, d in enumerate(data)]
+def as_examples(data: Iterable[Any] | None, name: str) -> Split:
+    """``data`` coerced to :class:`Example` s, as a :class:`Split` that keeps the name ``data`` had (a test split
+    converted here is still the test split)."""
+    split = as_split(data, name)
+    return Split((Example.coerce(d, f"{name}[{i}]") for i, d in enumerate(split)), split.name)
 
 
 class Sampler:
@@ -81,11 +55,3 @@ class Sampler:
         self.rng.setstate(rng_state_from_json(d["rng"]))
         self.perm, self.pos, self.epoch = list(d["perm"]), d["pos"], d["epoch"]
 
-
-def rng_state_to_json(state: tuple) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def rng_state_from_json(d: Sequence) -> tuple:
-    return (d[0], tuple(d[1]), d[2])

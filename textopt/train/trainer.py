@@ -16,7 +16,8 @@ Contract (the CLI builds on it; keep it stable)::
 - ``executor``: where validation and test examples run — None (this process) or "ray" (Ray tasks, each worker
   with its own engines; same scores, log and checkpoint: :mod:`textopt.parallel`). The training step itself
   (forward, backward, optimizer) stays in this process.
-- examples: :class:`Example`, dicts with "x"/"y", or ``(x, y)`` pairs.
+- examples: :class:`Example`, dicts with "x"/"y", or ``(x, y)`` pairs; the test split (``task.splits(...).test``,
+  a slice of it) is refused as ``train`` or ``val`` with a ``DataError``.
 
 One step: a seeded minibatch -> concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch
 feedback) -> backward -> ``optimizer.step()`` -> validation; with ``revert_if_worse`` a step that lowers the
@@ -61,6 +62,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..data import refuse_test_split
 from ..engines import Engine, current_backward_engine, get_engine
 from ..engines.usage import merge
 from ..errors import CheckpointError, DataError, OptimizerStepError, ParseError
@@ -96,6 +98,9 @@ class Trainer:
                  skip_invalid_updates: bool = True, feedback_from: str = "failures", screen: bool = True,
                  executor=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        for name, data in (("train", train), ("val", val)):
+            refuse_test_split(data, f"the Trainer's {name}=", "pass train=splits.train, val=splits.val and "
+                              "test=splits.test (the test split is scored once, at the end)")
         self.train_set = as_examples(train, "train")
         self.val_set = as_examples(val, "val")
         self.test_set = as_examples(test, "test")
