@@ -36,12 +36,19 @@ def test_task_splits_are_named_and_keep_their_names():
     s = tx.tasks.get_task("format_count").splits(4, 3, 3, seed=0)
     assert [part.name for part in (s.train, s.val, s.test)] == ["train", "val", "test"]
     assert s.test[:2].name == "test" and s.test[1] == s.test[1:][0] and s["val"] is s.val
+    assert (s.train + s.val).name == "train" and (s.train[:2] + s.test[:1]).name == "test"
     assert s.sizes() == (4, 3, 3) and s.for_optimizer().train is s.train
     assert pickle.loads(pickle.dumps(s.test)).name == "test" and pickle.loads(pickle.dumps(s)) == s
     plain = Splits([1, 2], [3], [4])
     assert plain.val == Split([3], "val") and plain.test.name == "test"
     with pytest.raises(DataError, match=r"test split was passed as Splits\(val=...\)"):
         Splits(s.train, s.test, s.test)
+
+
+def test_the_data_vocabulary_sits_just_above_the_core():
+    """tasks, train, optim and the command line all import it, so it imports nothing of theirs."""
+    from tests.test_layers import CORE, textopt_imports
+    assert textopt_imports("textopt.data") <= CORE
 
 
 # -- the test split never reaches an optimizer ---------------------------------------------------------------

@@ -74,7 +74,8 @@ class Example:
 
 
 class Split(tuple):
-    """A named, immutable list of examples (``name``: "train" | "val" | "test" | ...); a slice keeps the name."""
+    """A named, immutable list of examples (``name``: "train" | "val" | "test" | ...). A slice keeps the name; so
+    does ``+``, except that anything joined with the test split is named "test"."""
 
     def __new__(cls, examples: Iterable[Any], name: str):
         obj = super().__new__(cls, examples)
@@ -84,6 +85,10 @@ class Split(tuple):
     def __getitem__(self, index):
         got = super().__getitem__(index)
         return Split(got, self.name) if isinstance(index, slice) else got
+
+    def __add__(self, other):   # anything joined with the test split is the test split
+        names = {self.name, getattr(other, "name", None)}
+        return Split(tuple.__add__(self, tuple(other)), "test" if "test" in names else self.name)
 
     def __reduce__(self):
         return Split, (tuple(self), self.name)
