@@ -43,12 +43,12 @@ DEFAULT_RUNS = "tx_tgd,tx_null,tx_pareto,textgrad,gepa"
 
 
 def splits(args):
+    from qr_textopt import job_rows
     from textopt.tasks import get_task
     task = get_task(args.task, str(args.data))
     task.max_tokens = args.answer_tokens
     s = task.splits(*args.sizes, seed=args.seed)
-    rows = lambda exs: [{"input": e.input, "target": e.target} for e in exs]  # noqa: E731
-    return task, rows(s.train), rows(s.val), s.test
+    return task, job_rows(s.train), job_rows(s.val), s.test
 
 
 def evaluate_test(task, url: str, model: str, prompt: str, test, cache_dir: Path, record: Path | None = None) -> dict:

@@ -35,9 +35,8 @@ def run(engine="local", *, steps=2, batch_size=3, sizes=(6, 6, 6), out_dir="runs
     solver = tx.nn.LLMCall(engine, system_prompt=prompt, max_tokens=task.max_tokens)
     loss_fn = tx.nn.NumberMatch()                  # "Wrong answer: expected 8, got 7." seeds backward
     optimizer = tx.optim.TGD([prompt], engine=engine, max_tokens=256)
-    as_xy = lambda exs: [(e.input, e.target) for e in exs]  # noqa: E731
-    trainer = tx.train.Trainer(solver, loss_fn, optimizer, train=as_xy(splits.train), val=as_xy(splits.val),
-                               test=as_xy(splits.test), batch_size=batch_size, steps=steps, out_dir=out_dir,
+    trainer = tx.train.Trainer(solver, loss_fn, optimizer, train=splits.train, val=splits.val,
+                               test=splits.test, batch_size=batch_size, steps=steps, out_dir=out_dir,
                                seed=seed, backward_engine=engine, progress=progress)
     result = trainer.fit()
     return task, result, prompt.value

@@ -36,9 +36,8 @@ def run(engine="local", *, steps=1, batch_size=2, sizes=(4, 4, 4), seed=0, out_d
     splits = task.splits(*sizes, seed=seed)
     model = PlanThenSolve(engine)
     optimizer = tx.optim.TGD(model.parameters(), engine=engine, max_tokens=200)
-    as_xy = lambda exs: [(e.input, e.target) for e in exs]  # noqa: E731
-    trainer = tx.train.Trainer(model, tx.nn.NumberMatch(), optimizer, train=as_xy(splits.train),
-                               val=as_xy(splits.val), test=as_xy(splits.test), batch_size=batch_size, steps=steps,
+    trainer = tx.train.Trainer(model, tx.nn.NumberMatch(), optimizer, train=splits.train,
+                               val=splits.val, test=splits.test, batch_size=batch_size, steps=steps,
                                seed=seed, backward_engine=engine, out_dir=out_dir, progress=progress)
     return model, trainer.fit()
 

@@ -38,11 +38,15 @@ class NullFeedback(Engine):
         return Response(text=NULL_FEEDBACK, model="null")
 
 
+def job_rows(examples) -> list[dict]:
+    """Examples as a job's JSON rows (``handle`` reads them back; so do the other frameworks' workers)."""
+    return [{"input": e.input, "target": e.target} for e in examples]
+
+
 def handle(job: dict) -> dict:
     task = get_task(job["task"], job["data"])
     task.max_tokens = job["answer_tokens"]
-    train = [Example(r["input"], r["target"]) for r in job["train"]]
-    val = [Example(r["input"], r["target"]) for r in job["val"]]
+    train, val = ([Example.coerce(r) for r in job[name]] for name in ("train", "val"))
     engine = tx.get_engine(job["spec"], cache=job["cache_dir"], record=job.get("record"))
     mode = job["mode"]
     solver = build_solver(task, engine, job["initial_prompt"])

@@ -39,7 +39,7 @@ def test_recorded_tgd_run_replays_to_the_reported_figures(tmp_path):
     task, data = _data()
     task.max_tokens = cfg["answer_tokens"]
     splits = task.splits(*cfg["sizes"], seed=cfg["seed"])
-    rows = lambda exs: [{"input": e.input, "target": e.target} for e in exs]  # noqa: E731
+    rows = qr_textopt.job_rows
     job = {"mode": "tgd", "task": "object_counting", "data": data, "train": rows(splits.train),
            "val": rows(splits.val), "seed": cfg["seed"], "batch": cfg["batch"], "steps": cfg["tx_steps"],
            "initial_prompt": task.initial_prompt, "answer_tokens": cfg["answer_tokens"],
