@@ -176,5 +176,5 @@ def rng_state_from_json(d: Sequence) -> tuple:
     """The inverse of :func:`rng_state_to_json`, for ``random.Random().setstate``."""
     if not (isinstance(d, (list, tuple)) and len(d) == 3 and isinstance(d[1], (list, tuple))):
         raise CheckpointError(f"a random-generator state is [version, [internal state], gauss], got "
-                        f"{type(d).__name__} {str(d)[:60]!r}; it was not written by rng_state_to_json")
+                              f"{type(d).__name__} {str(d)[:60]!r}; it was not written by rng_state_to_json")
     return (d[0], tuple(d[1]), d[2])
