@@ -35,7 +35,6 @@ KNOWN_MODULE_CIRCLES = [
     {"textopt.engines.openai_engine", "textopt.engines.router"},
     {"textopt.parallel.executor", "textopt.parallel.ray_executor"},
     {"textopt.optim", "textopt.optim.mixed"},
-    {"textopt.commands.evaluate", "textopt.commands.optimize", "textopt.commands.search"},
 ]
 
 
@@ -216,6 +215,43 @@ def test_no_new_circle_between_modules():
         if comp <= CORE:
             continue   # the core's own rule is test_core_circles_only_through_methods_that_call_one_step_up
         assert any(comp <= known for known in KNOWN_MODULE_CIRCLES), f"a new import circle: {sorted(comp)}"
+
+
+def private_imports(source: str, name: str, is_pkg: bool = False) -> list[tuple[str, str]]:
+    """(module, name) for every ``from module import _name`` in ``source`` (module ``name``; any depth, any
+    kind of import)."""
+    package_ = name if is_pkg else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_.split(".")[: len(package_.split(".")) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found += [(mod, a.name) for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_commands_import_no_private_name_of_another_command():
+    assert private_imports("from .optimize import _check_resume\nfrom textopt.commands import x, _y",
+                           "textopt.commands.search") == [("textopt.commands.optimize", "_check_resume"),
+                                                          ("textopt.commands", "_y")]   # the check sees them
+    commands = {m for m in modules() if package(m) == "commands"}
+    bad = []
+    for m in sorted(commands):
+        path, is_pkg = modules()[m]
+        bad += [f"{m} imports {n} from {mod}" for mod, n in private_imports(path.read_text(encoding="utf-8"), m,
+                                                                             is_pkg)
+                if mod == "textopt.commands" or mod.startswith("textopt.commands.")]
+    assert not bad, ("a command imports another command's private helper; make it a public function of the "
+                     "library (textopt.runs ...) or of commands/common.py: " + "; ".join(bad))
+
+
+def test_no_circle_between_commands():
+    commands = {m for m in modules() if package(m) == "commands"}
+    graph = {m: textopt_imports(m) & commands for m in commands}   # every kind of import, late ones too
+    assert circles(graph) == [], "the commands import each other in a circle: move the shared piece to the library"
 
 
 HEAVY = ["textopt.engines", "diskcache", "tenacity", "openai", "anthropic", "networkx", "pydantic", "textopt.nn"]

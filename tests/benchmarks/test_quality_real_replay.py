@@ -31,7 +31,7 @@ def _data() -> tuple:
 
 def test_recorded_tgd_run_replays_to_the_reported_figures(tmp_path):
     import qr_textopt
-    from textopt.commands.evaluate import evaluate_prompt
+    from textopt.runs import evaluate_prompt
     from textopt.engines import get_engine
 
     result = json.loads((RUN / "tx_tgd.json").read_text())
