@@ -220,3 +220,5 @@ def test_a_search_log_before_and_after_the_shared_schema_reads_the_same(tmp_path
         assert [(s.step, s.val, s.values, s.status) for s in run.steps] == [
             (0, 0.2, {"system_prompt": "A"}, "initial"), (1, 0.8, {"system_prompt": "B"}, "new best")]
     assert runs[old].usage is None and runs[new].usage == {"by_role": {}, "total": {"calls": 3}}
+    (new / "summary.json").unlink()   # stopped early: the starting point is the log's init row
+    assert [(s.step, s.val, s.values) for s in load_run(new).steps][0] == (0, 0.2, {"system_prompt": "A"})

@@ -141,9 +141,11 @@ def _search_steps(config: dict, summary: dict | None, rows: list[dict], ckpt: An
     store = ((ckpt or {}).get("extra") or {}).get("store") if isinstance(ckpt, dict) else None
     cands = dict(_pairs(store, "candidates"))
     evals = dict(_pairs(store, "evals"))
-    first = (summary or {}).get("val_before")
+    init = next((r for r in rows if kind_of(r) == "init"), {})   # the seed, scored (a run that stopped early)
+    first = (summary or {}).get("val_before", init.get("val_score"))
     seed = next((h for h, c in cands.items() if c.get("origin") == "seed"), None)
-    seed_values = cands[seed]["values"] if seed else {"system_prompt": config.get("initial_prompt", "")}
+    seed_values = cands[seed]["values"] if seed else \
+        init.get("params") or {"system_prompt": config.get("initial_prompt", "")}
     steps = [Step(0, None, _num(first), seed_values, "initial")]
     seen = {seed}
     best = first
