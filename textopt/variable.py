@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable, Mapping, Sequence   # not typing's aliases: their isinstance costs ~10x
 from typing import TYPE_CHECKING, Any
-
-import torch
 
 from .checks import expect
 from .errors import InvalidVariableError
@@ -82,7 +81,7 @@ class Variable:
         synchronize()   # launched calls read the value they were launched with
         if self._is_text and not isinstance(new, str):
             raise InvalidVariableError(f"cannot assign {type(new).__name__} to the text Variable {self.role!r}")
-        if not self._is_text and not isinstance(new, torch.Tensor):
+        if not self._is_text and not is_tensor(new):
             raise InvalidVariableError(f"cannot assign {type(new).__name__} to the tensor Variable {self.role!r}")
         self._value = new
 
@@ -246,10 +245,18 @@ class Feedback(Variable):
         return f"Feedback({self.short()!r}, source={self.source!r})"
 
 
+def is_tensor(x: Any) -> bool:
+    """``isinstance(x, torch.Tensor)`` without importing torch: no tensor exists before torch is imported, and the
+    core never imports it itself (torch's ~150k objects would make every garbage collection of a large graph
+    several times slower)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _check(value: Any, role: Any, requires_grad: Any) -> None:
     """Raise ``InvalidVariableError`` naming what is wrong with a Variable's arguments and how to fix it."""
     is_text = isinstance(value, str)
-    if not is_text and not isinstance(value, torch.Tensor):
+    if not is_text and not is_tensor(value):
         raise InvalidVariableError(
             f"Variable value must be a str or a torch.Tensor, got {type(value).__name__}: "
             f"convert it first (str(x) for text, torch.tensor(x) for numbers)")
