@@ -50,8 +50,8 @@ class Function:
         """Make the output Variable; record a node when grad is enabled and some input requires grad."""
         out = Variable(value, role=role, meta=meta)
         if _GRAD_ENABLED.get():   # is_grad_enabled(), without the call: this runs for every operation
-            for v in inputs:
-                if v.requires_grad:
+            for v in inputs:   # v.requires_grad, without the property call
+                if v._requires_grad if v._is_text else v.requires_grad:
                     if out._is_text:
                         out._requires_grad = True
                     out.node = Node(self, inputs, out, saved, name)
