@@ -95,3 +95,35 @@ def test_edit_add_leaves_other_variables_to_rewrites_and_bad_edit_is_refused():
     assert code.value == "x = 2"
     with pytest.raises(InvalidVariableError, match="edit must be"):
         TGD([param()], engine=eng, edit="append")
+
+
+def test_a_failed_step_uses_up_its_tactic_so_the_next_step_asks_another_way():
+    """A small model asked with the same technique repeats the same (already present) instruction: the failed
+    step's turn is spent, so the next step names the next technique ("steps" keeps the older rotation)."""
+    from textopt.errors import OptimizerStepError
+
+    def answer(r):   # the first technique's request (and its repair) gets an instruction the prompt holds
+        if any(P.INSTRUCT_TACTICS[0] in m.content for m in r.messages):
+            return "<ADDITION>Answer the question.</ADDITION>"
+        return "<ADDITION>Write the running result after each step.</ADDITION>"
+
+    for turns, second_tactic in (("attempts", P.INSTRUCT_TACTICS[1]), ("steps", P.INSTRUCT_TACTICS[0])):
+        p = param("Answer the question.")
+        eng = ScriptedEngine(answer)
+        opt = TGD([p], engine=eng, edit="add", tactic_turns=turns)
+        feed(p)
+        with pytest.raises(OptimizerStepError, match="already in the instructions"):
+            opt.step()
+        assert p.value == "Answer the question."
+        asked = len(eng.requests)
+        opt.zero_grad()
+        feed(p)
+        if turns == "steps":
+            with pytest.raises(OptimizerStepError):
+                opt.step()
+        else:
+            opt.step()
+            assert p.value.endswith("Write the running result after each step.")
+        assert second_tactic in eng.requests[asked].messages[-1].content
+    with pytest.raises(InvalidVariableError, match="tactic_turns"):
+        TGD([param()], engine=eng, tactic_turns="never")

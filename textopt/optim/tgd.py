@@ -46,7 +46,7 @@ from .optimizer import Optimizer, register_optimizer
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
                 value_pattern="auto", copy_guard=True, repair_temperature=0.7, add_when_stuck=True,
-                refuse_reverted=True, tactics="auto", edit="rewrite")
+                refuse_reverted=True, tactics="auto", tactic_turns="attempts", edit="rewrite")
 log = logging.getLogger("textopt.optim.tgd")
 REJECTED_KEPT = 20        # reverted values a new value is compared with (TGD state, so it survives a resume)
 
@@ -81,8 +81,11 @@ class TGD(Optimizer):
     append), ``refuse_reverted`` (refuse, and repair once, a value that is nearly one the caller reverted with
     ``record_rejection``), ``tactics`` (one technique named per step, in turn: "auto" is
     ``prompts.INSTRUCT_TACTICS`` for instruction-like variables and none for others; a list of your own; ``[]``
-    for none), ``edit`` ("rewrite": a whole new value each step; "add": for instruction-like variables, one
-    new instruction appended each step — the safer edit for a small optimizer model).
+    for none), ``tactic_turns`` (what moves the tactic on: "attempts", every step that asked, including one
+    whose answer was unusable, so a failed step is not asked the same way again; "steps": successful steps only,
+    the behaviour before 2026-12-02, kept so older recordings replay), ``edit`` ("rewrite": a whole new value
+    each step; "add": for instruction-like variables, one new instruction appended each step — the safer edit
+    for a small optimizer model).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -98,6 +101,8 @@ class TGD(Optimizer):
                 raise InvalidVariableError(f"TGD tactics must be 'auto' or a list of non-empty strings (none: []), "
                                            f"got {tactics!r}")
             opts["tactics"] = tuple(tactics or ())
+        if opts["tactic_turns"] not in ("attempts", "steps"):
+            raise InvalidVariableError(f"TGD tactic_turns must be 'attempts' or 'steps', got {opts['tactic_turns']!r}")
         if opts["edit"] not in ("rewrite", "add"):
             raise InvalidVariableError(f"TGD edit must be 'rewrite' or 'add', got {opts['edit']!r}")
         if not isinstance(opts["history"], int) or opts["history"] < 0:
@@ -124,7 +129,7 @@ class TGD(Optimizer):
     def build_request(self, p: Variable, group: dict, name: str) -> Request:
         """The optimizer request for ``p`` (see ``tgd_prompt.build_request``)."""
         window = self.state[p].get("history", [])[-group["history"]:] if group["history"] else []
-        return build_request(p, group, name, window, self.state[p].get("step", 0))
+        return build_request(p, group, name, window, self._turn(p, group))
 
     @staticmethod
     def value_pattern(engine: Engine, p: Variable, group: dict) -> str | None:
@@ -205,7 +210,7 @@ class TGD(Optimizer):
             own = evaluation.split("\n\n")[0]   # the example's own evaluation, not a batch summary after it
             items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, max(limit, 1)).split()),
                                                text=" ".join(clip(g.value, 600).split())))
-        tactic = tactic_for(p, group, self.state[p].get("step", 0))
+        tactic = tactic_for(p, group, self._turn(p, group))
         ask = P.TGD_ADD_TACTIC_ASK.format(tactic=tactic) if tactic else P.TGD_ADD_ASK
         user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items), ask=ask)
         request = Request.chat(user, system=P.TGD_ADD_SYSTEM, temperature=group["temperature"],
@@ -238,6 +243,9 @@ class TGD(Optimizer):
         for _, r in failures:
             if not isinstance(r, Exception):
                 raise r  # cancellation and the like propagate untouched
+        for p, group, _ in jobs:   # every attempt uses up its tactic's turn, a failed one too
+            st = self.state[p]
+            st["turns"] = st.get("turns", st.get("step", 0)) + 1
         if failures:
             detail = "; ".join(f"{n}: {type(r).__name__}: {r}" for n, r in failures)
             err = OptimizerStepError(f"TGD step changed no parameter because {len(failures)} of {len(jobs)} "
@@ -262,6 +270,11 @@ class TGD(Optimizer):
             updated[name] = new
         self._tensor_step()
         return StepResult(updated, unchanged)
+
+    def _turn(self, p: Variable, group: dict) -> int:
+        """The count that picks ``p``'s tactic (``tactic_turns``): its attempts so far, or its successful steps."""
+        st = self.state[p]
+        return st.get("turns", st.get("step", 0)) if group["tactic_turns"] == "attempts" else st.get("step", 0)
 
     def record_rejection(self, p: Variable, value: str, before: float, after: float,
                          split: str = "validation") -> None:
