@@ -254,7 +254,8 @@ def test_no_circle_between_commands():
     assert circles(graph) == [], "the commands import each other in a circle: move the shared piece to the library"
 
 
-HEAVY = ["textopt.engines", "diskcache", "tenacity", "openai", "anthropic", "networkx", "pydantic", "textopt.nn"]
+HEAVY = ["textopt.engines", "diskcache", "tenacity", "openai", "anthropic", "networkx", "pydantic", "textopt.nn",
+         "torch"]
 
 
 def test_importing_the_core_loads_no_engine_cache_or_provider():
@@ -268,4 +269,24 @@ def test_importing_the_core_loads_no_engine_cache_or_provider():
             "assert tx.function is function and tx.nn.LLMCall and tx.get_engine('scripted') and tx.optim.TGD\n"
             "assert callable(tx.backward_engine) and tx.ImageVariable and tx.graph.to_dot\n"
             "assert set(tx.__all__) <= set(dir(tx))\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_text_programs_never_load_torch_and_tensors_work_once_it_is_loaded():
+    """torch loads only when the program uses a tensor: its ~150k objects would make every garbage collection of a
+    large text graph several times slower (issue 14). A tensor made after textopt was imported is still a tensor."""
+    code = ("import sys, textopt as tx, textopt.engines\n"
+            "tx.nn.LLMCall, tx.nn.TextLoss, tx.optim.TGD, tx.optim.BeamSearch, tx.graph\n"
+            "e = tx.get_engine('scripted')\n"
+            "p = tx.Variable('be brief', role='system prompt', requires_grad=True)\n"
+            "loss = tx.concat([p, tx.Variable('x')])\n"
+            "loss.backward(engine=e)\n"
+            "assert 'torch' not in sys.modules, 'a text-only program loaded torch'\n"
+            "import torch\n"
+            "t = tx.Variable(torch.tensor([1.0, 2.0]), role='weights', requires_grad=True)\n"
+            "assert not t.is_text and t.requires_grad\n"
+            "(t.value * 3).sum().backward()\n"
+            "assert t.grad.tolist() == [3.0, 3.0]\n"
+            "from textopt.optim import MixedOptimizer\n"
+            "assert MixedOptimizer([t], tensor='sgd', tensor_options={'lr': 0.5})\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
