@@ -55,7 +55,7 @@ def evaluate_test(task, url: str, model: str, prompt: str, test, cache_dir: Path
     """The one evaluator: textopt's task solver + metric on the test split (8 concurrent calls); ``record``
     keeps its calls as a cassette (a test replays them to check the reported figure)."""
     import textopt as tx
-    from textopt.commands.evaluate import evaluate_prompt
+    from textopt.runs import evaluate_prompt
     if record is not None:
         record.unlink(missing_ok=True)
     engine = tx.get_engine(f"openai:{url}#{model}", cache=str(cache_dir), record=record)

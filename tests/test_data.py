@@ -93,15 +93,15 @@ def test_the_command_line_hands_optimizers_train_and_val_only(tmp_path, monkeypa
     to its optimizer (simulated here) stops with one textopt error instead of searching on it."""
     from tests.cli import test_optimize  # noqa: F401  (registers the "clitest" engine)
     from textopt.cli import main
-    from textopt.commands import optimize
+    from textopt.runs import tgd
     seen = {}
 
-    class Spy(optimize.Trainer):
+    class Spy(tgd.Trainer):
         def __init__(self, *a, **kw):
             seen.update({k: getattr(kw[k], "name", None) for k in ("train", "val", "test")})
             super().__init__(*a, **kw)
 
-    monkeypatch.setattr(optimize, "Trainer", Spy)
+    monkeypatch.setattr(tgd, "Trainer", Spy)
     base = ["optimize", "--task", "format_count", "--engine", "clitest", "--steps", "1", "--batch-size", "2",
             "--train-size", "4", "--val-size", "3", "--test-size", "3", "--quiet", "--no-cache"]
     assert main(base + ["--out", str(tmp_path / "tgd")]) == 0

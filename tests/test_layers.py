@@ -35,7 +35,6 @@ KNOWN_MODULE_CIRCLES = [
     {"textopt.engines.openai_engine", "textopt.engines.router"},
     {"textopt.parallel.executor", "textopt.parallel.ray_executor"},
     {"textopt.optim", "textopt.optim.mixed"},
-    {"textopt.commands.evaluate", "textopt.commands.optimize", "textopt.commands.search"},
 ]
 
 
@@ -218,7 +217,45 @@ def test_no_new_circle_between_modules():
         assert any(comp <= known for known in KNOWN_MODULE_CIRCLES), f"a new import circle: {sorted(comp)}"
 
 
-HEAVY = ["textopt.engines", "diskcache", "tenacity", "openai", "anthropic", "networkx", "pydantic", "textopt.nn"]
+def private_imports(source: str, name: str, is_pkg: bool = False) -> list[tuple[str, str]]:
+    """(module, name) for every ``from module import _name`` in ``source`` (module ``name``; any depth, any
+    kind of import)."""
+    package_ = name if is_pkg else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_.split(".")[: len(package_.split(".")) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found += [(mod, a.name) for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_commands_import_no_private_name_of_another_command():
+    assert private_imports("from .optimize import _check_resume\nfrom textopt.commands import x, _y",
+                           "textopt.commands.search") == [("textopt.commands.optimize", "_check_resume"),
+                                                          ("textopt.commands", "_y")]   # the check sees them
+    commands = {m for m in modules() if package(m) == "commands"}
+    bad = []
+    for m in sorted(commands):
+        path, is_pkg = modules()[m]
+        bad += [f"{m} imports {n} from {mod}" for mod, n in private_imports(path.read_text(encoding="utf-8"), m,
+                                                                             is_pkg)
+                if mod == "textopt.commands" or mod.startswith("textopt.commands.")]
+    assert not bad, ("a command imports another command's private helper; make it a public function of the "
+                     "library (textopt.runs ...) or of commands/common.py: " + "; ".join(bad))
+
+
+def test_no_circle_between_commands():
+    commands = {m for m in modules() if package(m) == "commands"}
+    graph = {m: textopt_imports(m) & commands for m in commands}   # every kind of import, late ones too
+    assert circles(graph) == [], "the commands import each other in a circle: move the shared piece to the library"
+
+
+HEAVY = ["textopt.engines", "diskcache", "tenacity", "openai", "anthropic", "networkx", "pydantic", "textopt.nn",
+         "torch"]
 
 
 def test_importing_the_core_loads_no_engine_cache_or_provider():
@@ -232,4 +269,24 @@ def test_importing_the_core_loads_no_engine_cache_or_provider():
             "assert tx.function is function and tx.nn.LLMCall and tx.get_engine('scripted') and tx.optim.TGD\n"
             "assert callable(tx.backward_engine) and tx.ImageVariable and tx.graph.to_dot\n"
             "assert set(tx.__all__) <= set(dir(tx))\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_text_programs_never_load_torch_and_tensors_work_once_it_is_loaded():
+    """torch loads only when the program uses a tensor: its ~150k objects would make every garbage collection of a
+    large text graph several times slower (issue 14). A tensor made after textopt was imported is still a tensor."""
+    code = ("import sys, textopt as tx, textopt.engines\n"
+            "tx.nn.LLMCall, tx.nn.TextLoss, tx.optim.TGD, tx.optim.BeamSearch, tx.graph\n"
+            "e = tx.get_engine('scripted')\n"
+            "p = tx.Variable('be brief', role='system prompt', requires_grad=True)\n"
+            "loss = tx.concat([p, tx.Variable('x')])\n"
+            "loss.backward(engine=e)\n"
+            "assert 'torch' not in sys.modules, 'a text-only program loaded torch'\n"
+            "import torch\n"
+            "t = tx.Variable(torch.tensor([1.0, 2.0]), role='weights', requires_grad=True)\n"
+            "assert not t.is_text and t.requires_grad\n"
+            "(t.value * 3).sum().backward()\n"
+            "assert t.grad.tolist() == [3.0, 3.0]\n"
+            "from textopt.optim import MixedOptimizer\n"
+            "assert MixedOptimizer([t], tensor='sgd', tensor_options={'lr': 0.5})\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

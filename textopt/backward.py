@@ -48,7 +48,7 @@ def collect(loss: Variable) -> tuple[list[Node], dict[int, int], dict[int, int]]
         counted = None    # inputs counted for this node (an input may appear twice: counted once)
         for var in inputs:
             producer = var.node
-            if producer is None or not var.requires_grad:
+            if producer is None or not (var._requires_grad if var._is_text else var.requires_grad):
                 continue
             pid = id(producer)
             n = waits.get(pid)
@@ -75,18 +75,19 @@ def _targets(node: Node) -> tuple[list[Variable], list[int]]:
     hybrid = node.fn.hybrid
     if len(inputs) == 1:   # a chain step
         var = inputs[0]
-        return ([var], [0]) if var.requires_grad and (hybrid or var._is_text) else ([], [])
+        return ([var], [0]) if (var._requires_grad if var._is_text else hybrid and var.requires_grad) \
+            else ([], [])
     out, positions = [], []
     if len(inputs) > 4:
         seen = set()
         for pos, var in enumerate(inputs):
-            if var.requires_grad and (hybrid or var._is_text) and id(var) not in seen:
+            if (var._requires_grad if var._is_text else hybrid and var.requires_grad) and id(var) not in seen:
                 seen.add(id(var))
                 out.append(var)
                 positions.append(pos)
         return out, positions
     for pos, var in enumerate(inputs):   # a few inputs: compare identities, no set
-        if var.requires_grad and (hybrid or var._is_text) and var not in out:
+        if (var._requires_grad if var._is_text else hybrid and var.requires_grad) and var not in out:
             out.append(var)
             positions.append(pos)
     return out, positions

@@ -1,16 +1,19 @@
 """The one place bad input is checked: reading a user's file, parsing its JSON, the type and range of a value,
-and a path textopt will write to. Each helper raises ONE textopt error (``DataError`` unless the caller names
-another :class:`~textopt.errors.TextoptError` subclass) whose message says what was wrong and how to fix it;
-no ``UnicodeDecodeError``, ``RecursionError``, ``TypeError`` or ``OSError`` escapes from a bad input.
+a path textopt will write to, a Variable's arguments and a Feedback's conversation. Each helper raises ONE
+textopt error (``DataError`` unless the caller names another :class:`~textopt.errors.TextoptError` subclass)
+whose message says what was wrong and how to fix it; no ``UnicodeDecodeError``, ``RecursionError``,
+``TypeError`` or ``OSError`` escapes from a bad input.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Iterable, Mapping   # not typing's aliases: their isinstance costs ~10x
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, TextoptError
+from .errors import DataError, InvalidVariableError, TextoptError
 
 ErrorType = type[TextoptError]
 
@@ -121,3 +124,72 @@ def expand_user(path: str | os.PathLike, what: str, *, error: ErrorType = DataEr
     except RuntimeError:
         raise error(f"{what} {str(path)!r}: the home folder in it ({str(path).split('/')[0]}) does not exist; "
                     f"give an absolute path") from None
+
+
+# -- a Variable's arguments and metadata, a Feedback's conversation (textopt.variable) ----------------------------
+def is_tensor(x: Any) -> bool:
+    """``isinstance(x, torch.Tensor)`` without importing torch: no tensor exists before torch is imported, and the
+    core never imports it itself (torch's ~150k objects would make every garbage collection of a large graph
+    several times slower)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def variable_args(value: Any, role: Any, requires_grad: Any) -> None:
+    """Raise ``InvalidVariableError`` naming what is wrong with a Variable's arguments and how to fix it."""
+    is_text = isinstance(value, str)
+    if not is_text and not is_tensor(value):
+        raise InvalidVariableError(
+            f"Variable value must be a str or a torch.Tensor, got {type(value).__name__}: "
+            f"convert it first (str(x) for text, torch.tensor(x) for numbers)")
+    if role is not None and not isinstance(role, str):
+        raise InvalidVariableError(
+            f"Variable role must be a string describing what the value is for, got {type(role).__name__}")
+    if not isinstance(requires_grad, bool):
+        raise InvalidVariableError(f"requires_grad must be True or False, got {requires_grad!r}")
+    if requires_grad and is_text and not (role and role.strip()):
+        raise InvalidVariableError(
+            "a text Variable with requires_grad=True needs a role, e.g. "
+            "Variable('...', role='system prompt of the solver', requires_grad=True): "
+            "the role tells the backward and optimizer LLMs what the text is for")
+
+
+_CHAT_FIX = 'a conversation is a list of chat messages, each {"role": ..., "content": ...} or a (role, content) pair'
+
+
+def chat_pairs(conversation: Any) -> tuple[tuple[str, str], ...]:
+    """Chat messages as (role, content) string pairs; anything else is an ``InvalidVariableError``."""
+    if type(conversation) is tuple and all(type(m) is tuple and len(m) == 2 and type(m[0]) is str
+                                           and type(m[1]) is str for m in conversation):
+        return conversation
+    if type(conversation) is list:   # dicts of strings (a loss's meta["conversation"]): taken as they are
+        pairs = []
+        for m in conversation:
+            if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
+                break
+            pairs.append((m["role"], m["content"]))
+        else:
+            return tuple(pairs)
+    elif isinstance(conversation, (str, bytes, Mapping)) or not isinstance(conversation, Iterable):
+        raise InvalidVariableError(f"Feedback conversation must be a list of messages, got "
+                                   f"{type(conversation).__name__}; {_CHAT_FIX}")
+    return tuple(chat_pair(m, i) for i, m in enumerate(conversation))
+
+
+def chat_pair(message: Any, index: int = 0) -> tuple[str, str]:
+    """A chat message (a {"role", "content"} mapping or a (role, content) pair) as a (role, content) tuple."""
+    if type(message) is dict or isinstance(message, Mapping):
+        if "role" in message and "content" in message:
+            return (str(message["role"]), str(message["content"]))
+    elif isinstance(message, (tuple, list)) and len(message) == 2:
+        return (str(message[0]), str(message[1]))
+    raise InvalidVariableError(f"Feedback conversation message #{index + 1} is not a chat message "
+                               f"({type(message).__name__}); {_CHAT_FIX}")
+
+
+def meta_dict(meta: Any) -> dict:
+    """A Variable's metadata as a new dict; anything but a mapping is an ``InvalidVariableError``."""
+    if type(meta) is not dict and not isinstance(meta, Mapping):
+        raise InvalidVariableError(f"Variable meta must be a dict of metadata, got {type(meta).__name__}; e.g. "
+                                   f"meta={{'score': 0.5}}")
+    return dict(meta)

@@ -1,13 +1,14 @@
 """``Function`` (a differentiable operation) and ``Node`` (one application of it in the graph)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import GraphError
 from .grad_mode import _GRAD_ENABLED
 from .variable import Feedback, Variable
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Node:
@@ -49,8 +50,8 @@ class Function:
         """Make the output Variable; record a node when grad is enabled and some input requires grad."""
         out = Variable(value, role=role, meta=meta)
         if _GRAD_ENABLED.get():   # is_grad_enabled(), without the call: this runs for every operation
-            for v in inputs:
-                if v.requires_grad:
+            for v in inputs:   # v.requires_grad, without the property call
+                if v._requires_grad if v._is_text else v.requires_grad:
                     if out._is_text:
                         out._requires_grad = True
                     out.node = Node(self, inputs, out, saved, name)
@@ -91,6 +92,7 @@ class BackwardContext:
 
     def add_signal(self, var: Variable, key: tuple, grad: torch.Tensor) -> None:
         """Record a numeric gradient on a tensor that downstream hybrid nodes produced during this pass."""
+        import torch   # loaded: ``var`` holds a tensor
         self.signals.setdefault(id(var), []).append((key, torch.as_tensor(grad)))
 
     def signal(self, var: Variable) -> "torch.Tensor | None":

@@ -16,19 +16,21 @@ Order of one ``loss.backward()`` over a graph holding text and tensor Variables:
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import GraphError
-from .variable import Variable
+from .variable import Variable, is_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 
 def output_sensitivities(loss: Variable, nodes: Iterable[Any]) -> dict[int, torch.Tensor]:
     """id(output Variable) -> d loss / d output for bridge outputs that ask for it (empty when the loss is text)."""
     lv = loss.value
-    if not isinstance(lv, torch.Tensor) or not lv.requires_grad:
+    if not is_tensor(lv) or not lv.requires_grad:
         return {}
+    import torch   # loaded: the loss is a tensor
     outs = [n.output for n in nodes if getattr(n.fn, "needs_output_grad", False) and not n.output.is_text
             and n.output.value.requires_grad]
     if not outs:
@@ -51,9 +53,12 @@ def output_sensitivities(loss: Variable, nodes: Iterable[Any]) -> dict[int, torc
 
 def tensor_backward(loss: Variable, numeric: list[tuple[tuple, Variable, Any]]) -> None:
     """One torch backward over the tensor loss and the numeric gradients that bridges produced."""
+    lv = loss.value
+    if not numeric and not is_tensor(lv):
+        return   # a text pass: nothing numeric (and torch need not be loaded)
+    import torch   # loaded: a tensor exists
     roots: list[torch.Tensor] = []
     seeds: list[torch.Tensor] = []
-    lv = loss.value
     if isinstance(lv, torch.Tensor) and lv.grad_fn is not None:
         roots.append(lv)
         seeds.append(torch.ones_like(lv))

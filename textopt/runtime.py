@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from threading import get_ident
 from typing import Any, Coroutine, TypeVar
 
 T = TypeVar("T")
@@ -18,21 +19,23 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+_thread_id: int | None = None   # the loop thread's ident: on_private_loop() runs for every lazy call
 
 
 def private_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _thread
+    global _loop, _thread, _thread_id
     with _lock:
         if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
             _loop = asyncio.new_event_loop()
             _thread = threading.Thread(target=_loop.run_forever, name="textopt-loop", daemon=True)
             _thread.start()
+            _thread_id = _thread.ident
         return _loop
 
 
 def on_private_loop() -> bool:
     """True in the private loop's own thread (where a synchronous API must not block)."""
-    return _thread is not None and threading.current_thread() is _thread
+    return _thread_id is not None and get_ident() == _thread_id
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -42,7 +45,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     interruption while waiting (KeyboardInterrupt) cancels ``coro`` and every launched call, and waits for them
     to stop before it propagates."""
     loop = private_loop()
-    if threading.current_thread() is _thread:
+    if get_ident() == _thread_id:
         coro.close()
         raise RuntimeError("textopt: a synchronous API was called from inside textopt's own event loop; "
                            "use the async twin (await x.abackward(), await module.acall(...)) instead")

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence   # not typing's aliases: their isinstance costs ~10x
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from .checks import expect
+from .checks import chat_pairs, expect, is_tensor, meta_dict, variable_args
 from .errors import InvalidVariableError
 
 if TYPE_CHECKING:
@@ -32,7 +30,7 @@ class Variable:
                  name: str | None = None, meta: dict | None = None):
         plain = type(value) is str and requires_grad is False and (role is None or type(role) is str)
         if not plain:   # the common case (every LLM output, every input) has nothing to check
-            _check(value, role, requires_grad)
+            variable_args(value, role, requires_grad)
         is_text = plain or isinstance(value, str)
         self._value = value
         self._is_text = is_text   # a value never changes kind (the setter refuses), and isinstance(x,
@@ -41,7 +39,7 @@ class Variable:
         # Created on first use: most Variables (every LLM output) never get feedback or metadata, and each
         # container a node keeps alive adds to the garbage collector's work on large graphs.
         self._grad: list[Feedback] | None = None
-        self._meta = None if meta is None else _meta_dict(meta) or None
+        self._meta = None if meta is None else meta_dict(meta) or None
         self.node: Node | None = None
         self.index = next(_counter)
         self.name = name
@@ -69,7 +67,7 @@ class Variable:
 
     @meta.setter
     def meta(self, value: dict) -> None:
-        self._meta = _meta_dict(value)
+        self._meta = meta_dict(value)
 
     # -- value ---------------------------------------------------------------------------------------------
     @property
@@ -82,7 +80,7 @@ class Variable:
         synchronize()   # launched calls read the value they were launched with
         if self._is_text and not isinstance(new, str):
             raise InvalidVariableError(f"cannot assign {type(new).__name__} to the text Variable {self.role!r}")
-        if not self._is_text and not isinstance(new, torch.Tensor):
+        if not self._is_text and not is_tensor(new):
             raise InvalidVariableError(f"cannot assign {type(new).__name__} to the tensor Variable {self.role!r}")
         self._value = new
 
@@ -210,7 +208,7 @@ class Feedback(Variable):
         super().__init__(text, role=role)
         # kept as (role, content) string pairs: a backward pass makes one Feedback per edge, and pairs of
         # strings are untracked by the garbage collector (dicts are not)
-        self._conversation = _conversation(conversation)
+        self._conversation = chat_pairs(conversation)
         try:
             self.context = () if type(context) is tuple and not context else \
                 tuple((str(label), str(text)) for label, text in context)
@@ -244,66 +242,6 @@ class Feedback(Variable):
 
     def __repr__(self) -> str:
         return f"Feedback({self.short()!r}, source={self.source!r})"
-
-
-def _check(value: Any, role: Any, requires_grad: Any) -> None:
-    """Raise ``InvalidVariableError`` naming what is wrong with a Variable's arguments and how to fix it."""
-    is_text = isinstance(value, str)
-    if not is_text and not isinstance(value, torch.Tensor):
-        raise InvalidVariableError(
-            f"Variable value must be a str or a torch.Tensor, got {type(value).__name__}: "
-            f"convert it first (str(x) for text, torch.tensor(x) for numbers)")
-    if role is not None and not isinstance(role, str):
-        raise InvalidVariableError(
-            f"Variable role must be a string describing what the value is for, got {type(role).__name__}")
-    if not isinstance(requires_grad, bool):
-        raise InvalidVariableError(f"requires_grad must be True or False, got {requires_grad!r}")
-    if requires_grad and is_text and not (role and role.strip()):
-        raise InvalidVariableError(
-            "a text Variable with requires_grad=True needs a role, e.g. "
-            "Variable('...', role='system prompt of the solver', requires_grad=True): "
-            "the role tells the backward and optimizer LLMs what the text is for")
-
-
-_CONVERSATION_FIX = ('a conversation is a list of chat messages, each {"role": ..., "content": ...} or a '
-                     '(role, content) pair')
-
-
-def _conversation(conversation: Any) -> tuple[tuple[str, str], ...]:
-    """Chat messages as (role, content) string pairs; anything else is an ``InvalidVariableError``."""
-    if type(conversation) is tuple and all(type(m) is tuple and len(m) == 2 and type(m[0]) is str
-                                           and type(m[1]) is str for m in conversation):
-        return conversation
-    if type(conversation) is list:   # dicts of strings (a loss's meta["conversation"]): taken as they are
-        pairs = []
-        for m in conversation:
-            if type(m) is not dict or type(m.get("role")) is not str or type(m.get("content")) is not str:
-                break
-            pairs.append((m["role"], m["content"]))
-        else:
-            return tuple(pairs)
-    elif isinstance(conversation, (str, bytes, Mapping)) or not isinstance(conversation, Iterable):
-        raise InvalidVariableError(f"Feedback conversation must be a list of messages, got "
-                                   f"{type(conversation).__name__}; {_CONVERSATION_FIX}")
-    return tuple(_pair(m, i) for i, m in enumerate(conversation))
-
-
-def _pair(message: Any, index: int = 0) -> tuple[str, str]:
-    """A chat message (a {"role", "content"} mapping or a (role, content) pair) as a (role, content) tuple."""
-    if type(message) is dict or isinstance(message, Mapping):
-        if "role" in message and "content" in message:
-            return (str(message["role"]), str(message["content"]))
-    elif isinstance(message, (tuple, list)) and len(message) == 2:
-        return (str(message[0]), str(message[1]))
-    raise InvalidVariableError(f"Feedback conversation message #{index + 1} is not a chat message "
-                               f"({type(message).__name__}); {_CONVERSATION_FIX}")
-
-
-def _meta_dict(meta: Any) -> dict:
-    if type(meta) is not dict and not isinstance(meta, Mapping):
-        raise InvalidVariableError(f"Variable meta must be a dict of metadata, got {type(meta).__name__}; e.g. "
-                                   f"meta={{'score': 0.5}}")
-    return dict(meta)
 
 
 def as_variable(x: Any, role: str = "text") -> Variable:

@@ -17,7 +17,7 @@ import importlib.metadata as md
 import time
 
 import textopt as tx
-from textopt.commands.pipeline import TaskMetric, build_solver
+from textopt.runs import TaskMetric, build_solver
 from textopt.engines import Engine, Response
 from textopt.optim import OPTIMIZERS, Evaluator
 from textopt.tasks import Example, get_task

@@ -34,7 +34,7 @@ def _data(name: str) -> tuple:
 @pytest.mark.parametrize("RUN", RUNS, ids=[p.name for p in RUNS])
 def test_recorded_tgd_run_replays_to_the_reported_figures(tmp_path, RUN):
     import qr_textopt
-    from textopt.commands.evaluate import evaluate_prompt
+    from textopt.runs import evaluate_prompt
     from textopt.engines import get_engine
 
     result = json.loads((RUN / "tx_tgd.json").read_text())

@@ -63,7 +63,7 @@ def test_search_optimizer_end_to_end(name, tmp_path, capsys):
         assert s["usage"]["by_role"]["optimizer"]["calls"] >= 1
     for f in ("config.json", "log.jsonl", "checkpoint.json", "usage.json", "usage.txt"):
         assert (out / f).is_file(), f
-    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    events = [json.loads(line)["kind"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert "new_best" in events and events.count("step") == s["steps"]
     ckpt = json.loads((out / "checkpoint.json").read_text())
     assert ckpt["extra"]["step"] == s["steps"]
@@ -74,7 +74,7 @@ def test_search_optimizer_end_to_end(name, tmp_path, capsys):
 
 
 def test_demos_best_prompt_reproduces_the_test_figure(tmp_path):
-    from textopt.commands.evaluate import evaluate_prompt
+    from textopt.runs import evaluate_prompt
     from textopt.engines import get_engine
     from textopt.tasks import get_task
     assert _run(tmp_path, "demos", steps="1") == 0

@@ -332,7 +332,7 @@ def test_checkpoint_hook_and_jsonl_log_resume_a_killed_run(tmp_path):
     first.register_step_post_hook(Checkpoint(ck))
     for _ in range(3):
         first.step()
-    events = [json.loads(line)["event"] for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line)["kind"] for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     assert events.count("step") == 3
     resumed = _opt(ParetoEvolution, seed=4)
     load_checkpoint(resumed, ck)

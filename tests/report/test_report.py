@@ -194,3 +194,31 @@ def test_a_proposal_tried_again_is_named(tmp_path):
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     page = _page_of(load_run(tmp_path))
     assert page.count("the same values as step 1 tried") == 2 and page.count("proposed (then reverted)") == 2
+
+
+def test_a_search_log_before_and_after_the_shared_schema_reads_the_same(tmp_path):
+    """A search run's log rows are the Trainer's schema (kind, val_score, params); a log written before it
+    (event, best_score, best_values) still reads the same."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    rows = {old: [{"event": "new_best", "hash": "h0", "score": 0.2},
+                  {"event": "step", "step": 1, "best_score": 0.8, "best_values": {"system_prompt": "B"},
+                   "stopped": None}],
+            new: [{"kind": "init", "step": 0, "val_score": 0.2, "params": {"system_prompt": "A"}},
+                  {"kind": "new_best", "step": 0, "hash": "h0", "score": 0.2},
+                  {"kind": "step", "step": 1, "val_score": 0.8, "best_val": 0.8, "params": {"system_prompt": "B"},
+                   "stopped": None, "usage": {"by_role": {}, "total": {"calls": 3}}}]}
+    runs = {}
+    for folder, log in rows.items():
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"task": "format_count", "optimizer": "beam",
+                                                        "initial_prompt": "A"}))
+        (folder / "summary.json").write_text(json.dumps({"val_before": 0.2}))
+        (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+        runs[folder] = load_run(folder)
+    for run in runs.values():
+        assert run.kind == "search"
+        assert [(s.step, s.val, s.values, s.status) for s in run.steps] == [
+            (0, 0.2, {"system_prompt": "A"}, "initial"), (1, 0.8, {"system_prompt": "B"}, "new best")]
+    assert runs[old].usage is None and runs[new].usage == {"by_role": {}, "total": {"calls": 3}}
+    (new / "summary.json").unlink()   # stopped early: the starting point is the log's init row
+    assert [(s.step, s.val, s.values) for s in load_run(new).steps][0] == (0, 0.2, {"system_prompt": "A"})

@@ -11,24 +11,17 @@ from pathlib import Path
 from ..errors import TextoptError
 from ..graph import to_dot, to_mermaid
 from ..tasks import get_task
-from .evaluate import load_prompt
-from .pipeline import TaskMetric, build_solver
-
-
-def build_graph(task, engine, prompt: str, example):
-    solver = build_solver(task, engine, prompt)
-    pred = solver(example.input)
-    return TaskMetric(task)(pred, example.target)
+from ..runs import task_graph
+from .common import engine_set, load_prompt
 
 
 def run_graph(args) -> int:
-    from .optimize import engine_set
     task = get_task(args.task, args.data)
     splits = task.splits(args.train_size if args.train_size is not None else 1, 0, 0, seed=args.seed)
     if not splits.train:
         raise TextoptError(f"task {task.name!r} has no example to draw")
     engine = engine_set(args).get(args.engine)
-    loss = build_graph(task, engine, load_prompt(args, task), splits.train[0])
+    loss = task_graph(task, engine, load_prompt(args, task), splits.train[0])
     if args.format == "html":
         from ..graph import to_networkx
         from ..report import graph_page

@@ -18,14 +18,14 @@ def run_graph_of(config: dict):
     from ..engines import get_engine
     from ..graph import to_networkx
     from ..tasks import get_task
-    from .graph import build_graph
+    from ..runs import task_graph
     if not config.get("task"):
         return None, "no graph: the folder does not name its task (a Trainer run from the Python API)"
     try:
         task = get_task(str(config.get("task")), config.get("data"))
         example = task.splits(1, 0, 0, seed=int(config.get("seed") or 0)).train[0]
         prompt = str(config.get("initial_prompt") or "")
-        loss = build_graph(task, get_engine("scripted:Answer: 0"), prompt, example)
+        loss = task_graph(task, get_engine("scripted:Answer: 0"), prompt, example)
         return to_networkx(loss), ("one training example through the task's pipeline (drawn with a scripted "
                                    "engine: the structure of the run, not its answers)")
     except (TextoptError, IndexError, ValueError, TypeError) as exc:

@@ -3,7 +3,7 @@
 Every prompt is built with the run's own templates and functions (``prompts.fill``, ``nn.llm.step_context``,
 ``optim.tgd_prompt.build_request``, ``optim.prompts_search``) from the task's real examples; model outputs a
 later prompt quotes are stand-ins of their cap's length. The counts mirror ``Trainer._one_step`` (TGD) and
-each search optimizer's ``search_step`` as the CLI configures them (``commands.search._optimizer_kw``).
+each search optimizer's ``search_step`` as the CLI configures them (:func:`textopt.runs.search_options`).
 """
 from __future__ import annotations
 

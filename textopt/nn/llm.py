@@ -41,14 +41,14 @@ class LLMCallFn(Function):
     def _ask(self, ctx, node, feedback, target: Variable) -> tuple[str, Request]:
         """The backward prompt for ``target`` and the request that carries it."""
         saved = node.saved
-        system, inp, output = saved.get("system", ""), saved.get("input", ""), node.output.value
+        system, inp, output = saved.get("system", ""), saved.get("input", ""), node.output._value
         if (feedback[0].source == "seed") if len(feedback) == 1 else all(f.source == "seed" for f in feedback):
             user = fill(BACKWARD_LLM_EVAL, system=system, input=inp, output=output, role=target.role,
-                        value=target.value)
+                        value=target._value)
         else:
             text = feedback[0].value if len(feedback) == 1 else "\n\n".join([f.value for f in feedback])
             user = fill(BACKWARD_LLM, system=system, input=inp, output=output, output_role=node.output.role,
-                        feedback=text, role=target.role, value=target.value)
+                        feedback=text, role=target.role, value=target._value)
         return user, Request.chat(user, system=BACKWARD_SYSTEM, role="backward", node=node.name,
                                   max_tokens=backward_max_tokens(ctx, node))
 
@@ -56,7 +56,7 @@ class LLMCallFn(Function):
 def _feedback(user: str, resp, target: Variable, node, feedback) -> Feedback:
     conversation = (("system", BACKWARD_SYSTEM), ("user", user), ("assistant", resp.text))
     saved = node.saved
-    context = step_context(saved.get("system", ""), saved.get("input", ""), node.output.value, feedback, target)
+    context = step_context(saved.get("system", ""), saved.get("input", ""), node.output._value, feedback, target)
     images = saved.get("images", ())
     if images:   # the optimizer is shown the same images, and the context names them
         context += (("images read with the input", "; ".join(im.describe() for im in images)),)
@@ -76,11 +76,15 @@ def step_context(system: str, inp: str, output: str, feedback, target: Variable)
     """What explains a feedback item to an optimizer: the forward step's input and output and the feedback the
     output received (absent when the output was itself the evaluation); the system prompt too when the
     feedback is about something else (the target's own value is shown to the optimizer anyway)."""
-    pairs = [("system prompt", system)] if system and system != target.value else []
-    pairs += [("input", inp), ("output", output)]
-    if not all(f.source == "seed" for f in feedback):
-        pairs.append(("feedback on the output", "\n\n".join(f.value for f in feedback)))
-    return tuple(pairs)
+    pairs = (("input", inp), ("output", output))
+    if system and system != target._value:
+        pairs = (("system prompt", system),) + pairs
+    if len(feedback) == 1:   # a chain step: one feedback item
+        if feedback[0].source != "seed":
+            pairs += (("feedback on the output", feedback[0].value),)
+    elif not all(f.source == "seed" for f in feedback):
+        pairs += (("feedback on the output", "\n\n".join([f.value for f in feedback])),)
+    return pairs
 
 
 def backward_max_tokens(ctx, node) -> int:

@@ -46,8 +46,8 @@ class TextLoss(Module):
         req = Request.chat(y.value, system=self.instruction.value, max_tokens=self.max_tokens, role="loss",
                            node=self.node_name)
         resp = await self.engine.generate(req)
-        conversation = [{"role": "system", "content": self.instruction.value}, {"role": "user", "content": y.value},
-                        {"role": "assistant", "content": resp.text}]
+        # (role, content) string pairs, as Feedback keeps them: untracked by the garbage collector (dicts are not)
+        conversation = (("system", self.instruction.value), ("user", y.value), ("assistant", resp.text))
         return self.fn.attach([self.instruction, y], resp.text, f"evaluation of the {y.role}",
                               saved={"system": self.instruction.value, "input": y.value}, name=self.node_name,
                               meta={"conversation": conversation})

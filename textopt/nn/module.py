@@ -12,12 +12,10 @@ import asyncio
 from collections import OrderedDict
 from typing import Any, Awaitable, Iterator
 
-import torch
-
 from .. import lazy as _lazy
 from ..errors import InvalidVariableError
 from ..runtime import on_private_loop, run_sync
-from ..variable import Variable
+from ..variable import Variable, is_tensor
 
 
 class Module:
@@ -119,7 +117,7 @@ class Module:
     def state_dict(self) -> "OrderedDict[str, Any]":
         out = OrderedDict()
         for name, v in self.named_variables():
-            out[name] = v.value.detach().clone() if isinstance(v.value, torch.Tensor) else v.value
+            out[name] = v.value.detach().clone() if is_tensor(v.value) else v.value
         return out
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
@@ -132,7 +130,8 @@ class Module:
         for k, value in state.items():
             if k in own:
                 v = own[k]
-                if isinstance(v.value, torch.Tensor):
+                if is_tensor(v.value):
+                    import torch   # loaded: the parameter is a tensor
                     with torch.no_grad():
                         v.value.copy_(torch.as_tensor(value))
                 else:

@@ -61,3 +61,6 @@ REGEX_OK = "The response has the required form (it matches /{pattern}/)."
 REGEX_BAD = "The response does not have the required form: it must match the pattern /{pattern}/."
 F1_TEXT = "Token F1 {f1:.2f} against the reference. Missing words: {missing}. Unexpected words: {extra}."
 METRIC_DOWNSTREAM = "The metric's verdict ({verdict}) received this feedback:\n{feedback}"
+
+# DemoCall: the header of the few-shot demonstrations appended to the system prompt.
+DEMOS_HEADER = "Examples of correct answers:"

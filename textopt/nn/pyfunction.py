@@ -18,13 +18,11 @@ import functools
 import inspect
 from typing import Any, Callable
 
-import torch
-
 from ..engines import Request
 from ..errors import InvalidVariableError
 from ..function import Function
 from ..prompts import BACKWARD_SYSTEM
-from ..variable import Feedback, Variable
+from ..variable import Feedback, Variable, is_tensor
 from . import prompts as P
 from .aggregate import clip_evaluation
 from .llm import step_context
@@ -41,7 +39,7 @@ class PyFunction(Function):
         inputs = [v for _, v in labelled if isinstance(v, Variable)]
         if isinstance(result, Variable):
             result = result.value
-        if not isinstance(result, (str, torch.Tensor)):
+        if not (isinstance(result, str) or is_tensor(result)):
             result = str(result)
         names = {id(v): k for k, v in labelled if isinstance(v, Variable)}
         return self.attach(inputs, result, self.role, saved={"names": names}, name=self.name)

@@ -2,16 +2,21 @@
 gives it as a tensor. Its text is the explanation that seeds backward (``meta["feedback"]``)."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..variable import Feedback, Variable
+
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Scored(Variable):
     __slots__ = ()
 
     @property
-    def score(self) -> torch.Tensor:
+    def score(self) -> "torch.Tensor":
+        import torch   # on first use only: the library does not load torch until a tensor is asked for
         return torch.tensor(float(self.meta["score"]))
 
     def __repr__(self) -> str:

@@ -18,6 +18,13 @@ from .store import Evaluator  # noqa: E402
 __all__ += ["SearchOptimizer", "BeamSearch", "ParetoEvolution", "OPRO", "DemoBootstrap", "Evaluator",
             "CopyDetector", "Splits", "OptimizerData", "split_dataset", "MaxSteps", "NoImprovement", "Timeout",
             "StopFile", "JsonlLog", "Checkpoint", "save_checkpoint", "load_checkpoint"]
-from .mixed import MixedOptimizer  # noqa: E402  (text + torch parameters, one state_dict)
-
 __all__ += ["MixedOptimizer"]
+
+
+def __getattr__(name: str):
+    # MixedOptimizer (text + torch parameters, one state_dict) needs torch.optim: loaded on first use, so that
+    # text-only programs never load torch (its ~150k objects slow every garbage collection of a large graph)
+    if name == "MixedOptimizer":
+        from .mixed import MixedOptimizer
+        return MixedOptimizer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

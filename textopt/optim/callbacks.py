@@ -8,22 +8,35 @@
 """
 from __future__ import annotations
 
-import json
+import math
 import os
 from pathlib import Path
 
 
-
 class JsonlLog:
-    """``callback(event, info)`` appending one JSON line per event (non-JSON values become strings)."""
+    """``callback(event, info)`` appending one row per event to a run log — the Trainer's format, one writer
+    (:class:`textopt.train.runlog.RunLog`; the schema is in :mod:`textopt.train.runlog`): ``kind`` is the event,
+    ``step`` the steps finished; the "init" (the seed, scored) and "step" rows carry ``val_score`` and
+    ``best_val`` (the best candidate's val score: the parameters hold it) and ``params`` (its values)."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        from ..train.runlog import RunLog   # the one run-log writer (lazy: no cycle)
+        self.log = RunLog(path)
+        self.path = self.log.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: str, info: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"event": event, **info}, default=str, ensure_ascii=False) + "\n")
+        self.log.append(search_row(event, info))
+
+
+def search_row(event: str, info: dict) -> dict:
+    """A search optimizer's event as a run-log row (see :class:`JsonlLog`)."""
+    row = {"kind": event, **info}
+    if event in ("init", "step"):
+        score = row.pop("best_score", None)
+        score = score if isinstance(score, (int, float)) and math.isfinite(score) else None
+        row.update(val_score=score, best_val=score, params=row.pop("best_values", None), train_score=None)
+    return row
 
 
 class Checkpoint:
@@ -37,8 +50,8 @@ class Checkpoint:
 
 
 def save_checkpoint(optimizer, path: str | os.PathLike) -> None:
-    from ..train.checkpoint import atomic_write_text   # one atomic writer for every checkpoint (lazy: no cycle)
-    atomic_write_text(path, json.dumps(optimizer.state_dict(), ensure_ascii=False))
+    from ..train.checkpoint import save   # one writer for every checkpoint, the Trainer's (lazy: no cycle)
+    save(path, optimizer.state_dict())
 
 
 def load_checkpoint(optimizer, path: str | os.PathLike) -> None:

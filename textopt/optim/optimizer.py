@@ -14,11 +14,9 @@ import functools
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
-import torch
-
 from ..errors import InvalidVariableError
 from ..runtime import run_sync
-from ..variable import Variable
+from ..variable import Variable, is_tensor
 
 OPTIMIZERS: dict[str, type] = {}
 
@@ -130,7 +128,7 @@ class Optimizer:
         for g in self.param_groups:
             opts = {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
             groups.append({**opts, "params": [index[id(p)] for p in g["params"]]})
-        values = [p.value.detach().clone() if isinstance(p.value, torch.Tensor) else p.value for p in params]
+        values = [p.value.detach().clone() if is_tensor(p.value) else p.value for p in params]
         return {"state": {index[id(p)]: copy.deepcopy(s) for p, s in self.state.items() if id(p) in index},
                 "param_groups": groups, "values": values, "extra": copy.deepcopy(self._extra_state())}
 
@@ -143,7 +141,8 @@ class Optimizer:
         for g, own in zip(groups, self.param_groups):
             own.update({k: copy.deepcopy(v) for k, v in g.items() if k != "params"})
         for p, value in zip(params, state_dict.get("values", [])):
-            if isinstance(p.value, torch.Tensor):
+            if is_tensor(p.value):
+                import torch   # loaded: the parameter is a tensor
                 with torch.no_grad():
                     p.value.copy_(torch.as_tensor(value))
             else:

@@ -9,7 +9,8 @@ One ``step()`` is one search iteration. Every optimizer here:
   ``BudgetExceeded`` stops the search cleanly);
 - stops on ``stoppers`` (``NoImprovement``, ``Timeout``, ``StopFile``, ``MaxSteps``), and by itself after
   ``max_idle_steps`` steps that produced no new candidate, evaluation or rejection; reports to
-  ``callbacks`` (``callback(event, info)``: "proposed", "rejected", "accepted", "new_best", "step", "stop");
+  ``callbacks`` (``callback(event, info)``: "init" (the seed scored, in the first step), "proposed",
+  "rejected", "accepted", "new_best", "step", "stop"; ``info["step"]``: the steps finished);
 - resumes exactly from ``state_dict()`` (RNG, store, frontier/beam/history, step, counters, budget figures);
 - runs evaluations concurrently (:func:`textopt.parallel.amap` under one semaphore, or fanned out over Ray
   with ``executor="ray"``) and records results in example order.
@@ -288,6 +289,7 @@ class SearchOptimizer(Optimizer):
         try:
             if self.best is None:
                 await self.promote(self.seed_hash)
+                self._emit("init", **self.info())   # the starting point: the seed, scored on val
             await self.search_step()
             self.step_count += 1
             self.best_history.append(self.best_score)
@@ -327,6 +329,7 @@ class SearchOptimizer(Optimizer):
                 "objective_front": self.objective_front() if len(self.weights) > 1 else None}
 
     def _emit(self, event: str, **info) -> None:
+        info.setdefault("step", self.step_count)   # steps finished (a run-log row's step)
         for cb in self.callbacks:
             cb(event, info)
 

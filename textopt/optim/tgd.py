@@ -32,8 +32,6 @@ import logging
 import re
 from typing import Iterable
 
-import torch
-
 from ..engines import Engine, Request, get_engine, resolve_backward_engine
 from ..engines.structured import agenerate_tagged
 from ..errors import GraphError, InvalidVariableError, OptimizerStepError, ParseError
@@ -296,10 +294,11 @@ class TGD(Optimizer):
         st["history"] = st["history"][-group["history"]:]
 
     def _tensor_step(self) -> None:
+        todo = [(p, group["lr"]) for group in self.param_groups if group.get("lr") for p in group["params"]
+                if not p.is_text and p.grad is not None]
+        if not todo:
+            return
+        import torch   # loaded: a tensor parameter exists (the library never loads torch for text alone)
         with torch.no_grad():
-            for group in self.param_groups:
-                if not group.get("lr"):
-                    continue
-                for p in group["params"]:
-                    if not p.is_text and p.grad is not None:
-                        p.value.add_(p.grad, alpha=-group["lr"])
+            for p, lr in todo:
+                p.value.add_(p.grad, alpha=-lr)

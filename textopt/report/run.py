@@ -1,13 +1,15 @@
 """Read a run folder written by ``textopt optimize`` into one view of its steps, for :mod:`textopt.report`.
 
-Both paths write ``config.json``, ``log.jsonl``, ``checkpoint.json`` and (once finished) ``summary.json``:
+Both paths write ``config.json``, ``log.jsonl`` (one run-log schema: :mod:`textopt.train.runlog`),
+``checkpoint.json`` and (once finished) ``summary.json``:
 
 - the Trainer (``--optimizer tgd``): one log row per step with the train/val scores, the parameter values, the
   step's textual gradients (``feedback``), ``reverted`` / ``screen`` / ``skipped`` / ``step_error`` and the
   cumulative usage; a reverted step's rejected values are in ``proposed``.
-- a search (``beam``, ``pareto``, ``opro``, ``demos``): the optimizer's events (``step`` with the best values and
-  score after it, ``rejected``); the candidates, their parents and the scored evaluations (with the feedback the
-  proposer read) are in the checkpoint's ``store``.
+- a search (``beam``, ``pareto``, ``opro``, ``demos``): the optimizer's events (``step`` rows with the best values
+  and score after it, ``rejected``; a log written before the schema was shared names them ``event``,
+  ``best_values`` and ``best_score``); the candidates, their parents and the scored evaluations (with the
+  feedback the proposer read) are in the checkpoint's ``store``.
 A run that stopped early (no ``summary.json``) is shown as far as it got; a ``Trainer(out_dir=...)`` folder from
 the Python API (a log, no ``config.json``) is shown without the settings.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 from ..checks import parse_json, read_text
 from ..errors import DataError
+from ..train.runlog import kind_of, read_rows
 
 MAX_FEEDBACK = 4   # feedback items shown per candidate of a search step (the log already bounds the Trainer's)
 
@@ -65,19 +68,6 @@ def _json(path: Path, what: str, *, required: bool = True) -> Any:
     return parse_json(read_text(path, what), path)
 
 
-def _jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for i, line in enumerate(read_text(path, "run log", allow_empty=True).splitlines()):
-        if line.strip():
-            row = parse_json(line, path, line=i + 1)
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{i + 1}: a log row must be a JSON object; this is not a textopt run log")
-            rows.append(row)
-    return rows
-
-
 def _object(value: Any, path: Path) -> dict:
     if not isinstance(value, dict):
         raise DataError(f"{path} holds a JSON {type(value).__name__}, not an object; it was not written by "
@@ -100,19 +90,18 @@ def load_run(path: str | Path) -> Run:
                         f"`textopt optimize` run or of a Trainer")
     summary = _json(path / "summary.json", "run summary", required=False)
     summary = _object(summary, path / "summary.json") if summary is not None else None
-    rows = _jsonl(path / "log.jsonl")
+    rows = read_rows(path / "log.jsonl")
+    # the usage so far: the summary's, else the last row that has it (a run that stopped early)
+    usage = (summary or {}).get("usage") or next((r["usage"] for r in reversed(rows) if r.get("usage")), None)
     if config.get("optimizer", "tgd") == "tgd":
         steps: list[Step] = []
         for r in rows:
             if isinstance(r.get("step"), int):
                 steps.append(_tgd_step(r, steps[-1].values if steps else None))
-        last = rows[-1].get("usage") if rows else None
         result = _json(path / "result.json", "trainer result", required=False)
-        return Run(path, "tgd", config, summary, steps, (summary or {}).get("usage") or last,
-                   result if isinstance(result, dict) else None)
+        return Run(path, "tgd", config, summary, steps, usage, result if isinstance(result, dict) else None)
     ckpt = _json(path / "checkpoint.json", "search checkpoint", required=False)
-    return Run(path, "search", config, summary, _search_steps(config, summary, rows, ckpt),
-               (summary or {}).get("usage"))
+    return Run(path, "search", config, summary, _search_steps(config, summary, rows, ckpt), usage)
 
 
 def _num(x: Any) -> float | None:
@@ -152,22 +141,25 @@ def _search_steps(config: dict, summary: dict | None, rows: list[dict], ckpt: An
     store = ((ckpt or {}).get("extra") or {}).get("store") if isinstance(ckpt, dict) else None
     cands = dict(_pairs(store, "candidates"))
     evals = dict(_pairs(store, "evals"))
-    first = (summary or {}).get("val_before")
+    init = next((r for r in rows if kind_of(r) == "init"), {})   # the seed, scored (a run that stopped early)
+    first = (summary or {}).get("val_before", init.get("val_score"))
     seed = next((h for h, c in cands.items() if c.get("origin") == "seed"), None)
-    seed_values = cands[seed]["values"] if seed else {"system_prompt": config.get("initial_prompt", "")}
+    seed_values = cands[seed]["values"] if seed else \
+        init.get("params") or {"system_prompt": config.get("initial_prompt", "")}
     steps = [Step(0, None, _num(first), seed_values, "initial")]
     seen = {seed}
     best = first
     for row in rows:
-        if row.get("event") != "step" or not isinstance(row.get("step"), int):
+        if kind_of(row) != "step" or not isinstance(row.get("step"), int):
             continue
         new = [h for h in cands if h not in seen and cands[h].get("step", 0) < row["step"]]
         seen.update(new)
-        score = _num(row.get("best_score"))
+        score = _num(row.get("val_score", row.get("best_score")))   # best_score: a log from before the schema
         status = "new best" if score is not None and (best is None or score > best) else "no new best"
         best = score if score is not None else best
         stopped = f"stopped: {row['stopped']}" if row.get("stopped") else ""
-        steps.append(Step(row["step"], None, score, row.get("best_values") or {}, status, stopped,
+        values = row.get("params") or row.get("best_values") or {}
+        steps.append(Step(row["step"], None, score, values, status, stopped,
                           candidates=[_candidate(h, cands, evals) for h in new]))
     return steps
 

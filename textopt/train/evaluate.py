@@ -1,14 +1,20 @@
-"""Evaluation of a model on a list of examples (no graph, eval mode, concurrent, order-stable)."""
+"""Evaluation of a model on a list of examples (no graph, eval mode, concurrent, order-stable).
+
+:func:`aevaluate` is the one "score these examples" function of textopt: the Trainer's validation, screen and
+test, ``textopt eval`` and a search run's test split all call it (on :func:`textopt.parallel.amap`, the one
+concurrent loop, which a search optimizer's cached candidate evaluations use too)."""
 from __future__ import annotations
 
 import inspect
 from typing import Any, Callable, Mapping, Sequence
 
+from tqdm.auto import tqdm
+
 from ..errors import DataError
 from ..grad_mode import no_grad
 from ..parallel import amap
 from ..variable import Variable
-from .data import Example
+from .data import Example, as_examples
 
 
 async def call_model(model, x: Any) -> Variable:
@@ -57,43 +63,64 @@ def loss_score(loss: Variable) -> float:
 
 
 def make_scorer(metric: Callable | None, loss_fn) -> Callable:
-    """An async ``score(pred, example) -> float``: ``metric(pred_text, example)`` or the loss's own score."""
-    async def score(pred: Variable, ex: Example) -> float:
+    """An async ``score(pred, example)``: ``metric(pred_text, example)`` (a number, or a ``textopt.tasks``
+    ``Score``: kept whole, so a result row has its extracted answer) or the loss's own score."""
+    async def score(pred: Variable, ex: Example):
         if metric is not None:
             out = metric(pred.value if isinstance(pred, Variable) else pred, ex)
             if inspect.isawaitable(out):
                 out = await out
-            return float(out)
+            return out if _is_score(out) else float(out)
         return loss_score(await call_loss(loss_fn, pred, ex))
     return score
 
 
+def _is_score(x: Any) -> bool:
+    return hasattr(x, "value") and hasattr(x, "extracted") and not isinstance(x, Variable)
+
+
 class ScoreExample:
     """The evaluation job of one example (see :func:`textopt.parallel.amap`): the model's answer with no graph,
-    scored. Picklable, so it can run in another process (``executor="ray"``)."""
+    scored — a float, or with ``rows`` a record (input, target, response, extracted, score). Picklable, so it
+    can run in another process (``executor="ray"``)."""
 
-    def __init__(self, model, scorer: Callable):
-        self.model, self.scorer = model, scorer
+    def __init__(self, model, scorer: Callable, rows: bool = False):
+        self.model, self.scorer, self.rows = model, scorer, rows
 
-    async def __call__(self, ex: Example) -> float:
+    async def __call__(self, ex: Example):
         with no_grad():
             pred = await call_model(self.model, ex.x)
-            return await self.scorer(pred, ex)
+            out = await self.scorer(pred, ex)
+        value = float(out.value) if _is_score(out) else float(out)
+        if not self.rows:
+            return value
+        return {"input": ex.x, "target": ex.y, "response": pred.value if isinstance(pred, Variable) else pred,
+                "extracted": getattr(out, "extracted", None), "score": value}
 
 
 async def aevaluate(model, data: Sequence[Example], scorer: Callable, *, concurrency: int = 8,
-                    progress=None, executor=None) -> tuple[float, list[float]]:
-    """Mean score and per-example scores (in data order) with the model in eval mode and no graph;
-    ``executor``: where the examples run (None: this process; "ray": see :mod:`textopt.parallel`)."""
+                    progress=None, desc: str = "eval", executor=None,
+                    rows: bool = False) -> tuple[float, list]:
+    """Mean score and per-example results (in data order: scores, or with ``rows`` one record each) with the
+    model in eval mode and no graph; ``executor``: where the examples run (None: this process; "ray": see
+    :mod:`textopt.parallel`); ``progress``: None/False, True (a bar named ``desc``) or anything with
+    ``update(n)``. No example: ``(nan, [])``."""
+    data = as_examples(data, "evaluation")
     if not data:
         return float("nan"), []
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
+    given = hasattr(progress, "update")
+    own = not given and bool(progress)   # True: a bar of our own, closed at the end
+    bar = progress if given else tqdm(total=len(data), desc=desc, leave=False) if own else None
     try:
-        scores = await amap(ScoreExample(model, scorer), data, concurrency=concurrency, progress=progress,
-                            executor=executor)
+        results = await amap(ScoreExample(model, scorer, rows), data, concurrency=concurrency, progress=bar,
+                             executor=executor)
     finally:
+        if own:
+            bar.close()
         if hasattr(model, "train"):
             model.train(was_training)
-    return sum(scores) / len(scores), scores
+    scores = [r["score"] for r in results] if rows else results
+    return sum(scores) / len(scores), results

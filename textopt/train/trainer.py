@@ -40,8 +40,9 @@ unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) chan
 ``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
 At the end the best parameters are loaded and the test set is scored.
 
-Files in ``out_dir``: ``log.jsonl`` (one row per step: scores, parameter values, the
-step's textual gradients as ``feedback`` (bounded: :func:`~.evaluate.feedback_of`), cumulative usage by role),
+Files in ``out_dir``: ``log.jsonl`` (the run log, schema in :mod:`.runlog`: one row per step: scores,
+parameter values, the step's textual gradients as ``feedback`` (bounded: :func:`~.evaluate.feedback_of`),
+cumulative usage by role),
 ``checkpoint.json`` (written atomically after every step: parameters, optimizer state, RNG states, sampler
 position, usage, best-so-far), ``result.json`` and ``curve.png``. ``fit(resume=True)`` continues from the
 checkpoint and ends exactly where an uninterrupted run would (same parameters, log and usage), provided the
@@ -70,6 +71,7 @@ from ..runtime import run_sync
 from . import checkpoint as ckpt
 from .data import Sampler, as_examples
 from .evaluate import aevaluate, call_loss, call_model, feedback_of, loss_score, make_scorer
+from .runlog import RunLog
 
 CHECKPOINT_VERSION = 1
 
@@ -202,12 +204,8 @@ class Trainer:
     async def _validate(self, desc: str) -> float | None:
         if not self.val_set:
             return None
-        bar = tqdm(total=len(self.val_set), desc=desc, leave=False, disable=not self.progress)
-        try:
-            score, _ = await aevaluate(self.model, self.val_set, self.scorer, concurrency=self.eval_concurrency,
-                                       progress=bar, executor=self.executor)
-        finally:
-            bar.close()
+        score, _ = await aevaluate(self.model, self.val_set, self.scorer, concurrency=self.eval_concurrency,
+                                   progress=self.progress, desc=desc, executor=self.executor)
         return score
 
     # -- persistence ---------------------------------------------------------------------------------------
@@ -220,11 +218,7 @@ class Trainer:
         return self.out_dir / "checkpoint.json" if self.out_dir else None
 
     def _log(self, row: dict) -> None:
-        self.history.append(row)
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+        RunLog(self.log_path, self.history).append(row)   # the one run-log writer (schema: train.runlog)
 
     def state_dict(self) -> dict:
         return {"version": CHECKPOINT_VERSION, "step": self.step_count, "steps": self.steps, "seed": self.seed,
@@ -260,9 +254,7 @@ class Trainer:
 
     def _restore_log(self) -> None:
         """Rewrite the log to exactly the checkpointed rows (drops rows of a step that crashed after logging)."""
-        if self.log_path is not None:
-            text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in self.history)
-            ckpt.atomic_write_text(self.log_path, text)
+        RunLog(self.log_path).rewrite(self.history)
 
     # -- the loop ------------------------------------------------------------------------------------------
     async def afit(self, *, resume: bool = False, max_steps: int | None = None) -> TrainResult:
@@ -273,8 +265,7 @@ class Trainer:
                 self.load_state_dict(ckpt.load(self.checkpoint_path))
             self._restore_log()
         else:
-            if self.log_path is not None and self.log_path.exists():
-                self.log_path.unlink()
+            RunLog(self.log_path).clear()
             self.sampler = Sampler(len(self.train_set), self.batch_size, self.seed)
             self.step_count, self.bad_steps, self.stopped_early, self.history = 0, 0, False, []
             random.seed(self.seed)
@@ -359,13 +350,9 @@ class Trainer:
             self.model.load_state_dict(self.best_params)
         test_score = None
         if self.test_set:
-            bar = tqdm(total=len(self.test_set), desc="test", leave=False, disable=not self.progress)
-            try:
-                test_score, _ = await aevaluate(self.model, self.test_set, self.scorer,
-                                                concurrency=self.eval_concurrency, progress=bar,
-                                                executor=self.executor)
-            finally:
-                bar.close()
+            test_score, _ = await aevaluate(self.model, self.test_set, self.scorer,
+                                            concurrency=self.eval_concurrency, progress=self.progress,
+                                            desc="test", executor=self.executor)
         result = self._result(test_score)
         if self.out_dir is not None:
             ckpt.atomic_write_text(self.out_dir / "result.json", json.dumps(
