@@ -128,7 +128,7 @@ def run_config(args) -> dict:
 def report(run_dir: Path, args) -> dict:
     base = json.loads((run_dir / "baseline.json").read_text()) if (run_dir / "baseline.json").exists() else None
     results = {p.stem: json.loads(p.read_text()) for p in sorted(run_dir.glob("*.json"))
-               if p.stem not in ("baseline", "summary", "epochs")}
+               if p.stem not in ("baseline", "summary", "epochs") and not p.stem.startswith("retest")}
     before = base["test"]["accuracy"] if base else None
     lines = [f"BBH {args.task}, seed {args.seed}, sizes {args.sizes} (train/val/test), model {args.model}",
              f"{'run':<11}{'test before':>12}{'test after':>11}{'gain':>7}{'val best':>9}{'calls':>7}"
