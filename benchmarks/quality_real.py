@@ -87,7 +87,7 @@ def job_for(run: str, args, proxy: MeteringProxy, task, train, val, run_dir: Pat
                "spec": f"openai:{proxy.url_for(ns)}#{args.model}", "cache_dir": str(run_dir / f"cache-{ns}"),
                "out_dir": str(run_dir / f"trainer-{run}"), "record": record,
                "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens,
-               "tgd_options": args.tgd_options}
+               "tgd_options": args.tgd_options, "extend": str(args.extend) if args.extend else None}
         return "textopt", HERE / "workers" / "qr_textopt.py", job
     if run == "textgrad":
         return "textgrad", TEXTGRAD_PY, {**base, "steps": args.steps}
@@ -122,7 +122,7 @@ def run_one(run: str, args, proxy, task, train, val, test, run_dir: Path) -> dic
 def run_config(args) -> dict:
     return {"sizes": args.sizes, "seed": args.seed, "batch": args.batch, "steps": args.steps, "tx_steps": args.tx_steps,
             "max_metric_calls": args.max_metric_calls, "answer_tokens": args.answer_tokens, "model": args.model,
-            "tgd_options": args.tgd_options}
+            "tgd_options": args.tgd_options, **({"extends": args.extend.name} if args.extend else {})}
 
 
 def report(run_dir: Path, args) -> dict:
@@ -170,6 +170,9 @@ def main(argv=None) -> int:
                          "every answer at 1024 tokens for the frameworks that send no cap)")
     ap.add_argument("--tgd-options", type=json.loads, default={},
                     help='textopt TGD options of tx_tgd/tx_null as JSON, e.g. \'{"edit": "add"}\'')
+    ap.add_argument("--extend", type=Path, default=None,
+                    help="tx_tgd: a cassette of an earlier run of the same seed; its recorded calls replay and only "
+                         "the calls the changed code makes go to the server (reported apart: 'calls' counts those)")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "quality_real")
     ap.add_argument("--rerun", action="store_true", help="run again runs whose result file exists")
     ap.add_argument("--fresh", action="store_true",

@@ -47,7 +47,12 @@ def handle(job: dict) -> dict:
     task = get_task(job["task"], job["data"])
     task.max_tokens = job["answer_tokens"]
     train, val = ([Example.coerce(r) for r in job[name]] for name in ("train", "val"))
-    engine = tx.get_engine(job["spec"], cache=job["cache_dir"], record=job.get("record"))
+    if job.get("extend"):   # rerun a recorded run: its recorded calls replay, only changed ones go live
+        from textopt.engines.replay import ReplayEngine
+        live = tx.get_engine(job["spec"], cache=job["cache_dir"])
+        engine = ReplayEngine(job["extend"], fallback=live, record=job.get("record"))
+    else:
+        engine = tx.get_engine(job["spec"], cache=job["cache_dir"], record=job.get("record"))
     mode = job["mode"]
     solver = build_solver(task, engine, job["initial_prompt"])
     t0 = time.perf_counter()

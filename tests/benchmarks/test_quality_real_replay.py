@@ -51,8 +51,9 @@ def test_recorded_tgd_run_replays_to_the_reported_figures(tmp_path, RUN):
            "out_dir": str(tmp_path / "run"), "record": None,
            # TGD options the run was recorded with where they differ from today's defaults (refuse_reverted
            # came after the recording: with it the optimizer's requests differ, so they are not in the cassette)
-           # (tactic_turns: a run recorded before the option existed rotated its tactics by successful steps)
-           "tgd_options": {"tactic_turns": "steps", **(cfg.get("tgd_options") or {})}}
+           # (tactic_turns: a run recorded before the option existed rotated its tactics by successful steps;
+           # add_retries: one recorded before it did not ask again within a step)
+           "tgd_options": {"tactic_turns": "steps", "add_retries": 0, **(cfg.get("tgd_options") or {})}}
     out = qr_textopt.handle(job)
     assert out["final_prompt"] == result["final_prompt"]
     assert [r["val_score"] for r in out["steps"]] == [r["val_score"] for r in result["steps"]]

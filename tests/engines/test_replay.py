@@ -126,3 +126,21 @@ def test_replay_adopts_the_recording_engines_abilities(serve, tmp_path):
     cassette = tmp_path / "anthropic-json.jsonl"
     make("anthropic", srv, record=str(cassette), json_schema=True).generate_sync(Request.chat("q"))
     assert ReplayEngine(cassette).supports_schema is True
+
+
+def test_replay_with_a_fallback_extends_a_recording(serve, tmp_path):
+    """fallback=: recorded calls come from the cassette (the server never sees them), new ones go live; with
+    record= the replay engine writes a cassette of the whole extended run, which replays on its own."""
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    srv = serve(lambda body: f"live #{len(srv.requests)}")
+    first = make("openai", srv, record=str(old), cache=False)
+    recorded = [first.generate_sync(r).text for r in _calls()[:2]]
+    seen = len(srv.requests)
+    live = make("openai", srv, cache=False)
+    extended = ReplayEngine(old, fallback=live, record=str(new))
+    texts = [extended.generate_sync(r).text for r in _calls()]
+    assert texts[:2] == recorded and len(srv.requests) == seen + 2   # only the two unrecorded calls went live
+    srv.stop()
+    assert [ReplayEngine(new).generate_sync(r).text for r in _calls()] == texts
+    with pytest.raises(EngineSpecError, match="fallback must be an Engine"):
+        ReplayEngine(old, fallback="openai:gpt-4o")

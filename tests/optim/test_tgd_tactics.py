@@ -110,7 +110,7 @@ def test_a_failed_step_uses_up_its_tactic_so_the_next_step_asks_another_way():
     for turns, second_tactic in (("attempts", P.INSTRUCT_TACTICS[1]), ("steps", P.INSTRUCT_TACTICS[0])):
         p = param("Answer the question.")
         eng = ScriptedEngine(answer)
-        opt = TGD([p], engine=eng, edit="add", tactic_turns=turns)
+        opt = TGD([p], engine=eng, edit="add", tactic_turns=turns, add_retries=0)
         feed(p)
         with pytest.raises(OptimizerStepError, match="already in the instructions"):
             opt.step()
@@ -127,3 +127,33 @@ def test_a_failed_step_uses_up_its_tactic_so_the_next_step_asks_another_way():
         assert second_tactic in eng.requests[asked].messages[-1].content
     with pytest.raises(InvalidVariableError, match="tactic_turns"):
         TGD([param()], engine=eng, tactic_turns="never")
+
+
+def test_an_unusable_addition_is_asked_again_in_the_same_step_with_the_next_tactic():
+    """The 1.5B reference model answered four techniques in a row with the instruction it had added before, and
+    repeated it when told so in the repair turn: the step asks once more with the next technique, in a request
+    that shows neither the rejected answer nor the current value nor the suggestions (the evaluations only),
+    and the following step goes on from the technique after that."""
+    def answer(r):
+        if any(P.INSTRUCT_TACTICS[0] in m.content for m in r.messages):
+            return "<ADDITION>Answer the question.</ADDITION>"
+        return f"<ADDITION>Write the running result after each step ({len(eng.requests)}).</ADDITION>"
+
+    p = param("Answer the question.")
+    eng = ScriptedEngine(answer)
+    opt = TGD([p], engine=eng, edit="add", repair_temperature=0.7)
+    p._extend_grad([Feedback("rewrite it", p, source="solver",
+                             context=(("input", "2+2"), ("feedback on the output", "expected 4, got 5")))])
+    opt.step()
+    assert p.value.startswith("Answer the question.\nWrite the running result after each step")
+    first, repair, retry = eng.requests
+    assert len(repair.messages) == 4 and len(retry.messages) == 2 and repair.temperature == 0.7
+    asked = retry.messages[-1].content
+    assert P.INSTRUCT_TACTICS[1] in asked and "expected 4, got 5" in asked and retry.temperature == 0.0
+    assert "Answer the question." not in asked and "Suggestion" not in asked
+    opt.zero_grad()
+    feed(p)
+    opt.step()
+    assert P.INSTRUCT_TACTICS[2] in eng.requests[-1].messages[-1].content and eng.requests[-1].temperature == 0.0
+    with pytest.raises(InvalidVariableError, match="add_retries"):
+        TGD([param()], engine=eng, add_retries=-1)

@@ -8,6 +8,12 @@ recorded ids naming that model. Several answers recorded under one key are serve
 last one repeats). A call that is not in the cassette raises ``ReplayMissError``. Each line also carries the
 recording engine's ``supports_schema``/``supports_prefill``, which replay adopts so that structured-output
 helpers shape their requests exactly as they did when recording.
+
+``ReplayEngine(path, fallback=engine)`` extends a recording instead (VCR's "new episodes"): a recorded call is
+served from the cassette, any other goes to ``fallback`` (a live engine, with its own cache and retries) — how
+a changed program reruns a long recorded run and pays only for the calls that changed. With ``record=`` the
+replay engine writes every call it serves, replayed or live, to a new cassette that replays the whole run.
+The live engine's abilities then shape structured requests (record with the same kind of engine).
 """
 from __future__ import annotations
 
@@ -32,8 +38,12 @@ class ReplayEngine(Engine):
 
     def __init__(self, path: str | os.PathLike, *, model_id: str | None = None,
                  supports_schema: bool | None = None, supports_prefill: bool | None = None,
-                 supports_pattern: bool | None = None, **kw):
+                 supports_pattern: bool | None = None, fallback: Engine | None = None, **kw):
         self.path = Path(path)
+        if fallback is not None and not isinstance(fallback, Engine):
+            raise EngineSpecError(f"replay: fallback must be an Engine (a live engine for the calls the cassette "
+                                  f"lacks), got {type(fallback).__name__}")
+        self.fallback = fallback
         if not self.path.is_file():
             raise EngineSpecError(f"replay: no cassette at {str(self.path)!r}; record one first by running with "
                                   f"the live engine and record={str(self.path)!r}")
@@ -48,6 +58,8 @@ class ReplayEngine(Engine):
                                   f"{self.model_ids}")
         # Structured output must be asked the way it was recorded: take the recording engine's abilities.
         caps = [self._caps[m] for m in self._ids() if m in self._caps]
+        if fallback is not None:
+            caps = [{c: bool(getattr(fallback, c, False)) for c in CAPABILITIES}]
         given = {"supports_schema": supports_schema, "supports_prefill": supports_prefill,
                  "supports_pattern": supports_pattern}
         for cap in CAPABILITIES:
@@ -105,6 +117,8 @@ class ReplayEngine(Engine):
 
     async def _send(self, request: Request) -> Response:
         key = self.lookup(request)
+        if key is None and self.fallback is not None:
+            return await self.fallback.generate(request)
         if key is None:
             raise ReplayMissError(self._miss_message(request))
         with self._lock:

@@ -126,6 +126,22 @@ TGD_ADD_USER = (
     "{gradients}\n{ask}"
 )
 TGD_ADD_ITEM = "- Evaluation: {evaluation}\n  Suggestion: {text}\n"
+# The retry of an unusable addition (``add_retries``): the 1.5B reference model, shown the current value, answered
+# every technique with the instruction it had added last, word for word, even at temperature 0.7 and with the
+# reviewers' suggestions left out; asked without the value and the suggestions (the evaluations and the
+# technique only) it wrote a new instruction built on the technique (2 of 2 requests of the seed-2 run).
+TGD_ADD_FRESH_USER = "The {role} made these mistakes:\n{mistakes}\n{ask}"
+TGD_ADD_FRESH_ITEM = "- {text}\n"
+TGD_ADD_FRESH_TACTIC_ASK = (
+    "Write one instruction, one or two sentences, for it. It must apply this technique to this kind of input: "
+    "{tactic} Word it for this task, so that mistakes like the ones above do not happen again on any input; do "
+    "not mention particular examples. Write only the new instruction between <ADDITION> and </ADDITION>."
+)
+TGD_ADD_FRESH_ASK = (
+    "Write one instruction, one or two sentences, for it, so that mistakes like the ones above do not happen "
+    "again on any input; do not mention particular examples. Write only the new instruction between <ADDITION> "
+    "and </ADDITION>."
+)
 TGD_ALREADY_THERE = "the new instruction is already in the instructions; write a different one"
 
 # Repair messages of the new-value checks (each triggers one more request).
@@ -143,7 +159,7 @@ TGD_EXAMPLE = "<EXAMPLE>\n{text}\n</EXAMPLE>\n"
 
 # Fixed text of the prompts above: a new value may not copy a sentence of it (``newvalue.INSTRUCTION_SENTENCES``).
 INSTRUCTION_BLOCKS = (TGD_SYSTEM, TGD_USER, TGD_HISTORY, TGD_CONSTRAINTS, TGD_EXAMPLES, TGD_ADD_SYSTEM, TGD_ADD_USER,
-                      TGD_ADD_ASK, TGD_ADD_TACTIC_ASK,
+                      TGD_ADD_ASK, TGD_ADD_TACTIC_ASK, TGD_ADD_FRESH_TACTIC_ASK, TGD_ADD_FRESH_ASK,
                       INSTRUCT_SYSTEM, TGD_INSTRUCT_USER)
 
 # Constrained decoding of the new value (engines that honour ``Request.pattern``, e.g. the embedded model).

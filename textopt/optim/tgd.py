@@ -46,7 +46,8 @@ from .optimizer import Optimizer, register_optimizer
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
                 max_context_chars=3000, history_feedback_chars=1500, temperature=0.0, max_tokens=1024, lr=None,
                 value_pattern="auto", copy_guard=True, repair_temperature=0.7, add_when_stuck=True,
-                refuse_reverted=True, tactics="auto", tactic_turns="attempts", edit="rewrite")
+                refuse_reverted=True, tactics="auto", tactic_turns="attempts", edit="rewrite",
+                add_retries=1)
 log = logging.getLogger("textopt.optim.tgd")
 REJECTED_KEPT = 20        # reverted values a new value is compared with (TGD state, so it survives a resume)
 
@@ -85,7 +86,9 @@ class TGD(Optimizer):
     whose answer was unusable, so a failed step is not asked the same way again; "steps": successful steps only,
     the behaviour before 2026-12-02, kept so older recordings replay), ``edit`` ("rewrite": a whole new value
     each step; "add": for instruction-like variables, one new instruction appended each step — the safer edit
-    for a small optimizer model).
+    for a small optimizer model), ``add_retries`` (an appended instruction still unusable after its repair is
+    asked again, in the same step, this many times: a request with the next tactic that shows the mistakes'
+    evaluations only, not the value, which a small model copies; 0 is the behaviour before 2026-12-03).
     """
 
     def __init__(self, params: Iterable, engine: "Engine | str | None" = None, **options):
@@ -105,6 +108,9 @@ class TGD(Optimizer):
             raise InvalidVariableError(f"TGD tactic_turns must be 'attempts' or 'steps', got {opts['tactic_turns']!r}")
         if opts["edit"] not in ("rewrite", "add"):
             raise InvalidVariableError(f"TGD edit must be 'rewrite' or 'add', got {opts['edit']!r}")
+        if not isinstance(opts["add_retries"], int) or isinstance(opts["add_retries"], bool) \
+                or opts["add_retries"] < 0:
+            raise InvalidVariableError(f"TGD add_retries must be an int >= 0, got {opts['add_retries']!r}")
         if not isinstance(opts["history"], int) or opts["history"] < 0:
             raise InvalidVariableError(f"TGD history must be an int >= 0, got {opts['history']!r}")
         super().__init__(params, opts)
@@ -202,21 +208,51 @@ class TGD(Optimizer):
 
     async def _propose_addition(self, engine: Engine, p: Variable, group: dict, name: str,
                                 detector: CopyDetector | None) -> str:
-        """The simpler question (``add_when_stuck``): one general instruction to append to ``p``'s value."""
-        current = p.value
-        items, limit = [], min(400, group["max_context_chars"])   # max_context_chars=0: no forward context
+        """The simpler question (``edit="add"``, ``add_when_stuck``): one general instruction to append to
+        ``p``'s value. An answer still unusable after its repair gets ``add_retries`` more requests in the same
+        step, each with the next tactic and without the current value or the reviewers' suggestions (a small
+        model shown the value returns the instruction it added last, word for word, whatever it is asked)."""
+        first = self._turn(p, group)
+        failure = None
+        for k in range(1 + group["add_retries"]):
+            if k and group["tactic_turns"] == "attempts":   # the retry spends the next tactic's turn
+                self.state[p]["turns"] = self.state[p].get("turns", self.state[p].get("step", 0)) + 1
+            request = self._addition_request(engine, p, group, name, tactic_for(p, group, first + k), fresh=k > 0)
+            try:
+                return await self._ask_addition(engine, p, request, detector, self._repair_temperature(group))
+            except ParseError as exc:
+                failure = failure or exc
+                log.info("TGD %s: the addition was unusable (%s)%s", name, exc,
+                         "; asking again with the next tactic" if k < group["add_retries"] else "")
+        raise failure
+
+    def _addition_request(self, engine: Engine, p: Variable, group: dict, name: str, tactic: str | None,
+                          fresh: bool = False) -> Request:
+        """The request for one instruction to append: the value, each mistake's evaluation and the reviewer's
+        suggestion, the tactic; ``fresh`` (a retry): the evaluations and the tactic only (the suggestions where
+        there is no evaluation, as in a run without forward context)."""
+        items, evaluations, limit = [], [], min(400, group["max_context_chars"])   # 0: no forward context
         for g in list(p.grad)[: group["max_gradients"]]:
             evaluation = dict(getattr(g, "context", ())).get("feedback on the output", "-") if limit > 0 else "-"
-            own = evaluation.split("\n\n")[0]   # the example's own evaluation, not a batch summary after it
-            items.append(P.TGD_ADD_ITEM.format(evaluation=" ".join(clip(own, max(limit, 1)).split()),
-                                               text=" ".join(clip(g.value, 600).split())))
-        tactic = tactic_for(p, group, self._turn(p, group))
-        ask = P.TGD_ADD_TACTIC_ASK.format(tactic=tactic) if tactic else P.TGD_ADD_ASK
-        user = P.TGD_ADD_USER.format(role=p.role, value=current, gradients="".join(items), ask=ask)
+            own = " ".join(clip(evaluation.split("\n\n")[0], max(limit, 1)).split())   # not a batch summary
+            text = " ".join(clip(g.value, 600).split())
+            items.append(P.TGD_ADD_ITEM.format(evaluation=own, text=text))
+            evaluations.append(P.TGD_ADD_FRESH_ITEM.format(text=own if own != "-" else text))
+        if fresh:
+            ask = P.TGD_ADD_FRESH_TACTIC_ASK.format(tactic=tactic) if tactic else P.TGD_ADD_FRESH_ASK
+            user = P.TGD_ADD_FRESH_USER.format(role=p.role, mistakes="".join(evaluations), ask=ask)
+        else:
+            ask = P.TGD_ADD_TACTIC_ASK.format(tactic=tactic) if tactic else P.TGD_ADD_ASK
+            user = P.TGD_ADD_USER.format(role=p.role, value=p.value, gradients="".join(items), ask=ask)
         request = Request.chat(user, system=P.TGD_ADD_SYSTEM, temperature=group["temperature"],
                                max_tokens=min(group["max_tokens"], 256), role="optimizer", node=f"tgd:{name}")
         if getattr(engine, "supports_pattern", False) and group["value_pattern"] == "auto":
             request = dataclasses.replace(request, pattern=P.ADDITION_PATTERN)
+        return request
+
+    async def _ask_addition(self, engine: Engine, p: Variable, request: Request, detector: CopyDetector | None,
+                            repair_temperature: float | None) -> str:
+        current = p.value
 
         def validate(raw: str) -> None:
             addition = strip_commentary(raw)
@@ -225,7 +261,7 @@ class TGD(Optimizer):
             if _same(addition, current) or " ".join(addition.split()).lower() in " ".join(current.split()).lower():
                 raise ValueError(P.TGD_ALREADY_THERE)
         addition, _ = await agenerate_tagged(engine, request, P.ADDITION_TAG, validate=validate,
-                                             repair_temperature=self._repair_temperature(group))
+                                             repair_temperature=repair_temperature)
         return current.rstrip() + "\n" + strip_commentary(addition)
 
     async def astep(self) -> StepResult:
