@@ -61,13 +61,16 @@ def test_search_optimizer_end_to_end(name, tmp_path, capsys):
     else:
         assert best == NEW_PROMPT
         assert s["usage"]["by_role"]["optimizer"]["calls"] >= 1
-    for f in ("config.json", "log.jsonl", "checkpoint.json", "usage.json", "usage.txt"):
+    for f in ("config.json", "log.jsonl", "checkpoint.json", "result.json", "usage.json", "usage.txt"):
         assert (out / f).is_file(), f
     events = [json.loads(line)["kind"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert "new_best" in events and events.count("step") == s["steps"]
-    ckpt = json.loads((out / "checkpoint.json").read_text())
-    assert ckpt["extra"]["step"] == s["steps"]
-    splits = {k.split("|")[1] for k, _ in ckpt["extra"]["store"]["evals"]}
+    result = json.loads((out / "result.json").read_text())   # the Trainer's record, as for TGD
+    assert (result["steps"], result["best_val"], result["test_score"]) == (s["steps"], 1.0, 1.0)
+    assert result["params"]["system_prompt" if name != "demos" else "demos"] in best
+    ckpt = json.loads((out / "checkpoint.json").read_text())   # the Trainer's layout, the optimizer's state inside
+    assert ckpt["step"] == s["steps"] and ckpt["optimizer"]["extra"]["step"] == s["steps"]
+    splits = {k.split("|")[1] for k, _ in ckpt["optimizer"]["extra"]["store"]["evals"]}
     assert splits <= {"train", "val"}      # the test split never reached the optimizer
     assert " 20.0%" in text and "100.0%" in text and best.splitlines()[0] in text
     assert f"of {name})" in text and "wall time" in text and "eval" in text
@@ -104,16 +107,31 @@ def test_help_names_every_registered_optimizer(capsys):
         assert name in text.split("--optimizer NAME")[-1].split("--backward-engine")[0]
 
 
-def test_search_resume_continues_to_the_same_end(tmp_path):
-    _run(tmp_path, "beam", steps="1", out="r")
-    assert json.loads((tmp_path / "r" / "checkpoint.json").read_text())["extra"]["step"] == 1
-    _run(tmp_path, "beam", "--resume", out="r")
-    _run(tmp_path, "beam", out="full")
+@pytest.mark.parametrize("name", ["beam", "demos"])
+def test_search_resume_continues_to_the_same_end(tmp_path, name):
+    """A search stopped after step 1 and resumed ends as an uninterrupted run: same figures, log, result.json
+    and usage (restored from the checkpoint: every call counted once, --no-cache)."""
+    _run(tmp_path, name, steps="1", out="r")
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 1
+    _run(tmp_path, name, "--resume", out="r")
+    _run(tmp_path, name, out="full")
     a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("r", "full"))
-    keys = ("steps", "val_before", "val_after", "test_after", "optimized_prompt", "accepted_steps", "candidates")
-    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    keys = ("steps", "val_before", "val_after", "test_before", "test_after", "optimized_prompt", "accepted_steps",
+            "candidates", "metric_calls", "usage")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys} and a["steps"] == 2
     ev = lambda d: [json.loads(x) for x in (tmp_path / d / "log.jsonl").read_text().splitlines()]  # noqa: E731
     assert ev("r") == ev("full")
+    assert (tmp_path / "r" / "result.json").read_text() == (tmp_path / "full" / "result.json").read_text()
+
+
+def test_resuming_a_search_checkpoint_from_before_the_trainer_is_one_clear_error(tmp_path, capsys):
+    _run(tmp_path, "beam", steps="1", out="r")
+    ckpt = tmp_path / "r" / "checkpoint.json"
+    ckpt.write_text(json.dumps(json.loads(ckpt.read_text())["optimizer"]))   # the old layout: the optimizer's only
+    capsys.readouterr()
+    assert _run(tmp_path, "beam", "--resume", out="r") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds only a search optimizer's state" in err and "new output" in err
 
 
 def test_search_resume_with_another_optimizer_is_refused(tmp_path, capsys):

@@ -71,6 +71,23 @@ def test_search_report_shows_best_per_step_and_candidates(runs, capsys):
     assert not NETWORK.search(page)
 
 
+def test_a_search_checkpoint_from_before_the_trainer_reads_the_same(runs, tmp_path):
+    """A search run's checkpoint is the Trainer's (the optimizer's state under "optimizer"); a search folder
+    written before searches ran in the Trainer holds the optimizer's state alone, and reads the same."""
+    import shutil
+    old = tmp_path / "old"
+    shutil.copytree(runs / "beam", old)
+    state = json.loads((runs / "beam" / "checkpoint.json").read_text())
+    assert state["step"] == 2 and "store" in state["optimizer"]["extra"]
+    (old / "checkpoint.json").write_text(json.dumps(state["optimizer"]))   # the old layout: the optimizer's only
+    (old / "result.json").unlink()                                         # and no result.json
+    new_run, old_run = load_run(runs / "beam"), load_run(old)
+    assert new_run.result["best_val"] == 1.0 and old_run.result is None
+    assert [(s.step, s.status, s.values, s.candidates) for s in old_run.steps] == \
+        [(s.step, s.status, s.values, s.candidates) for s in new_run.steps]
+    assert sum(len(s.candidates) for s in old_run.steps) >= 2
+
+
 def test_html_in_prompts_and_feedback_is_inert(runs, capsys):
     page = _report(runs / "hostile", capsys)
     assert "<script" not in page.lower() and "<img" not in page.lower() and "onerror=alert" in page

@@ -9,8 +9,9 @@
   flag, so ``--config config.json`` repeats the run)
 - ``log.jsonl``     the run log (:mod:`textopt.train.runlog`): one row per step (scores, parameter values,
   usage by role; TGD: reverted?, feedback; a search: its events too)
-- ``checkpoint.json`` written atomically after each step; ``--resume`` continues from it exactly
-- ``curve.png`` the run curve; ``result.json`` the Trainer's final record (TGD)
+- ``checkpoint.json`` the Trainer's, written atomically after each step; ``--resume`` continues from it exactly
+  (usage counted once)
+- ``curve.png`` the run curve; ``result.json`` the Trainer's final record (both runs are Trainer runs)
 - ``best_prompt.txt`` the optimized prompt; ``summary.json`` before/after accuracy, accepted steps, wall time
 - ``usage.json`` / ``usage.txt`` calls, cached calls, tokens and dollars by role
 """

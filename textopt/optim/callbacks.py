@@ -1,4 +1,6 @@
-"""Ready-made callbacks and hooks for search runs: a JSONL event log and an atomic checkpoint after each step.
+"""Ready-made callbacks and hooks for a search optimizer run on its own (``opt.run()``): a JSONL event log and an
+atomic checkpoint after each step. A :class:`textopt.train.Trainer` run needs neither: it logs the search's events
+and checkpoints itself (its own layout, with usage and RNG).
 
     opt = ParetoEvolution(..., callbacks=[JsonlLog("run/events.jsonl")])
     opt.register_step_post_hook(Checkpoint("run/search.json"))
@@ -8,7 +10,6 @@
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -20,23 +21,13 @@ class JsonlLog:
     ``best_val`` (the best candidate's val score: the parameters hold it) and ``params`` (its values)."""
 
     def __init__(self, path: str | os.PathLike):
-        from ..train.runlog import RunLog   # the one run-log writer (lazy: no cycle)
-        self.log = RunLog(path)
+        from ..train.runlog import RunLog, search_row   # the one run-log writer and row (lazy: no cycle)
+        self.log, self.row = RunLog(path), search_row
         self.path = self.log.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: str, info: dict) -> None:
-        self.log.append(search_row(event, info))
-
-
-def search_row(event: str, info: dict) -> dict:
-    """A search optimizer's event as a run-log row (see :class:`JsonlLog`)."""
-    row = {"kind": event, **info}
-    if event in ("init", "step"):
-        score = row.pop("best_score", None)
-        score = score if isinstance(score, (int, float)) and math.isfinite(score) else None
-        row.update(val_score=score, best_val=score, params=row.pop("best_values", None), train_score=None)
-    return row
+        self.log.append(self.row(event, info))
 
 
 class Checkpoint:

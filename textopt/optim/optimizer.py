@@ -6,6 +6,11 @@ around it whether it is reached through ``step()`` or ``await opt.astep()`` — 
 override calls ``super().astep()``. ``state`` is keyed by the parameter
 Variable; ``state_dict()`` keys it by the parameter's position in ``param_groups`` and must hold everything
 needed to continue exactly (values, history, candidates, RNG) — plain JSON-able data.
+
+``uses_gradients`` says what a step needs, as ``torch.optim.LBFGS`` takes a closure that evaluates the model:
+True (TGD), the step reads the parameters' textual gradients, so a training loop (:class:`textopt.train.Trainer`)
+runs forward and backward first; False (the search optimizers), the step evaluates and selects candidates by
+itself, so a training loop just awaits it.
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ def _with_hooks(astep: Callable) -> Callable:
 
 class Optimizer:
     _stepping = False
+    uses_gradients = True   # see the module docstring
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -14,7 +14,9 @@ One ``step()`` is one search iteration. Every optimizer here:
 - resumes exactly from ``state_dict()`` (RNG, store, frontier/beam/history, step, counters, budget figures);
 - runs evaluations concurrently (:func:`textopt.parallel.amap` under one semaphore, or fanned out over Ray
   with ``executor="ray"``) and records results in example order.
-After each step the parameters hold the best candidate found so far.
+After each step the parameters hold the best candidate found so far. ``Trainer(model, loss, opt, ...)`` runs it
+as it runs TGD (``uses_gradients = False``: its step is ``await opt.astep()``), with the Trainer's log,
+checkpoint (usage restored on resume) and result.json.
 """
 from __future__ import annotations
 
@@ -81,6 +83,7 @@ def _named_params(params: Any, evaluate: Any) -> tuple[list[str], list[Variable]
 
 class SearchOptimizer(Optimizer):
     registry_name = "search"
+    uses_gradients = False   # a step evaluates and selects by itself: the Trainer just awaits astep()
 
     def __init__(self, params, evaluate, *, engine=None, data=None, trainset: Sequence | None = None,
                  valset: Sequence | None = None, objectives: Mapping[str, float] | None = None,

@@ -9,7 +9,8 @@ Both paths write ``config.json``, ``log.jsonl`` (one run-log schema: :mod:`texto
 - a search (``beam``, ``pareto``, ``opro``, ``demos``): the optimizer's events (``step`` rows with the best values
   and score after it, ``rejected``; a log written before the schema was shared names them ``event``,
   ``best_values`` and ``best_score``); the candidates, their parents and the scored evaluations (with the
-  feedback the proposer read) are in the checkpoint's ``store``.
+  feedback the proposer read) are in the optimizer's ``store`` in the checkpoint (the Trainer's checkpoint:
+  ``optimizer.extra.store``; a search checkpoint written before searches ran in the Trainer: ``extra.store``).
 A run that stopped early (no ``summary.json``) is shown as far as it got; a ``Trainer(out_dir=...)`` folder from
 the Python API (a log, no ``config.json``) is shown without the settings.
 """
@@ -59,7 +60,7 @@ class Run:
     summary: dict | None
     steps: list
     usage: dict | None        # {"by_role": ..., "by_node": ..., "total": ...}
-    result: dict | None = None   # the Trainer's result.json (best_val, test_score), when it finished
+    result: dict | None = None   # the Trainer's result.json (best_val, test_score), when it finished (both kinds)
 
 
 def _json(path: Path, what: str, *, required: bool = True) -> Any:
@@ -93,15 +94,16 @@ def load_run(path: str | Path) -> Run:
     rows = read_rows(path / "log.jsonl")
     # the usage so far: the summary's, else the last row that has it (a run that stopped early)
     usage = (summary or {}).get("usage") or next((r["usage"] for r in reversed(rows) if r.get("usage")), None)
+    result = _json(path / "result.json", "trainer result", required=False)
+    result = result if isinstance(result, dict) else None
     if config.get("optimizer", "tgd") == "tgd":
         steps: list[Step] = []
         for r in rows:
             if isinstance(r.get("step"), int):
                 steps.append(_tgd_step(r, steps[-1].values if steps else None))
-        result = _json(path / "result.json", "trainer result", required=False)
-        return Run(path, "tgd", config, summary, steps, usage, result if isinstance(result, dict) else None)
+        return Run(path, "tgd", config, summary, steps, usage, result)
     ckpt = _json(path / "checkpoint.json", "search checkpoint", required=False)
-    return Run(path, "search", config, summary, _search_steps(config, summary, rows, ckpt), usage)
+    return Run(path, "search", config, summary, _search_steps(config, summary, rows, ckpt), usage, result)
 
 
 def _num(x: Any) -> float | None:
@@ -138,7 +140,10 @@ def _tgd_step(row: dict, prev: dict | None) -> Step:
 
 
 def _search_steps(config: dict, summary: dict | None, rows: list[dict], ckpt: Any) -> list[Step]:
-    store = ((ckpt or {}).get("extra") or {}).get("store") if isinstance(ckpt, dict) else None
+    ckpt = ckpt if isinstance(ckpt, dict) else {}
+    state = ckpt.get("optimizer") if isinstance(ckpt.get("optimizer"), dict) else ckpt   # the Trainer's, or old
+    extra = state.get("extra")
+    store = extra.get("store") if isinstance(extra, dict) else None
     cands = dict(_pairs(store, "candidates"))
     evals = dict(_pairs(store, "evals"))
     init = next((r for r in rows if kind_of(r) == "init"), {})   # the seed, scored (a run that stopped early)

@@ -1,7 +1,8 @@
 """textopt.runs: a run of an optimizer on a task's system prompt, as ``textopt optimize`` / ``textopt eval`` do
 it, usable from Python — the engines of each role (:class:`EngineSet`), the task's solver and metric
-(:func:`build_solver`, :class:`TaskMetric`, :func:`evaluate_prompt`), the two run loops (:func:`train_task`:
-TGD with the Trainer; :func:`search_task`: a search optimizer) and the output folder they share
+(:func:`build_solver`, :class:`TaskMetric`, :func:`evaluate_prompt`), the runs (:func:`train_task`: TGD;
+:func:`search_task`: a search optimizer — both configurations of the one run loop, the
+:class:`~textopt.train.Trainer`, with one checkpoint and result.json) and the output folder they share
 (:mod:`.folder`; the run log and curve: :mod:`textopt.train.runlog`, :mod:`textopt.train.curve`).
 
     engines = EngineSet(cache=False)

@@ -4,7 +4,8 @@ search run. The run log and the curve are :mod:`textopt.train.runlog` and :mod:`
 
 ``summary.json``: task, engine, optimizer, val_before/val_after, test_before/test_after, steps,
 accepted_steps, initial_prompt, optimized_prompt, sizes, wall_s, usage (a search adds stopped, candidates,
-rejected, metric_calls and optimized_values; TGD adds unchanged_steps)."""
+rejected, metric_calls and optimized_values; TGD adds unchanged_steps). Both runs also leave the Trainer's
+``checkpoint.json`` and ``result.json``."""
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from ..checks import expect, parse_json, read_text
 from ..engines.usage import Usage, format_report
 from ..errors import CheckpointError
 from ..train.checkpoint import atomic_write_text
+from ..train.runlog import curve_points
 
-FILES = "summary.json, best_prompt.txt, log.jsonl, checkpoint.json, curve.png, usage.txt"
+FILES = "summary.json, best_prompt.txt, log.jsonl, checkpoint.json, result.json, curve.png, usage.txt"
 RESUMABLE = ("patience", "steps", "flags")   # settings a resumed run may change
 
 
@@ -42,9 +44,9 @@ def start_run(out: str | Path, config: dict, resume: bool) -> Path:
 
 
 def accepted_steps(history: list[dict]) -> list[int]:
-    """Steps whose update was kept: the prompt changed, no step error, not reverted."""
+    """Steps whose update was kept: the prompt changed, no step error, not reverted (a search: a new best)."""
     out, prev = [], None
-    for row in history:
+    for row in curve_points(history):
         params = row.get("params")
         if row.get("kind") == "step" and not row.get("reverted") and not row.get("step_error") \
                 and prev is not None and params != prev:

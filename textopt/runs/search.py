@@ -9,10 +9,12 @@ learns few-shot demonstrations (:class:`textopt.nn.DemoCall`), appended to the s
 (``best_prompt.txt`` holds the whole system prompt the model saw, so ``textopt eval --prompt-file
 best_prompt.txt`` reproduces the figure).
 
-Output folder: ``config.json``; ``log.jsonl`` (the run log, :mod:`textopt.train.runlog`: the search's events,
-its "init" and "step" rows the points of the curve); ``checkpoint.json`` (the optimizer's state after each step,
-:class:`~textopt.optim.callbacks.Checkpoint`; ``resume`` loads it); ``curve.png``; and
-:func:`~.folder.finish`'s files.
+The run loop is the :class:`~textopt.train.Trainer`'s, as for TGD (:func:`~.tgd.train_task`): a search
+optimizer's step needs no gradients (``uses_gradients = False``), so the Trainer just awaits it. Output folder,
+the TGD run's: ``config.json``; ``log.jsonl`` (the run log, :mod:`textopt.train.runlog`: the search's events,
+its "init" and "step" rows the points of the curve); ``checkpoint.json`` (the Trainer's: its state, the
+optimizer's ``state_dict``, usage and RNG after each step; ``resume`` continues from it exactly, usage counted
+once); ``result.json`` (the Trainer's final record); ``curve.png``; and :func:`~.folder.finish`'s files.
 """
 from __future__ import annotations
 
@@ -23,13 +25,13 @@ from typing import Callable
 
 from ..errors import BudgetExceeded, DataError
 from ..nn.demos import DemoCall, compose_system
-from ..optim import OPTIMIZERS, Checkpoint, Evaluator, JsonlLog, NoImprovement, load_checkpoint
+from ..optim import OPTIMIZERS, Evaluator
 from ..runtime import run_sync
-from ..train.curve import plot_curve
-from ..train.runlog import RunLog, read_rows
+from ..train import Trainer
+from ..train.runlog import curve_points
 from .engines import EngineSet, optimizer_tokens
-from .folder import start_run
-from .solver import ascore_solver, build_solver
+from .folder import accepted_steps, start_run
+from .solver import TaskMetric, ascore_solver, build_solver
 
 
 def search_optimizers() -> list[str]:
@@ -49,8 +51,9 @@ def search_task(task, splits, prompt: str, *, optimizer: str, engines: EngineSet
                 progress: Callable[[str], None] | None = None) -> dict:
     """Run search ``optimizer`` on ``task``'s system prompt for up to ``steps`` steps in folder ``out`` and
     return the summary (written by the caller with :func:`~.folder.finish`). ``config``: extra settings for
-    ``config.json`` (the CLI's ``data`` and ``flags``); ``progress``: called with a line after each step. A
-    budget that ends before the test split is scored is a warning (the test figures are then None)."""
+    ``config.json`` (the CLI's ``data`` and ``flags``); ``progress``: called with a line after each step;
+    ``patience``: the Trainer's (steps without a new best val score). A budget that ends before the test split
+    is scored is a warning (the test figures not scored are then None)."""
     t0 = time.perf_counter()
     if steps < 0 or batch_size < 1:
         raise DataError("--steps must be >= 0 and --batch-size >= 1")
@@ -65,65 +68,48 @@ def search_task(task, splits, prompt: str, *, optimizer: str, engines: EngineSet
     else:
         params = dict(solver.named_parameters())
     solver.eval()   # a search only evaluates: no graph, no backward
-    evaluator = Evaluator.from_task(solver, task)
     settings = {"task": task.name, "data": None, "engine": fwd.name, "optimizer_engine": opt_engine.name,
                 "optimizer": optimizer, "steps": steps, "batch_size": batch_size, "sizes": list(splits.sizes()),
                 "seed": seed, "initial_prompt": prompt, "patience": patience, **(config or {})}
     out = start_run(out, settings, resume)
 
-    log_path, ckpt_path = out / "log.jsonl", out / "checkpoint.json"
-    stoppers = [NoImprovement(patience)] if patience else []
     opt = OPTIMIZERS[optimizer](
-        params, evaluator, engine=opt_engine, data=splits.for_optimizer(), budget=engines.budget,
-        stoppers=stoppers, callbacks=[JsonlLog(log_path)], max_concurrency=concurrency,
-        seed=seed, executor=executor, max_tokens=optimizer_tokens(opt_engine, max_new_tokens),
-        **search_options(optimizer, batch_size))
-    opt.register_step_post_hook(Checkpoint(ckpt_path))
-    log = RunLog(log_path)
-    if resume and ckpt_path.exists():
-        load_checkpoint(opt, ckpt_path)
-        log.rewind(opt.step_count)
-    else:
-        log.clear()
-    seed_values = opt.store.values(opt.seed_hash)
+        params, Evaluator.from_task(solver, task), engine=opt_engine, data=splits.for_optimizer(),
+        budget=engines.budget, max_concurrency=concurrency, seed=seed, executor=executor,
+        max_tokens=optimizer_tokens(opt_engine, max_new_tokens), **search_options(optimizer, batch_size))
     if progress is not None:
         opt.register_step_post_hook(lambda o, info: progress(
             f"step {info['step']}: best val {info['best_score']:.3f}, {info['candidates']} candidates"
             + (f", stopped: {info['stopped']}" if info["stopped"] else "")))
-    while opt.stopped is None and opt.step_count < steps:
-        opt.step()
-    best_values = opt.store.values(opt.best) if opt.best else seed_values
+    trainer = Trainer(solver, TaskMetric(task), opt, train=splits.train, val=splits.val, test=splits.test,
+                      batch_size=batch_size, steps=steps, out_dir=out, seed=seed, patience=patience,
+                      engines=engines.engines(), eval_concurrency=concurrency, progress=False,
+                      executor=executor)
+    result = trainer.fit(resume=resume)
+    seed_values, best_values = opt.store.values(opt.seed_hash), opt.current_values()
 
     def system_of(values: dict) -> str:
         return compose_system(prompt, values["demos"]) if optimizer == "demos" else values["system_prompt"]
 
-    n_val = len(splits.val)
-    seed_val = opt.store.scored(opt.seed_hash, "val")
-    val_before = opt.mean(list(seed_val.values())) if len(seed_val) == n_val else None
-    val_after = opt.best_score if opt.best else None
-    test_before = test_after = None
-
-    def test_score(values: dict):
-        for n, v in params.items():
-            v.value = values[n]
-        return run_sync(ascore_solver(task, solver, splits.test, concurrency=concurrency, executor=executor))[0]
-    try:   # the test split: scored here, for the report only — the optimizer never saw it
-        test_before = test_score(seed_values)
-        test_after = test_before if best_values == seed_values else test_score(best_values)
-    except BudgetExceeded as exc:
-        warnings.warn(f"the budget ended before the test split was scored: {exc}", stacklevel=2)
-    finally:
-        for n, v in params.items():
-            v.value = best_values[n]
-    history, prev, accepted = opt.best_history, val_before, []
-    for i, score in enumerate(history):
-        if prev is not None and score > prev:
-            accepted.append(i + 1)
-        prev = score
-    plot_curve(read_rows(log_path), out / "curve.png")   # the best validation score after each step
-    return {"task": task.name, "engine": fwd.name, "optimizer": optimizer, "val_before": val_before,
-            "val_after": val_after, "test_before": test_before, "test_after": test_after,
-            "steps": opt.step_count, "accepted_steps": accepted, "stopped": opt.stopped,
+    # The starting values on the test split, for the report only (the optimizer never saw it): after the run,
+    # as for TGD, so a resumed run counts it once.
+    test_before = result.test_score if best_values == seed_values else None
+    if best_values != seed_values and result.test_score is not None:
+        try:
+            for n, v in params.items():
+                v.value = seed_values[n]
+            test_before = run_sync(ascore_solver(task, solver, splits.test, concurrency=concurrency,
+                                                 executor=executor))[0]
+        except BudgetExceeded as exc:
+            warnings.warn(f"the budget ended before the test split was scored: {exc}", stacklevel=2)
+        finally:
+            for n, v in params.items():
+                v.value = best_values[n]
+    points = curve_points(result.history)
+    return {"task": task.name, "engine": fwd.name, "optimizer": optimizer,
+            "val_before": points[0].get("val_score") if points else None, "val_after": result.best_val,
+            "test_before": test_before, "test_after": result.test_score, "steps": result.steps,
+            "accepted_steps": accepted_steps(result.history), "stopped": result.stopped,
             "candidates": len(opt.store.candidates), "rejected": len(opt.store.rejected),
             "metric_calls": opt.metric_calls, "initial_prompt": prompt, "optimized_prompt": system_of(best_values),
             "optimized_values": best_values, "sizes": list(splits.sizes()),

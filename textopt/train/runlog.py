@@ -1,5 +1,6 @@
 """The run log, ``log.jsonl``: ONE writer and ONE row schema for every run loop — the :class:`~.trainer.Trainer`
-(TGD and any step optimizer) and the search optimizers (through :class:`textopt.optim.JsonlLog`) — read by
+(every optimizer: a search's events are rows too, :func:`search_row`; a search run alone logs them through
+:class:`textopt.optim.JsonlLog`) — read by
 ``textopt report`` and drawn by :func:`~.curve.plot_curve`.
 
 Each line is one JSON object (keys sorted, UTF-8; a value JSON cannot hold is written as its ``str``)::
@@ -15,7 +16,7 @@ Each line is one JSON object (keys sorted, UTF-8; a value JSON cannot hold is wr
     train_score  the step's minibatch score (Trainer; None when unknown, e.g. a search)
     params       {parameter name: value} after the row
     reverted     the step's update was undone (Trainer; the curve marks it)
-    usage        the run's usage by role so far (Trainer: its engines' usage, restored on resume)
+    usage        the run's usage by role so far (the Trainer's engines' usage, restored on resume)
     -- Trainer step rows also: batch, step_error, unchanged, skipped, screen, feedback, proposed (see trainer) --
     -- search step rows also: best (candidate hash), metric_calls, candidates, rejected, stopped, objective_front --
 
@@ -25,6 +26,7 @@ that was interrupted is logged once.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -75,6 +77,18 @@ class RunLog:
             if kind_of(row) == "step" and isinstance(row.get("step"), int) and row["step"] <= step:
                 keep = i + 1
         self.rewrite(rows[:keep])
+
+
+def search_row(event: str, info: dict) -> dict:
+    """A search optimizer's event (``callback(event, info)``) as a row: ``kind`` is the event; the "init" and
+    "step" rows carry ``val_score`` and ``best_val`` (the best candidate's val score: the parameters hold it)
+    and ``params`` (its values)."""
+    row = {"kind": event, **info}
+    if event in CURVE_KINDS:
+        score = row.pop("best_score", None)
+        score = score if isinstance(score, (int, float)) and math.isfinite(score) else None
+        row.update(val_score=score, best_val=score, params=row.pop("best_values", None), train_score=None)
+    return row
 
 
 def kind_of(row: dict):

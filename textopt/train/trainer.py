@@ -19,11 +19,12 @@ Contract (the CLI builds on it; keep it stable)::
 - examples: :class:`Example`, dicts with "x"/"y", or ``(x, y)`` pairs; the test split (``task.splits(...).test``,
   a slice of it) is refused as ``train`` or ``val`` with a ``DataError``.
 
-One step: a seeded minibatch -> concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch
-feedback) -> backward -> ``optimizer.step()`` -> validation; with ``revert_if_worse`` a step that lowers the
-validation score is undone (parameters only; the optimizer keeps the rejected attempt in its history). An
-optimizer with ``guard_against`` (TGD) is given the training split, so no new value may copy a training
-example; the log row's ``unchanged`` names the parameters the step left as they were.
+One step of an optimizer that reads gradients (TGD; :func:`.steps.gradient_step`): a seeded minibatch ->
+concurrent forward (``acall``) -> losses -> ``tx.aggregate`` (bounded batch feedback) -> backward ->
+``optimizer.step()`` -> validation; with ``revert_if_worse`` a step that lowers the validation score is undone
+(parameters only; the optimizer keeps the rejected attempt in its history). An optimizer with ``guard_against``
+(TGD) is given the training split, so no new value may copy a training example; the log row's ``unchanged``
+names the parameters the step left as they were.
 
 ``feedback_from="failures"`` (the default) backpropagates only the examples whose loss scored below 1.0 (a
 loss without a score always counts): feedback on a correct answer is noise to an optimizer, and costs a backward
@@ -38,13 +39,23 @@ one). So a budget of calls buys more steps: a rejected proposal costs ``batch_si
 ``patience`` stops after that many steps without a new best. An optimizer step whose LLM answers stayed
 unusable after the repair (``OptimizerStepError`` from ``ParseError`` only) changed nothing: with
 ``skip_invalid_updates`` (default) the trainer logs it as ``step_error`` and goes on; engine errors propagate.
-At the end the best parameters are loaded and the test set is scored.
+At the end the best parameters are loaded and the test set is scored (a budget that ends first is a warning:
+``test_score`` is then None).
+
+A search optimizer (``BeamSearch``, ``ParetoEvolution``, ``OPRO``, ``DemoBootstrap``: ``uses_gradients =
+False``) evaluates and selects by itself, on the data and evaluator it was built with: one step is ``await
+optimizer.astep()`` — no forward, backward, screen or revert — and the validation score is its best
+candidate's; its events ("init" (the starting values, scored, in the first step), "proposed", "rejected",
+"new_best", "step", "stop") are the log's rows, and a reason it stops for (a budget, a stopper, nothing left
+to try) ends the run like ``patience``. ``loss_fn`` / ``metric`` then only score the test split; ``train`` and
+``val`` are only checked against the test split (see :mod:`.steps`).
 
 Files in ``out_dir``: ``log.jsonl`` (the run log, schema in :mod:`.runlog`: one row per step: scores,
 parameter values, the step's textual gradients as ``feedback`` (bounded: :func:`~.evaluate.feedback_of`),
 cumulative usage by role),
 ``checkpoint.json`` (written atomically after every step: parameters, optimizer state, RNG states, sampler
-position, usage, best-so-far), ``result.json`` and ``curve.png``. ``fit(resume=True)`` continues from the
+position, usage, best-so-far, the log's rows), ``result.json`` (steps, best_val, test_score, stopped_early,
+stopped (the reason, or None), params, usage) and ``curve.png``. ``fit(resume=True)`` continues from the
 checkpoint and ends exactly where an uninterrupted run would (same parameters, log and usage), provided the
 engines answer deterministically (replay, scripted, cached or temperature-0 local). Usage is restored per
 engine from the checkpoint; calls of a step that crashed and were stored in a response cache come back as
@@ -52,10 +63,10 @@ cache hits after the resume, so then only the call/cached split of that step dif
 """
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -66,12 +77,13 @@ from tqdm.auto import tqdm
 from ..data import refuse_test_split
 from ..engines import Engine, current_backward_engine, get_engine
 from ..engines.usage import merge
-from ..errors import CheckpointError, DataError, OptimizerStepError, ParseError
+from ..errors import BudgetExceeded, CheckpointError, DataError
 from ..runtime import run_sync
 from . import checkpoint as ckpt
 from .data import Sampler, as_examples
-from .evaluate import aevaluate, call_loss, call_model, feedback_of, loss_score, make_scorer
+from .evaluate import aevaluate, make_scorer
 from .runlog import RunLog
+from .steps import gradient_step, search_logger, search_step, uses_gradients
 
 CHECKPOINT_VERSION = 1
 
@@ -79,7 +91,8 @@ CHECKPOINT_VERSION = 1
 @dataclass
 class TrainResult:
     """What ``fit`` returns: steps done, best validation score, test score (None until the run finishes),
-    final parameter values by name, whether patience stopped it, the output folder and the log rows."""
+    final parameter values by name, whether the run stopped before its last step (and why: ``stopped``, e.g.
+    patience, a search's budget), the output folder and the log rows."""
 
     steps: int
     best_val: float | None
@@ -88,6 +101,7 @@ class TrainResult:
     stopped_early: bool
     out_dir: str | None
     history: list = field(default_factory=list)
+    stopped: str | None = None
 
 
 class Trainer:
@@ -134,6 +148,7 @@ class Trainer:
         self.best_params: dict | None = None
         self.bad_steps = 0
         self.stopped_early = False
+        self.stop_reason: str | None = None
         self.history: list[dict] = []
 
     # -- engines and usage ---------------------------------------------------------------------------------
@@ -168,39 +183,6 @@ class Trainer:
     def _param_values(self) -> dict:
         return {n: ckpt.to_jsonable(v.value) for n, v in self.model.named_parameters()}
 
-    async def _train_step(self, batch: list[int]) -> tuple[float | None, str | None, list[str], str | None, dict]:
-        from ..nn.aggregate import aaggregate
-        examples = [self.train_set[i] for i in batch]
-        self.model.train()
-        self.optimizer.zero_grad()
-        self.model.zero_grad()
-        preds = await asyncio.gather(*(call_model(self.model, ex.x) for ex in examples))
-        losses = await asyncio.gather(*(call_loss(self.loss_fn, p, ex) for p, ex in zip(preds, examples)))
-        try:
-            train_score = sum(loss_score(l) for l in losses) / len(losses)
-        except DataError:
-            train_score = None
-        if self.feedback_from == "failures":
-            losses = [loss for loss in losses if _failing(loss)]
-            if not losses:
-                return train_score, None, [], "every example of the batch scored 1.0", {}
-        total = await aaggregate(list(losses), max_tokens=self.aggregate_max_tokens) if len(losses) > 1 \
-            else losses[0]
-        step_error, unchanged, feedback = None, [], {}
-        if total.requires_grad:
-            await total.abackward(engine=self._backward_engine())
-            feedback = feedback_of(self.model)   # the gradients that drive this step, for the log (bounded)
-            try:
-                result = await self.optimizer.astep()
-                unchanged = list(getattr(result, "unchanged", None) or [])
-            except OptimizerStepError as exc:
-                failures = getattr(exc, "failures", None)
-                if not (self.skip_invalid_updates and failures
-                        and all(isinstance(e, ParseError) for _, e in failures)):
-                    raise
-                step_error = str(exc)  # the model's answer was unusable; nothing changed; go on
-        return train_score, step_error, unchanged, None, feedback
-
     async def _validate(self, desc: str) -> float | None:
         if not self.val_set:
             return None
@@ -226,10 +208,13 @@ class Trainer:
                 "rng": ckpt.rng_states(), "sampler": self.sampler.state_dict(),
                 "usage": [{"engine": e.name, "usage": e.usage.as_dict()} for e in self.engines],
                 "best_val": self.best_val, "current_val": self.current_val, "best_params": self.best_params,
-                "bad_steps": self.bad_steps,
-                "stopped_early": self.stopped_early, "history": self.history}
+                "bad_steps": self.bad_steps, "stopped_early": self.stopped_early, "stopped": self.stop_reason,
+                "history": self.history}
 
     def load_state_dict(self, d: dict) -> None:
+        if d.get("version") is None and "extra" in d:
+            raise CheckpointError("this checkpoint holds only a search optimizer's state (a search run of textopt "
+                                  "before its runs used the Trainer); it cannot be resumed: use a new output folder")
         if d.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError(f"checkpoint version {d.get('version')} is not {CHECKPOINT_VERSION}")
         if d["seed"] != self.seed:
@@ -247,6 +232,7 @@ class Trainer:
         self.step_count, self.best_val, self.best_params = d["step"], d["best_val"], d["best_params"]
         self.current_val = d.get("current_val", d["best_val"])
         self.bad_steps, self.stopped_early, self.history = d["bad_steps"], d["stopped_early"], d["history"]
+        self.stop_reason = d.get("stopped") or (self._patience_reason() if self.stopped_early else None)
 
     def _save(self) -> None:
         if self.checkpoint_path is not None:
@@ -260,6 +246,7 @@ class Trainer:
     async def afit(self, *, resume: bool = False, max_steps: int | None = None) -> TrainResult:
         """Train. ``resume``: continue from ``out_dir/checkpoint.json`` (a fresh start if there is none).
         ``max_steps``: stop after this many steps in this call (the checkpoint lets a later call continue)."""
+        search = not uses_gradients(self.optimizer)
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             with ckpt.restoring(self.checkpoint_path):
                 self.load_state_dict(ckpt.load(self.checkpoint_path))
@@ -268,97 +255,63 @@ class Trainer:
             RunLog(self.log_path).clear()
             self.sampler = Sampler(len(self.train_set), self.batch_size, self.seed)
             self.step_count, self.bad_steps, self.stopped_early, self.history = 0, 0, False, []
+            self.stop_reason = None
             random.seed(self.seed)
             torch.manual_seed(self.seed)
-            val = await self._validate("validate (initial)")
-            self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
-            self.current_val = val
-            self._log({"step": 0, "kind": "init", "val_score": val, "train_score": None, "reverted": False,
-                       "batch": [], "params": self._param_values(), "usage": self.usage()})
+            if not search:   # a search scores its starting values itself, in its first step ("init" row)
+                val = await self._validate("validate (initial)")
+                self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
+                self.current_val = val
+                self._log({"step": 0, "kind": "init", "val_score": val, "train_score": None, "reverted": False,
+                           "batch": [], "params": self._param_values(), "usage": self.usage()})
             self._save()
         done_now = 0
         bar = tqdm(total=self.steps, initial=self.step_count, desc="train", disable=not self.progress)
+        logger = search_logger(self) if search else None
+        if logger is not None:
+            self.optimizer.callbacks.append(logger)   # the search's events are rows of this run's log
         try:
             while self.step_count < self.steps and not self.stopped_early:
                 if max_steps is not None and done_now >= max_steps:
                     break
-                await self._one_step()
+                await (search_step(self) if search else gradient_step(self))
+                if self.patience is not None and self.bad_steps >= self.patience and not self.stopped_early:
+                    self.stop(self._patience_reason())
+                self._save()
                 done_now += 1
                 bar.update(1)
         finally:
             bar.close()
+            if logger is not None:
+                self.optimizer.callbacks.remove(logger)
         if self.step_count >= self.steps or self.stopped_early:
             return await self._finish()
         return self._result(None)
 
-    async def _one_step(self) -> None:
-        batch = self.sampler.next_batch()
-        before = copy.deepcopy(self.model.state_dict())
-        before_values = self._param_values()
-        train_score, step_error, unchanged, skipped, feedback = await self._train_step(batch)
-        self.step_count += 1
-        changed = self._param_values() != before_values
-        tried = self._param_values() if changed else None   # logged as "proposed" if the step is reverted
-        screen, reverted = None, False
-        if changed and self.screen and train_score is not None:
-            examples = [self.train_set[i] for i in batch]
-            after, _ = await aevaluate(self.model, examples, self.scorer, concurrency=self.eval_concurrency)
-            screen = {"before": train_score, "after": after, "accepted": after > train_score}
-            if not screen["accepted"]:   # no better on its own minibatch: undone before spending the val split
-                self._tell_optimizer_rejected(before, train_score, after, split="minibatch")
-                self.model.load_state_dict(before)
-                changed, reverted = False, True
-        # parameters that did not change keep the validation score they had
-        val = await self._validate(f"validate (step {self.step_count})") if changed else self.current_val
-        if val is not None and changed:
-            if self.best_val is not None and val < self.best_val:
-                self.bad_steps += 1
-                if self.revert_if_worse:
-                    self._tell_optimizer_rejected(before, self.best_val, val)
-                    self.model.load_state_dict(before)
-                    reverted = True
-                else:
-                    self.current_val = val
-            else:
-                self.current_val = val
-                if self.best_val is not None and val == self.best_val:
-                    self.bad_steps += 1
-                else:
-                    self.bad_steps = 0
-                self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
-        elif val is not None:
-            self.bad_steps += 1   # nothing changed: a step without a new best
-        if self.patience is not None and self.bad_steps >= self.patience:
-            self.stopped_early = True
-        self._log({"step": self.step_count, "kind": "step", "train_score": train_score, "val_score": val,
-                   "best_val": self.best_val, "reverted": reverted, "batch": batch, "params": self._param_values(),
-                   "step_error": step_error, "unchanged": unchanged, "skipped": skipped, "screen": screen,
-                   "feedback": feedback, "proposed": tried if reverted else None, "usage": self.usage()})
-        self._save()
+    def stop(self, reason: str) -> None:
+        """End the run after this step (``reason``: result.json's and the TrainResult's ``stopped``)."""
+        self.stopped_early, self.stop_reason = True, reason
 
-    def _tell_optimizer_rejected(self, before: dict, best: float, val: float, split: str = "validation") -> None:
-        """Let the optimizer remember values that were reverted (TGD puts them in its history window)."""
-        record = getattr(self.optimizer, "record_rejection", None)
-        if record is None:
-            return
-        for name, var in self.model.named_variables():
-            if var.is_text and var.requires_grad and name in before and var.value != before[name]:
-                record(var, var.value, best, val, split=split)
+    def _patience_reason(self) -> str:
+        return f"no improvement in {self.patience} steps"
 
     async def _finish(self) -> TrainResult:
         if self.best_params is not None and self.val_set:
             self.model.load_state_dict(self.best_params)
         test_score = None
         if self.test_set:
-            test_score, _ = await aevaluate(self.model, self.test_set, self.scorer,
-                                            concurrency=self.eval_concurrency, progress=self.progress,
-                                            desc="test", executor=self.executor)
+            try:
+                test_score, _ = await aevaluate(self.model, self.test_set, self.scorer,
+                                                concurrency=self.eval_concurrency, progress=self.progress,
+                                                desc="test", executor=self.executor)
+            except BudgetExceeded as exc:
+                warnings.warn(f"the budget ended before the test split was scored: {exc}", stacklevel=2)
         result = self._result(test_score)
         if self.out_dir is not None:
             ckpt.atomic_write_text(self.out_dir / "result.json", json.dumps(
                 {"steps": result.steps, "best_val": result.best_val, "test_score": test_score,
-                 "stopped_early": result.stopped_early, "params": result.params, "usage": self.usage()},
-                indent=1, ensure_ascii=False))
+                 "stopped_early": result.stopped_early, "stopped": result.stopped, "params": result.params,
+                 "usage": self.usage()}, indent=1, ensure_ascii=False))
             if self.plot:
                 from .curve import plot_curve
                 plot_curve(self.history, self.out_dir / "curve.png")
@@ -367,7 +320,8 @@ class Trainer:
     def _result(self, test_score) -> TrainResult:
         return TrainResult(steps=self.step_count, best_val=self.best_val, test_score=test_score,
                            params=self._param_values(), stopped_early=self.stopped_early,
-                           out_dir=str(self.out_dir) if self.out_dir else None, history=list(self.history))
+                           out_dir=str(self.out_dir) if self.out_dir else None, history=list(self.history),
+                           stopped=self.stop_reason)
 
     def fit(self, *, resume: bool = False, max_steps: int | None = None) -> TrainResult:
         return run_sync(self.afit(resume=resume, max_steps=max_steps))
@@ -377,7 +331,3 @@ class Trainer:
             raise CheckpointError(f"nothing to resume: no checkpoint.json in {self.out_dir}")
         return self.fit(resume=True, max_steps=max_steps)
 
-
-def _failing(loss) -> bool:
-    score = loss.meta.get("score") if hasattr(loss, "meta") else None
-    return score is None or float(score) < 1.0
