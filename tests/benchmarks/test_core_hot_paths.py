@@ -145,6 +145,12 @@ def test_fill_falls_back_for_specs_and_raises_like_format():
     with pytest.raises(KeyError):
         fill("{missing}", present=1)
 
+    class Shown(str):   # a str subclass is formatted as str.format formats it, not joined as is
+        def __format__(self, spec):
+            return "shown"
+    for template in ("{a}", "x{a}y{b}", "{{{a}}}{b}", "no field"):
+        assert fill(template, a=Shown("raw"), b=2) == template.format(a=Shown("raw"), b=2)
+
 
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=20), st.one_of(st.none(), st.text(max_size=20)),

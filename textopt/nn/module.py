@@ -32,14 +32,17 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_params" not in self.__dict__:
-            raise InvalidVariableError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        self._params.pop(name, None)
-        self._modules.pop(name, None)
+        try:   # not ``self.__dict__``: an instance whose __dict__ was ever read gets none of the interpreter's
+            params, modules = self._params, self._modules   # fast paths for its attributes (CPython 3.11)
+        except AttributeError:
+            raise InvalidVariableError(f"{type(self).__name__}.__init__ must call super().__init__() first") \
+                from None
+        params.pop(name, None)
+        modules.pop(name, None)
         if isinstance(value, Variable):
-            self._params[name] = value
+            params[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            modules[name] = value
         object.__setattr__(self, name, value)
 
     # -- forward -------------------------------------------------------------------------------------------
@@ -55,8 +58,9 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         if self.lazy and _lazy._ENABLED.get() and not on_private_loop():
-            if self.check_args is not None:
-                self.check_args(*args, **kwargs)
+            check = self.check_args
+            if check is not None:
+                check(*args, **kwargs)
             return _lazy.launch(self, args, kwargs)
         if type(self).forward is Module.forward:
             return run_sync(self.aforward(*args, **kwargs))
