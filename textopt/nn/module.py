@@ -12,9 +12,12 @@ import asyncio
 from collections import OrderedDict
 from typing import Any, Awaitable, Iterator
 
+from threading import get_ident
+
 from .. import lazy as _lazy
+from .. import runtime as _runtime
 from ..errors import InvalidVariableError
-from ..runtime import on_private_loop, run_sync
+from ..runtime import run_sync
 from ..variable import Variable, is_tensor
 
 
@@ -57,7 +60,8 @@ class Module:
         return out
 
     def __call__(self, *args, **kwargs):
-        if self.lazy and _lazy._ENABLED.get() and not on_private_loop():
+        # ``_runtime._thread_id != get_ident()`` is ``not on_private_loop()`` inline (this runs for every call)
+        if self.lazy and _lazy._ENABLED.get() and _runtime._thread_id != get_ident():
             check = self.check_args
             if check is not None:
                 check(*args, **kwargs)
