@@ -24,7 +24,8 @@ pending Variable at once. The whole mechanism is in this module:
   ``__getattr__``: a class with one gets none of the interpreter's fast paths for its attributes, and a graph
   reads its Variables' attributes millions of times. A call that failed raises there, and at every later read,
   the textopt error it raised eagerly, its message prefixed with the failing node (for a chained call, the node
-  whose call failed), the original exception chained. ``resolve(variables)`` forces many with one hop (``concat`` and ``aggregate`` use it).
+  whose call failed), the original exception chained. ``resolve(variables)`` forces many with one hop
+  (``concat`` and ``aggregate`` use it).
 - **barriers**: every other synchronous entry point (``backward()``, ``optimizer.step()``, ``run_sync``),
   assigning a Variable's ``.value``, ``Module.train()``/``eval()`` and reading an engine's usage first wait for
   every launched call, so a call sees the parameter values and modes of the moment it was launched.
