@@ -78,7 +78,8 @@ def metered(classify: Callable[[dict], tuple[str, str]], meter: Meter) -> Callab
 class Worker:
     """A persistent worker process: ``run(job) -> dict`` (one JSON line out, one JSON line back)."""
 
-    def __init__(self, name: str, python: str | Path, script: Path, env: dict | None = None):
+    def __init__(self, name: str, python: str | Path, script: Path, env: dict | None = None,
+                 prefix: list[str] | None = None):
         self.name = name
         self.tmp = tempfile.TemporaryDirectory(prefix=f"bench-{name}-")
         full_env = {**os.environ, **(env or {})}
@@ -87,8 +88,9 @@ class Worker:
         full_env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p) \
             if name == "textopt" else str(WORKERS)
-        self.proc = subprocess.Popen([str(python), "-u", str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=self.tmp.name, env=full_env)
+        self.proc = subprocess.Popen([*(prefix or []), str(python), "-u", str(script)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.tmp.name,
+                                     env=full_env)
         self._stderr: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
         hello = self._read()
@@ -132,11 +134,13 @@ class Worker:
         self.close()
 
 
-def start_workers(only: str | None, bench: str) -> dict[str, Worker]:
-    """Workers for ``bench`` (orchestration | overhead | quality): textopt always unless ``only == 'textgrad'``."""
+def start_workers(only: str | None, bench: str, env: dict | None = None,
+                  prefix: list[str] | None = None) -> dict[str, Worker]:
+    """Workers for ``bench`` (orchestration | overhead | quality): textopt always unless ``only == 'textgrad'``;
+    ``env`` is added to both workers' environment, ``prefix`` put before both workers' command (a valgrind run)."""
     workers: dict[str, Worker] = {}
     if only in (None, "textopt"):
-        workers["textopt"] = Worker("textopt", sys.executable, WORKERS / f"tx_{bench}.py")
+        workers["textopt"] = Worker("textopt", sys.executable, WORKERS / f"tx_{bench}.py", env, prefix)
     if only in (None, "textgrad"):
         if not textgrad_available():
             if only == "textgrad":
@@ -144,7 +148,7 @@ def start_workers(only: str | None, bench: str) -> dict[str, Worker]:
             print(f"[note] TextGrad venv missing at {TEXTGRAD_VENV}: running textopt only "
                   "(bash benchmarks/setup_textgrad.sh installs it)", file=sys.stderr)
         else:
-            workers["textgrad"] = Worker("textgrad", TEXTGRAD_PY, WORKERS / f"tg_{bench}.py")
+            workers["textgrad"] = Worker("textgrad", TEXTGRAD_PY, WORKERS / f"tg_{bench}.py", env, prefix)
     return workers
 
 

@@ -14,10 +14,19 @@ so that tracing does not inflate the times).
 lazy calls, TextGrad's own loop): ``wide`` is one concat/sum over TextLoss(LLMCall(x)) pairs (nodes = 2 per
 pair + 1), ``chain`` one chain of LLM calls ending in a TextLoss (nodes = calls + 1). The table also gives the
 peak memory per 1,000 nodes (linear memory: the same figure at every size).
+
+``--instructions`` counts the CPU instructions of build and backward instead of timing them: both workers run
+under ``valgrind --tool=callgrind --instr-atstart=no`` (``workers/phases.py`` switches the counting on for the
+measured phases only; every thread of the worker is counted) with ``PYTHONHASHSEED=0``. Unlike wall and CPU time,
+the count does not depend on the machine's load, so the ratio is the same on a busy machine as on a quiet one
+(repetitions agree to ~0.1%). A small uncounted run comes first in each worker (first-use costs such as lazy
+imports are not per node). It counts user-space instructions only (a system call's kernel time is not in it),
+and valgrind runs the program ~50x slower. No memory pass in this mode.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,6 +38,7 @@ from common import alternate, emit, machine, median, ratio, start_workers  # noq
 
 TARGET_RATIO = 0.2
 TARGET_US_PER_NODE = 50.0
+VALGRIND = ["valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=callgrind.out"]
 
 
 def run(args) -> dict:
@@ -42,14 +52,24 @@ def run(args) -> dict:
         nodes = 2 * n + 1 if args.shape == "wide" else n + 1
         job = {"shape": args.shape, "n": n}
     runs: dict[str, list[dict]] = {}
-    workers = start_workers(args.only, "overhead")
+    if args.instructions:
+        if not shutil.which("valgrind"):
+            raise SystemExit("--instructions needs valgrind on the PATH (apt-get install valgrind)")
+        workers = start_workers(args.only, "overhead", env={"PYTHONHASHSEED": "0"}, prefix=VALGRIND)
+    else:
+        workers = start_workers(args.only, "overhead")
     try:
         names = list(workers)
+        if args.instructions:   # first-use costs (lazy imports, caches) are not per node: a small run first
+            warm = {**job, "groups": min(groups, 4)} if groups else {**job, "n": min(job["n"], 100)}
+            for name in names:
+                workers[name].run({**warm, "memory": False, "instructions": False})
         for rep in range(args.reps):
             for name in alternate(names, rep):
-                runs.setdefault(name, []).append(workers[name].run({**job, "memory": False}))
+                runs.setdefault(name, []).append(
+                    workers[name].run({**job, "memory": False, "instructions": args.instructions}))
         memory = {name: workers[name].run({**job, "memory": True})["peak_bytes"] for name in names} \
-            if args.memory else {}
+            if args.memory and not args.instructions else {}
         versions = {n: w.versions for n, w in workers.items()}
     finally:
         for w in workers.values():
@@ -72,9 +92,11 @@ def run(args) -> dict:
                          "peak_mib_per_1k_nodes": round(memory[name] / 2**20 / nodes * 1000, 3)
                          if name in memory else None,
                          "all_total_s": [round(r["build_s"] + r["backward_s"], 4) for r in rs]}
+        if args.instructions:
+            summary[name].update(instructions_per_node(rs, nodes))
     result = {"benchmark": "overhead", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
               "params": {"shape": args.shape, "nodes": nodes, "groups": groups, "chain": G.CHAIN, "fanout": G.FANOUT,
-                         "reps": args.reps},
+                         "reps": args.reps, "instructions": args.instructions},
               "versions": versions, "frameworks": summary}
     if "textopt" in summary and "textgrad" in summary:
         a, b = summary["textopt"], summary["textgrad"]
@@ -93,7 +115,39 @@ def run(args) -> dict:
                                     and a["total_us_per_node"] < TARGET_US_PER_NODE)
         result["target_met_cpu"] = bool(r["cpu_total_us_per_node"] <= TARGET_RATIO
                                         and a["cpu_total_us_per_node"] < TARGET_US_PER_NODE)
+        if args.instructions:
+            ri = {k: ratio(a[k], b[k]) for k in INSTRUCTION_KEYS}
+            result["instruction_ratios_textopt_over_textgrad"] = ri
+            result["target_met_instructions"] = bool(ri["total_instructions_per_node"] <= TARGET_RATIO)
     return result
+
+
+INSTRUCTION_KEYS = ("build_instructions_per_node", "backward_instructions_per_node", "total_instructions_per_node")
+
+
+def instructions_per_node(rs: list[dict], nodes: int) -> dict:
+    """Median instructions per node of build, backward and both, and every repetition's total (its spread)."""
+    build = median([r["build_instructions"] for r in rs])
+    back = median([r["backward_instructions"] for r in rs])
+    return {"build_instructions_per_node": round(build / nodes), "backward_instructions_per_node": round(back / nodes),
+            "total_instructions_per_node": round((build + back) / nodes),
+            "all_total_instructions": [r["build_instructions"] + r["backward_instructions"] for r in rs]}
+
+
+def instruction_table(result: dict) -> str:
+    rows = [f"{result['params']['nodes']} nodes, shape {result['params']['shape']}, CPU instructions (callgrind)",
+            f"{'framework':<10}{'build instr/node':>18}{'bwd instr/node':>16}{'total instr/node':>18}{'calls':>8}"
+            f"  totals of each repetition"]
+    for name, s in result["frameworks"].items():
+        rows.append(f"{name:<10}{s['build_instructions_per_node']:>18,}{s['backward_instructions_per_node']:>16,}"
+                    f"{s['total_instructions_per_node']:>18,}{s['engine_calls']:>8}  "
+                    + ", ".join(f"{t:,}" for t in s["all_total_instructions"]))
+    if "instruction_ratios_textopt_over_textgrad" in result:
+        r = result["instruction_ratios_textopt_over_textgrad"]
+        rows.append(f"textopt/textgrad instructions per node: build {r['build_instructions_per_node']}, backward "
+                    f"{r['backward_instructions_per_node']}, total {r['total_instructions_per_node']} -> target "
+                    f"{'MET' if result['target_met_instructions'] else 'MISSED'} (<= {TARGET_RATIO}x)")
+    return "\n".join(rows)
 
 
 def table(result: dict) -> str:
@@ -126,10 +180,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--only", choices=["textopt", "textgrad"])
     ap.add_argument("--shape", choices=["groups", "wide", "chain"], default="groups",
                     help="groups: the async graph above; wide / chain: the synchronous path (see the docstring)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count CPU instructions per node under valgrind (load-independent; see the docstring)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     result = run(args)
-    print(table(result))
+    print(instruction_table(result) if args.instructions else table(result))
     emit(result, args.json)
     return result
 

@@ -290,3 +290,26 @@ def test_text_programs_never_load_torch_and_tensors_work_once_it_is_loaded():
             "from textopt.optim import MixedOptimizer\n"
             "assert MixedOptimizer([t], tensor='sgd', tensor_options={'lr': 0.5})\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_a_text_training_run_never_loads_torch(tmp_path):
+    """The Trainer too (issue 14): its RNG state is Python's alone while torch is not loaded, and a resume from
+    such a checkpoint is exact without it (tests/train/test_properties.py: with torch loaded, torch's too)."""
+    code = ("import json, sys\nfrom pathlib import Path\nimport textopt as tx\n"
+            "from textopt.train import Trainer\n"
+            "from tests.train.toy import data, make_engines\n"
+            "def build(out):\n"
+            "    fwd, teacher = make_engines()\n"
+            "    p = tx.Variable('Solve the sum.', role='system prompt of the solver', requires_grad=True, name='p')\n"
+            "    return Trainer(tx.nn.LLMCall(fwd, system_prompt=p), tx.nn.NumberMatch(), tx.optim.TGD([p], "
+            "engine=teacher), train=data(6), val=data(2, 20), test=data(2, 40), batch_size=2, steps=2, out_dir=out, "
+            "seed=3, backward_engine=teacher, progress=False, plot=False, feedback_from='all', screen=False)\n"
+            "out = Path(sys.argv[1])\n"
+            "full = build(out / 'full').fit()\n"
+            "build(out / 'part').fit(max_steps=1)\n"
+            "assert 'torch' not in json.loads((out / 'part' / 'checkpoint.json').read_text())['rng']\n"
+            "part = build(out / 'part').resume()\n"
+            "assert (part.params, part.test_score) == (full.params, full.test_score)\n"
+            "assert (out / 'part' / 'log.jsonl').read_text() == (out / 'full' / 'log.jsonl').read_text()\n"
+            "assert 'torch' not in sys.modules, 'a text training run loaded torch'\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, check=True)

@@ -66,3 +66,12 @@ def test_feedback_fast_constructor_builds_what_init_builds():
     slots = [s for cls in Feedback.__mro__ for s in getattr(cls, "__slots__", ()) if s not in ("__weakref__", "index")]
     assert {s: getattr(fast, s) for s in slots} == {s: getattr(slow, s) for s in slots}
     assert fast.index > slow.index and fast.conversation == slow.conversation and fast.grad == []
+
+
+def test_the_fast_text_constructor_builds_what_init_builds():
+    from textopt.variable import Variable
+    slow = Variable("an answer", role="response of the language model")
+    fast = Variable._text("an answer", "response of the language model")
+    slots = [s for s in Variable.__slots__ if s not in ("__weakref__", "index")]
+    assert {s: getattr(fast, s) for s in slots} == {s: getattr(slow, s) for s in slots}
+    assert type(fast) is Variable and fast.index > slow.index and fast.grad == [] and fast.meta == {}

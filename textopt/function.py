@@ -48,7 +48,10 @@ class Function:
     def attach(self, inputs: Sequence[Variable], value: Any, role: str, *, saved: dict | None = None,
                name: str | None = None, meta: dict | None = None) -> Variable:
         """Make the output Variable; record a node when grad is enabled and some input requires grad."""
-        out = Variable(value, role=role, meta=meta)
+        if type(value) is str and type(role) is str and role and meta is None:   # an LLM's answer: the usual case
+            out = Variable._text(value, role)
+        else:
+            out = Variable(value, role=role, meta=meta)
         if _GRAD_ENABLED.get():   # is_grad_enabled(), without the call: this runs for every operation
             for v in inputs:   # v.requires_grad, without the property call
                 if v._requires_grad if v._is_text else v.requires_grad:

@@ -4,7 +4,8 @@
 FormattedLLMCall, the metric losses ...), does not wait for the model: it *launches* the call and returns a
 pending Variable at once. The whole mechanism is in this module:
 
-- **launch** (caller's thread): a placeholder Variable (its ``index`` in program order, no value) and a ``_Call``
+- **launch** (caller's thread): a placeholder ``Pending`` Variable (its ``index`` in program order, no value) and a
+  ``_Call``
   join a queue, with the caller's context variables (``no_grad``, ``backward_engine``). The first call queued
   wakes textopt's loop with ONE thread hop; calls queued before the loop gets to them ride along: no hop, no
   future per call.
@@ -15,13 +16,16 @@ pending Variable at once. The whole mechanism is in this module:
   and the queue goes on in a new driver. Calls whose inputs are ready reach their engine, cache and budget in
   program order.
 - **resolve**: the Variable that ``aforward`` returned is merged into the placeholder (its node's output is
-  repointed to it), so graph, requests, cache keys and gradients are those of an eager run. ``retain_grad()``
-  and a ``name`` given while it was pending are kept (its other attributes are the call's).
+  repointed to it, its class becomes the returned one's), so graph, requests, cache keys and gradients are
+  those of an eager run. ``retain_grad()`` and a ``name`` given while it was pending are kept (its other
+  attributes are the call's).
 - **force**: reading anything of a pending Variable (``.value``, ``str()``, ``.role``, ``.node`` ...) reaches
-  ``Variable.__getattr__`` — a resolved Variable never does — and waits for the call (one hop, unless it has
-  finished). A call that failed raises there, and at every later read, the textopt error it raised eagerly,
-  its message prefixed with the failing node (for a chained call, the node whose call failed), the original
-  exception chained. ``resolve(variables)`` forces many with one hop (``concat`` and ``aggregate`` use it).
+  ``Pending.__getattr__`` and waits for the call (one hop, unless it has finished). ``Variable`` itself has no
+  ``__getattr__``: a class with one gets none of the interpreter's fast paths for its attributes, and a graph
+  reads its Variables' attributes millions of times. A call that failed raises there, and at every later read,
+  the textopt error it raised eagerly, its message prefixed with the failing node (for a chained call, the node
+  whose call failed), the original exception chained. ``resolve(variables)`` forces many with one hop
+  (``concat`` and ``aggregate`` use it).
 - **barriers**: every other synchronous entry point (``backward()``, ``optimizer.step()``, ``run_sync``),
   assigning a Variable's ``.value``, ``Module.train()``/``eval()`` and reading an engine's usage first wait for
   every launched call, so a call sees the parameter values and modes of the moment it was launched.
@@ -91,10 +95,26 @@ def enabled() -> bool:
     return _ENABLED.get()
 
 
+class Pending(Variable):
+    """A lazy call's output before it resolves: no state but ``index``, ``name``, ``_retain`` and ``_pending``;
+    reading anything else waits for the call (and raises its error). Resolving turns it into the class of what
+    the call returned (``Variable``, ``Scored`` ...), in place."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a missing attribute: all of them but the four above until the call finishes.
+        call = object.__getattribute__(self, "_pending")
+        if call is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        wait(call)
+        return object.__getattribute__(self, name)
+
+
 def launch(module, args: tuple, kwargs: dict) -> Variable:
     """Queue ``module.aforward(*args, **kwargs)`` and return its pending output Variable (see the docstring)."""
     global _scheduled, _dirty
-    out = object.__new__(Variable)
+    out = object.__new__(Pending)
     out.index = next(_counter)
     out._retain, out.name = False, None   # what a caller may set while it is pending (kept by _merge)
     call = out._pending = _Call(module, args, kwargs, contextvars.copy_context(), out)
@@ -125,11 +145,17 @@ async def _drive() -> None:
         try:
             deps = _pending_in(call.args, call.kwargs)
             if deps:   # inputs launched before it and not finished when it was launched
-                waiting = [d.finished() for d in deps if not d.done]
-                if waiting:
-                    _drain()
-                    await asyncio.wait(waiting)
-                failed = next((d for d in deps if d.error is not None), None)
+                # plain loops, no comprehension: this runs for every step of a chain
+                for d in deps:
+                    if not d.done:
+                        _drain()
+                        await asyncio.wait([d.finished() for d in deps if not d.done])
+                        break
+                failed = None
+                for d in deps:
+                    if d.error is not None:
+                        failed = d
+                        break
                 if failed is not None:      # an input failed: this call fails with its error
                     _finish(call, None, failed.error, failed.failed)
                     continue
@@ -181,9 +207,10 @@ def _finish(call: _Call, result: Any, error: BaseException | None = None, failed
         error, failed = exc, call.name
     call.error, call.failed, call.done = error, failed, True
     _running.discard(call)
-    call.module = call.args = call.kwargs = call.ctx = None   # the graph keeps what it needs
     if error is None:
-        call.out._pending = None
+        call.out._pending = None   # nothing keeps the call now (the graph keeps what it needs)
+    else:                          # the placeholder keeps the failed call: not what it was called with
+        call.module = call.args = call.kwargs = call.ctx = None
     if call.fut is not None and not call.fut.done():
         call.fut.set_result(None)
 
@@ -207,8 +234,7 @@ def _merge(out: Variable, result: Any, call: _Call) -> None:
     if not isinstance(result, Variable) or result._pending is not None:
         raise GraphError(f"{type(call.module).__name__} declares lazy = True but its aforward returned "
                          f"{type(result).__name__}, not a new Variable; set lazy = False on it")
-    if type(result) is not Variable:
-        out.__class__ = type(result)   # Scored (no slots of its own)
+    out.__class__ = type(result)   # Variable, Scored ... (no slots of their own: the layout is Variable's)
     node = result.node
     if node is not None and node.output is result:
         node.output = out
@@ -242,7 +268,7 @@ def _check_thread(what: str) -> None:
 
 
 def wait(call: _Call) -> None:
-    """Block until ``call`` finished; raise its error (``Variable.__getattr__`` calls this)."""
+    """Block until ``call`` finished; raise its error (``Pending.__getattr__`` calls this)."""
     if not call.done:
         _check_thread(f"a pending Variable (output of {call.name!r}) was read")
         _block(_await_calls([call]))

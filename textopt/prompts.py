@@ -42,13 +42,14 @@ BACKWARD_IMAGES = (
 CONCAT_FEEDBACK = "Feedback on a text made by joining {roles}, of which this is one part:\n{feedback}"
 
 
-_PLANS: dict[str, tuple[list, list] | None] = {}
+_PLANS: dict[str, tuple | None] = {}
 
 
 def fill(template: str, /, **fields) -> str:
     """``template.format(**fields)`` for templates with plain ``{name}`` fields, parsed once per template: a
     backward pass fills one long prompt per edge, and ``str.format`` re-parses it each time (5-7x slower on
-    these prompts). Fields with a format spec, a conversion or an index fall back to ``str.format``."""
+    these prompts). Fields with a format spec, a conversion or an index fall back to ``str.format``; a value
+    that is not a str is formatted as ``str.format`` does (a str subclass is taken as its text)."""
     plan = _PLANS.get(template, False)
     if plan is False:
         if len(_PLANS) > 512:   # user templates (FormattedLLMCall) are few; never grow without bound
@@ -56,22 +57,30 @@ def fill(template: str, /, **fields) -> str:
         plan = _PLANS[template] = _plan(template)
     if plan is None:
         return template.format(**fields)
-    out = plan[0].copy()
-    for i, name in plan[1]:
-        value = fields[name]
-        out[i] = value if type(value) is str else format(value)
-    return "".join(out)
+    segments, values = plan
+    out = segments.copy()
+    out[1::2] = values(fields)   # every field's value (in template order, one call) between the literal segments
+    try:
+        return "".join(out)
+    except TypeError:            # a value that is not a str
+        out[1::2] = [v if isinstance(v, str) else format(v) for v in values(fields)]
+        return "".join(out)
 
 
-def _plan(template: str) -> tuple[list, list] | None:
+def _plan(template: str) -> tuple | None:
+    """(the literal segments with a place after each but the last for a field's value, a function: fields -> the
+    fields' values in order), or None for a template that only ``str.format`` can fill."""
     import string
-    segments, slots = [], []
+    from operator import itemgetter
+    segments, names = [""], []    # even positions: literal text; odd positions: a field's value
     for literal, name, spec, conversion in string.Formatter().parse(template):
-        segments.append(literal)
+        segments[-1] += literal
         if name is None:
             continue
         if spec or conversion or not name.isidentifier():
             return None
-        slots.append((len(segments), name))
-        segments.append("")
-    return segments, slots
+        segments += ["", ""]
+        names.append(name)
+    if len(names) == 1:
+        return segments, lambda fields, name=names[0]: (fields[name],)
+    return segments, itemgetter(*names) if names else (lambda fields: ())

@@ -48,15 +48,17 @@ class Variable:
         if not plain and (requires_grad or not is_text):
             self.requires_grad = requires_grad
 
-    def __getattr__(self, name: str) -> Any:
-        # Reached only for a missing attribute. A pending Variable (a lazy call's output, see textopt.lazy) has
-        # no state until its call finishes: wait for it (its error is raised here), then read it.
-        call = object.__getattribute__(self, "_pending")
-        if call is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        from .lazy import wait
-        wait(call)
-        return object.__getattribute__(self, name)
+    @classmethod
+    def _text(cls, value: str, role: str) -> "Variable":
+        """``Variable(value, role=role)`` for a str ``value`` and a non-empty str ``role`` (what every operation's
+        output is: ``Function.attach``), with nothing to check. ``tests/test_variable.py`` checks it builds
+        exactly what ``__init__`` builds."""
+        v = object.__new__(cls)
+        v._value, v._is_text, v.role = value, True, role
+        v._grad = v._meta = v.node = v.name = v._pending = None
+        v.index = next(_counter)
+        v._requires_grad = v._retain = False
+        return v
 
     @property
     def meta(self) -> dict:

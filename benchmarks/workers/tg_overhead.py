@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import importlib.metadata as md
 import sys
-import time
 import tracemalloc
 
 import textgrad as tg
@@ -16,6 +15,7 @@ from textgrad.autograd import LLMCall
 from textgrad.engine import EngineLM
 
 import graphshape as G
+from phases import PhaseClock
 from protocol import serve
 
 sys.setrecursionlimit(100_000)  # TextGrad's topological sort is recursive
@@ -71,19 +71,20 @@ def measure(job: dict, trace: bool) -> dict:
     gc.collect()
     if trace:
         tracemalloc.start()
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = PhaseClock(instructions=bool(job.get("instructions")))
+    clock.start()
     if job.get("shape", "groups") == "groups":
         prompt, loss = build(engine, job["groups"], job["chain"], job["fanout"])
     else:
         prompt, loss = build_sync(engine, job["shape"], job["n"])
-    t1, c1 = time.perf_counter(), time.process_time()
+    clock.lap("build")
     loss.backward(engine)
-    t2, c2 = time.perf_counter(), time.process_time()
+    clock.lap("backward")
+    clock.stop()
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
         tracemalloc.stop()
-    return {"build_s": t1 - t0, "backward_s": t2 - t1, "build_cpu_s": c1 - c0, "backward_cpu_s": c2 - c1,
-            "peak_bytes": peak, "engine_calls": engine.calls, "param_grads": len(prompt.gradients)}
+    return {**clock.figures, "peak_bytes": peak, "engine_calls": engine.calls, "param_grads": len(prompt.gradients)}
 
 
 def handle(job: dict) -> dict:

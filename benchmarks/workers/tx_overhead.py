@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gc
-import time
 import tracemalloc
 
 import textopt as tx
@@ -10,6 +9,7 @@ from textopt.engines import Engine, Response
 from textopt.runtime import run_sync
 
 import graphshape as G
+from phases import PhaseClock
 from protocol import serve
 
 
@@ -42,29 +42,31 @@ async def build(engine, groups: int, chain: int, fanout: int):
 
 async def measure(job: dict, trace: bool) -> dict:
     engine = InstantEngine()
-    groups, chain, fanout = job["groups"], job["chain"], job["fanout"]
-    t0, c0 = _start(trace)
-    prompt, loss = await build(engine, groups, chain, fanout)
-    t1, c1 = time.perf_counter(), time.process_time()
+    clock = _start(job, trace)
+    prompt, loss = await build(engine, job["groups"], job["chain"], job["fanout"])
+    clock.lap("build")
     await loss.abackward(engine=engine)
-    return _finish((t0, c0), (t1, c1), trace, engine, prompt)
+    return _finish(clock, trace, engine, prompt)
 
 
-def _start(trace: bool) -> tuple[float, float]:
+def _start(job: dict, trace: bool) -> PhaseClock:
     gc.collect()
     if trace:
         tracemalloc.start()
-    return time.perf_counter(), time.process_time()
+    clock = PhaseClock(instructions=bool(job.get("instructions")))
+    clock.start()
+    return clock
 
 
-def _finish(start: tuple, built: tuple, trace: bool, engine, prompt) -> dict:
-    """The figures of one measurement: wall and CPU seconds of build and backward, the traced peak."""
-    (t0, c0), (t1, c1), (t2, c2) = start, built, (time.perf_counter(), time.process_time())
+def _finish(clock: PhaseClock, trace: bool, engine, prompt) -> dict:
+    """The figures of one measurement: wall and CPU seconds (and instructions) of build and backward, the peak."""
+    clock.lap("backward")
+    clock.stop()
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
         tracemalloc.stop()
-    return {"build_s": t1 - t0, "backward_s": t2 - t1, "build_cpu_s": c1 - c0, "backward_cpu_s": c2 - c1,
-            "peak_bytes": peak, "engine_calls": engine.usage.total.calls, "param_grads": len(prompt.grad)}
+    return {**clock.figures, "peak_bytes": peak, "engine_calls": engine.usage.total.calls,
+            "param_grads": len(prompt.grad)}
 
 
 def build_sync(engine, shape: str, n: int):
@@ -87,12 +89,12 @@ def build_sync(engine, shape: str, n: int):
 
 def measure_sync(job: dict, trace: bool) -> dict:
     engine = InstantEngine()
-    t0, c0 = _start(trace)
+    clock = _start(job, trace)
     prompt, loss = build_sync(engine, job["shape"], job["n"])
     loss.value  # noqa: B018 - the forward is complete once the loss's text is there
-    t1, c1 = time.perf_counter(), time.process_time()
+    clock.lap("build")
     loss.backward(engine=engine)
-    return _finish((t0, c0), (t1, c1), trace, engine, prompt)
+    return _finish(clock, trace, engine, prompt)
 
 
 def handle(job: dict) -> dict:

@@ -144,6 +144,9 @@ def test_fill_falls_back_for_specs_and_raises_like_format():
     assert fill("{x:>5}|{y!r}", x="a", y="b") == "{x:>5}|{y!r}".format(x="a", y="b")
     with pytest.raises(KeyError):
         fill("{missing}", present=1)
+    for template in ("{a}", "x{a}y{b}", "{{{a}}}{b}", "}}{a}{{", "{a}{a}{b}", "no field", ""):
+        for a, b in (("A", "B"), (1, 2.5), ("", None), (type("Text", (str,), {})("sub"), "b")):
+            assert fill(template, a=a, b=b) == template.format(a=a, b=b)
 
 
 @settings(max_examples=100, deadline=None)

@@ -2,6 +2,7 @@
 TextGrad side too when benchmarks/.venv-textgrad exists). Figures are NOT checked here: they belong in
 benchmarks/RESULTS.md."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,36 @@ def test_overhead_textopt_only():
     for k in ("build_us_per_node", "backward_us_per_node", "total_us_per_node", "cpu_total_us_per_node"):
         assert tx[k] > 0
     assert "us/node" in out
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind absent (overhead.py --instructions needs it)")
+def test_overhead_instructions_textopt_only():
+    res, out = run_script("overhead.py", "--shape", "chain", "--nodes", "21", "--reps", "2", "--only", "textopt",
+                          "--instructions", timeout=600)
+    tx = res["frameworks"]["textopt"]
+    assert res["params"]["nodes"] == 21 and res["params"]["instructions"] is True
+    assert tx["engine_calls"] == 41 and tx["peak_mib"] is None   # 20 calls, forward and backward, + the loss
+    counts = tx["all_total_instructions"]
+    assert len(counts) == 2 and min(counts) > 0
+    assert abs(counts[0] - counts[1]) < 0.1 * max(counts)   # repeatable: not a time
+    parts = tx["build_instructions_per_node"] + tx["backward_instructions_per_node"]
+    assert abs(tx["total_instructions_per_node"] - parts) <= 1    # each rounded on its own
+    assert "instr/node" in out
+
+
+def test_overhead_instructions_need_valgrind_under_it():
+    sys.path.insert(0, str(BENCH / "workers"))
+    try:
+        from phases import PhaseClock
+    finally:
+        sys.path.remove(str(BENCH / "workers"))
+    clock = PhaseClock()            # the wall-clock mode needs nothing
+    clock.start()
+    clock.lap("build")
+    clock.stop()
+    assert set(clock.figures) == {"build_s", "build_cpu_s"}
+    with pytest.raises(RuntimeError, match="valgrind"):
+        PhaseClock(instructions=True)
 
 
 def test_sandbox_overhead():

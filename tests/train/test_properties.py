@@ -103,3 +103,31 @@ def test_backward_engine_set_around_construction_is_used_in_fit():
                      train=data(2), batch_size=2, steps=1, seed=0, progress=False)
     tr.fit()
     assert len(other.requests) == 2 and all(r.role == "backward" for r in other.requests)
+
+
+def test_with_torch_loaded_fit_seeds_its_generator_and_a_resume_restores_it_exactly(tmp_path):
+    """A program that loaded torch (it has, if a parameter is a tensor) may draw from torch's generator: fit seeds
+    it, every checkpoint holds it, and a resume restores it — the resumed run draws what the whole run drew.
+    (A text program never loads torch: tests/test_layers.py.)"""
+    draws: dict[str, list[float]] = {}
+
+    def build(out, key: str) -> Trainer:
+        fwd, teacher = make_engines()
+        p = tx.Variable("Solve the sum.", role="system prompt of the solver", requires_grad=True, name="prompt")
+        number = tx.nn.NumberMatch()
+
+        async def loss(pred, ex):   # a loss that draws from torch's generator for every example
+            draws.setdefault(key, []).append(torch.rand(1).item())
+            return await number.acall(pred, ex.y)
+        return Trainer(tx.nn.LLMCall(fwd, system_prompt=p), loss, tx.optim.TGD([p], engine=teacher), train=data(6),
+                       batch_size=2, steps=3, out_dir=out, seed=7, backward_engine=teacher, progress=False,
+                       plot=False, feedback_from="all", screen=False)
+
+    torch.manual_seed(999)
+    build(tmp_path / "full", "full").fit()
+    assert draws["full"][0] == torch.rand(1, generator=torch.Generator().manual_seed(7)).item()   # seeded by fit
+    build(tmp_path / "part", "part").fit(max_steps=1)
+    assert "torch" in json.loads((tmp_path / "part" / "checkpoint.json").read_text())["rng"]
+    torch.manual_seed(12345)                                   # a new process starts from another state
+    build(tmp_path / "part", "part").resume()
+    assert len(draws["full"]) == 6 and draws["part"] == draws["full"]

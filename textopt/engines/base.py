@@ -199,7 +199,7 @@ class Engine:
         resp.cost = self._cost(resp.model or request.model or self.model, resp.prompt_tokens,
                                resp.completion_tokens)
         self.usage.record(request.role, request.node, resp.prompt_tokens, resp.completion_tokens, resp.cost,
-                          cached=False)
+                          False)   # cached=False, positionally (once per LLM call)
         return resp
 
     async def _managed(self, request: Request) -> Response:

@@ -35,25 +35,28 @@ def record_init(cls: type) -> None:
 
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
-        if "_ctor" not in self.__dict__:   # the most derived class's call: its arguments are the recipe
-            self.__dict__["_ctor"] = (args, {k: Secret(v) if k == "api_key" and isinstance(v, str) else v
-                                             for k, v in kwargs.items()})
+        # never ``self.__dict__``: an instance whose __dict__ was ever read gets none of the interpreter's fast
+        # paths for its attributes (CPython 3.11), and an engine's are read on every call
+        if getattr(self, "_ctor", None) is None:   # the most derived class's call: its arguments are the recipe
+            object.__setattr__(self, "_ctor", (args, {k: Secret(v) if k == "api_key" and isinstance(v, str)
+                                                      else v for k, v in kwargs.items()}))
         init(self, *args, **kwargs)
     __init__._textopt_records = True
     cls.__init__ = __init__
 
 
 def token_of(engine) -> str:
-    token = engine.__dict__.get("_wire_token")
+    token = getattr(engine, "_wire_token", None)
     if token is None:
-        token = engine.__dict__["_wire_token"] = uuid.uuid4().hex
+        token = uuid.uuid4().hex
+        object.__setattr__(engine, "_wire_token", token)
     _OWNED[token] = engine
     return token
 
 
 def reduce_engine(engine):
     """``(rebuild, args)`` for pickle (see the module docstring)."""
-    ctor = engine.__dict__.get("_ctor")
+    ctor = getattr(engine, "_ctor", None)
     if ctor is None:
         raise EngineError(f"{engine.name} cannot be sent to another process: it was not built through its "
                           f"constructor; build it with tx.get_engine(spec) or its class")
@@ -76,7 +79,7 @@ def rebuild(token: str, cls: type, args: tuple, kwargs: dict):
     engine = _OWNED.get(token) or _REBUILT.get(token)
     if engine is None:
         engine = cls(*args, **kwargs)
-        engine.__dict__["_wire_token"] = token
+        object.__setattr__(engine, "_wire_token", token)
         _REBUILT[token] = engine
     return engine
 

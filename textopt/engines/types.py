@@ -76,6 +76,7 @@ def as_messages(messages: Iterable[Any] | str) -> tuple[Message, ...]:
 
 
 _new_message = tuple.__new__
+_new_object, _set_attr = object.__new__, object.__setattr__
 _SYSTEM_MESSAGES: dict = {}
 
 
@@ -143,13 +144,16 @@ class Request:
                 and "messages" not in kw and not kw.get("images"):
             # every field as given needs no normalisation: fill the instance directly (the frozen dataclass
             # __init__ sets 16 fields one object.__setattr__ at a time; this runs for every LLM call)
-            new = object.__new__(cls)
-            d = new.__dict__
-            d.update(_DEFAULTS)
+            d = _DEFAULTS.copy()      # one copy of the defaults' table, then the few fields given
             d.update(kw)
             if len(d) == _N_FIELDS:   # no unknown keyword (it would have added a key): the usual case
                 um = _new_message(Message, ("user", user))   # Message("user", user) without its __new__
-                d["messages"] = (_system_message(system), um) if system else (um,)
+                if system:
+                    d["messages"] = (_SYSTEM_MESSAGES.get(system) or _system_message(system), um)
+                else:
+                    d["messages"] = (um,)
+                new = _new_object(cls)
+                _set_attr(new, "__dict__", d)
                 return new
         msgs = (_system_message(system), Message("user", user)) if system else (Message("user", user),)
         return cls(messages=msgs, **kw)

@@ -46,7 +46,7 @@ class LLMCallFn(Function):
             user = fill(BACKWARD_LLM_EVAL, system=system, input=inp, output=output, role=target.role,
                         value=target._value)
         else:
-            text = feedback[0].value if len(feedback) == 1 else "\n\n".join([f.value for f in feedback])
+            text = feedback[0]._value if len(feedback) == 1 else "\n\n".join([f._value for f in feedback])
             user = fill(BACKWARD_LLM, system=system, input=inp, output=output, output_role=node.output.role,
                         feedback=text, role=target.role, value=target._value)
         return user, Request.chat(user, system=BACKWARD_SYSTEM, role="backward", node=node.name,
@@ -81,9 +81,9 @@ def step_context(system: str, inp: str, output: str, feedback, target: Variable)
         pairs = (("system prompt", system),) + pairs
     if len(feedback) == 1:   # a chain step: one feedback item
         if feedback[0].source != "seed":
-            pairs += (("feedback on the output", feedback[0].value),)
+            pairs += (("feedback on the output", feedback[0]._value),)
     elif not all(f.source == "seed" for f in feedback):
-        pairs += (("feedback on the output", "\n\n".join([f.value for f in feedback])),)
+        pairs += (("feedback on the output", "\n\n".join([f._value for f in feedback])),)
     return pairs
 
 
@@ -129,8 +129,8 @@ class LLMCall(Module):
 
     def forward_request(self, x: Variable, role: str) -> Request:
         """The forward request (subclasses change it, e.g. to add demonstrations to the system prompt)."""
-        system = self.system_prompt.value if self.system_prompt is not None else None
-        return Request.chat(x.value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
+        system = self.system_prompt._value if self.system_prompt is not None else None
+        return Request.chat(x._value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
                             role=role, node=self.node_name, **self.request_kw)
 
     def check_args(self, x: "Variable | str", images=None) -> None:
@@ -146,7 +146,8 @@ class LLMCall(Module):
     async def aforward(self, x: "Variable | str", images=None) -> Variable:
         """``images``: an image or a list (ImageVariable, path, bytes, PIL image) read with ``x``; they become
         inputs of the node and are shown again to its backward calls and to the optimizer."""
-        x = _text_input(x)
+        if type(x) is not Variable or not x._is_text:   # (a text Variable, the usual input, needs no check)
+            x = _text_input(x)
         request = self.forward_request(x, "forward" if self.training else "eval")
         pics = as_images(images) if images is not None else ()
         if pics:
@@ -154,7 +155,7 @@ class LLMCall(Module):
         resp = await self.engine.generate(request)
         prompt = self.system_prompt
         inputs = ((prompt, x) if prompt is not None else (x,)) + pics
-        saved = {"system": prompt.value if prompt is not None else "", "input": x.value,
+        saved = {"system": prompt._value if prompt is not None else "", "input": x._value,
                  "backward_max_tokens": self.backward_max_tokens}
         if pics:
             saved["images"] = request.images

@@ -12,9 +12,12 @@ import asyncio
 from collections import OrderedDict
 from typing import Any, Awaitable, Iterator
 
+from threading import get_ident
+
 from .. import lazy as _lazy
+from .. import runtime as _runtime
 from ..errors import InvalidVariableError
-from ..runtime import on_private_loop, run_sync
+from ..runtime import run_sync
 from ..variable import Variable, is_tensor
 
 
@@ -32,14 +35,17 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_params" not in self.__dict__:
-            raise InvalidVariableError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        self._params.pop(name, None)
-        self._modules.pop(name, None)
+        try:   # not ``self.__dict__``: an instance whose __dict__ was ever read gets none of the interpreter's
+            params, modules = self._params, self._modules   # fast paths for its attributes (CPython 3.11)
+        except AttributeError:
+            raise InvalidVariableError(f"{type(self).__name__}.__init__ must call super().__init__() first") \
+                from None
+        params.pop(name, None)
+        modules.pop(name, None)
         if isinstance(value, Variable):
-            self._params[name] = value
+            params[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            modules[name] = value
         object.__setattr__(self, name, value)
 
     # -- forward -------------------------------------------------------------------------------------------
@@ -54,9 +60,11 @@ class Module:
         return out
 
     def __call__(self, *args, **kwargs):
-        if self.lazy and _lazy._ENABLED.get() and not on_private_loop():
-            if self.check_args is not None:
-                self.check_args(*args, **kwargs)
+        # ``_runtime._thread_id != get_ident()`` is ``not on_private_loop()`` inline (this runs for every call)
+        if self.lazy and _lazy._ENABLED.get() and _runtime._thread_id != get_ident():
+            check = self.check_args
+            if check is not None:
+                check(*args, **kwargs)
             return _lazy.launch(self, args, kwargs)
         if type(self).forward is Module.forward:
             return run_sync(self.aforward(*args, **kwargs))

@@ -1,6 +1,8 @@
 """Atomic JSON checkpoints: write a temporary file in the same folder, fsync, then ``os.replace``.
 
-A crash at any moment leaves either the previous checkpoint or the new one, never a torn file.
+A crash at any moment leaves either the previous checkpoint or the new one, never a torn file. torch is imported
+only for a state that holds tensors (or torch's RNG state): a text program never loads it (its ~150k objects
+would make every garbage collection of a large graph several times slower).
 """
 from __future__ import annotations
 
@@ -9,20 +11,19 @@ import glob
 import json
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..checks import parse_json, read_text
+from ..checks import is_tensor, parse_json, read_text
 from ..data import rng_state_from_json, rng_state_to_json
 from ..errors import CheckpointError
 
 
 def to_jsonable(obj: Any) -> Any:
     """Tensors become {"__tensor__": nested list, "dtype": ...}; tuples become lists; dict keys become str."""
-    if isinstance(obj, torch.Tensor):
+    if is_tensor(obj):
         return {"__tensor__": obj.detach().cpu().tolist(), "dtype": str(obj.dtype).replace("torch.", "")}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -36,6 +37,7 @@ def to_jsonable(obj: Any) -> Any:
 def from_jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         if "__tensor__" in obj:
+            import torch   # the state holds a tensor
             return torch.tensor(obj["__tensor__"], dtype=getattr(torch, obj["dtype"]))
         return {k: from_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -104,11 +106,24 @@ def restoring(path: str | Path):
             from None
 
 
+def torch_loaded():
+    """The torch module when the program has imported it (it then may draw from torch's RNG), else None."""
+    return sys.modules.get("torch")
+
+
 def rng_states() -> dict:
-    """Process-wide RNG states (Python's ``random`` and torch's CPU generator)."""
-    return {"python": rng_state_to_json(random.getstate()), "torch": torch.get_rng_state().tolist()}
+    """Process-wide RNG states: Python's ``random``, and torch's CPU generator when torch is loaded (a program that
+    never imported torch draws nothing from it)."""
+    states = {"python": rng_state_to_json(random.getstate())}
+    torch = torch_loaded()
+    if torch is not None:
+        states["torch"] = torch.get_rng_state().tolist()
+    return states
 
 
 def set_rng_states(d: dict) -> None:
+    """Restore :func:`rng_states`; a state that holds torch's generator loads torch to restore it exactly."""
     random.setstate(rng_state_from_json(d["python"]))
-    torch.set_rng_state(torch.tensor(d["torch"], dtype=torch.uint8))
+    if "torch" in d:
+        import torch   # the run that saved it had torch loaded
+        torch.set_rng_state(torch.tensor(d["torch"], dtype=torch.uint8))

@@ -57,7 +57,9 @@ cumulative usage by role),
 position, usage, best-so-far, the log's rows), ``result.json`` (steps, best_val, test_score, stopped_early,
 stopped (the reason, or None), params, usage) and ``curve.png``. ``fit(resume=True)`` continues from the
 checkpoint and ends exactly where an uninterrupted run would (same parameters, log and usage), provided the
-engines answer deterministically (replay, scripted, cached or temperature-0 local). Usage is restored per
+engines answer deterministically (replay, scripted, cached or temperature-0 local). The RNG states are Python's
+and, when the program has loaded torch (it has, if a parameter is a tensor), torch's: ``fit`` seeds it and every
+checkpoint holds it (a resume loads torch to restore it); a text program never loads torch. Usage is restored per
 engine from the checkpoint; calls of a step that crashed and were stored in a response cache come back as
 cache hits after the resume, so then only the call/cached split of that step differs.
 """
@@ -71,7 +73,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import torch
 from tqdm.auto import tqdm
 
 from ..data import refuse_test_split
@@ -257,7 +258,9 @@ class Trainer:
             self.step_count, self.bad_steps, self.stopped_early, self.history = 0, 0, False, []
             self.stop_reason = None
             random.seed(self.seed)
-            torch.manual_seed(self.seed)
+            torch = ckpt.torch_loaded()   # loaded by a program with tensors; a text program never loads it
+            if torch is not None:
+                torch.manual_seed(self.seed)
             if not search:   # a search scores its starting values itself, in its first step ("init" row)
                 val = await self._validate("validate (initial)")
                 self.best_val, self.best_params = val, copy.deepcopy(self.model.state_dict())
