@@ -109,8 +109,9 @@ def test_step_is_transactional_and_names_the_failing_parameter():
     assert "checker" in msg and "planner" not in msg and "NEW_VALUE" in msg
     assert a.value == "prompt A" and b.value == "prompt B", "nothing may change when one update fails"
     assert opt.state[a].get("history", []) == [] and opt.state[b].get("history", []) == []
-    # both asked once, the failing one repaired once, then asked (and repaired) for one instruction to add
-    assert len(eng.requests) == 5
+    # both asked once, the failing one repaired once, then asked (and repaired) for one instruction to add,
+    # and asked (and repaired) once more with the next tactic (add_retries=1)
+    assert len(eng.requests) == 7
 
 
 @pytest.mark.parametrize("bad,why", [
