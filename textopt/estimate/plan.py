@@ -131,8 +131,9 @@ def _tgd(run: _Run, feedback_from: str, screen: bool) -> tuple[list[Phase], list
         Phase("backward: batch summary", "backward", run.bwd.spec, s if summarised else 0,
               _req(len(items), run.bwd) * s if summarised else 0, s * AGGREGATE_TOKENS if summarised else 0, "at most"),
         Phase("optimizer: new prompt (TGD)", "optimizer", run.opt.spec, s, sum(_req(c, run.opt) for c in opt_chars),
-              s * run.opt_tokens, some, repairs=3 * s,
-              note="a repair, then the simpler 'add one instruction' request and its repair, when answers fail"),
+              s * run.opt_tokens, some, repairs=5 * s,
+              note="a repair, then the simpler 'add one instruction' request and its repair, and one retry of it "
+                   "with the next tactic and its repair (TGD add_retries=1), when answers fail"),
     ]
     if screen:
         phases.append(run.forward("screen: new prompt on its batch", "eval", run.train, bound="at most",
