@@ -216,7 +216,7 @@ class TGD(Optimizer):
         failure = None
         for k in range(1 + group["add_retries"]):
             if k and group["tactic_turns"] == "attempts":   # the retry spends the next tactic's turn
-                self.state[p]["turns"] = self.state[p].get("turns", self.state[p].get("step", 0)) + 1
+                self._spend_turn(p)
             request = self._addition_request(engine, p, group, name, tactic_for(p, group, first + k), fresh=k > 0)
             try:
                 return await self._ask_addition(engine, p, request, detector, self._repair_temperature(group))
@@ -280,8 +280,7 @@ class TGD(Optimizer):
             if not isinstance(r, Exception):
                 raise r  # cancellation and the like propagate untouched
         for p, group, _ in jobs:   # every attempt uses up its tactic's turn, a failed one too
-            st = self.state[p]
-            st["turns"] = st.get("turns", st.get("step", 0)) + 1
+            self._spend_turn(p)
         if failures:
             detail = "; ".join(f"{n}: {type(r).__name__}: {r}" for n, r in failures)
             err = OptimizerStepError(f"TGD step changed no parameter because {len(failures)} of {len(jobs)} "
@@ -310,7 +309,14 @@ class TGD(Optimizer):
     def _turn(self, p: Variable, group: dict) -> int:
         """The count that picks ``p``'s tactic (``tactic_turns``): its attempts so far, or its successful steps."""
         st = self.state[p]
-        return st.get("turns", st.get("step", 0)) if group["tactic_turns"] == "attempts" else st.get("step", 0)
+        return self._attempts(p) if group["tactic_turns"] == "attempts" else st.get("step", 0)
+
+    def _attempts(self, p: Variable) -> int:
+        st = self.state[p]
+        return st.get("turns", st.get("step", 0))   # a state saved before "turns" existed counts its steps
+
+    def _spend_turn(self, p: Variable) -> None:
+        self.state[p]["turns"] = self._attempts(p) + 1
 
     def record_rejection(self, p: Variable, value: str, before: float, after: float,
                          split: str = "validation") -> None:
