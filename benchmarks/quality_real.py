@@ -150,6 +150,33 @@ def report(run_dir: Path, args) -> dict:
     return summary
 
 
+def retest(run_dir: Path, args, task, test) -> int:
+    """One more fresh test evaluation of the start prompt and of each finished run's final prompt (the server
+    answers the same request differently from one evaluation to the next, so one evaluation is not the figure)."""
+    import tempfile
+    if args.engine_url is None:
+        raise SystemExit("--retest needs --engine-url (a running server)")
+    prompts = {}
+    for run in [r.strip() for r in args.runs.split(",") if r.strip()]:
+        if run == "baseline":
+            prompts[run] = task.initial_prompt
+        elif (run_dir / f"{run}.json").exists():
+            prompts[run] = json.loads((run_dir / f"{run}.json").read_text())["final_prompt"]
+    out = run_dir / f"retest-{args.retest}.json"
+    done = json.loads(out.read_text()) if out.exists() else {}
+    for name, prompt in prompts.items():
+        if name in done:
+            continue
+        t0 = time.time()
+        with tempfile.TemporaryDirectory() as cache:
+            result = evaluate_test(task, args.engine_url, args.model, prompt, test, Path(cache))
+        done[name] = {**result, "wall_s": round(time.time() - t0), "note": "fresh evaluation, no cache, direct to "
+                      "the server"}
+        out.write_text(json.dumps(done, indent=1))   # after each: an interrupted retest keeps what it measured
+        print(f"[retest {args.retest}] {name}: {100 * result['accuracy']:.1f}%", file=sys.stderr, flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--engine-url", default=None, help="a running server's /v1 URL (default: start the reference)")
@@ -178,6 +205,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh", action="store_true",
                     help="with --rerun: a new cache namespace for the runs (no answer of an earlier attempt reused)")
     ap.add_argument("--report", action="store_true", help="print the table of the saved runs and exit")
+    ap.add_argument("--retest", default=None, metavar="LABEL",
+                    help="evaluate the final prompt of each run in --runs (\"baseline\": the start prompt) once more "
+                         "on the test split, fresh (no cache, straight to the server: its answers vary between evaluations), "
+                         "into retest-LABEL.json; then exit")
     args = ap.parse_args(argv)
     run_dir = args.out / f"{args.task}-seed{args.seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +216,8 @@ def main(argv=None) -> int:
         report(run_dir, args)
         return 0
     task, train, val, test = splits(args)
+    if args.retest:
+        return retest(run_dir, args, task, test)
     server = None
     if args.engine_url is None:
         from reference_server import ReferenceServer

@@ -190,3 +190,51 @@ def test_a_concat_of_losses_gives_each_loss_its_own_evaluation():
     tx.concat(losses + [tx.Variable("note", role="remark")]).backward(engine=back)
     assert [y.grad[0].value for y in ys] == [ln.value for ln in losses]   # no other example's evaluation
     assert [r.node for r in back.requests] == ["solver"] * 3               # routed without a call per loss
+
+
+def test_a_launched_call_builds_its_node_output_in_the_pending_variable():
+    e = ScriptedEngine(digest_responder, latency=(0, 0.01), seed=2)
+    p = tx.Variable("p", role="system prompt", requires_grad=True)
+    call, judge = tx.nn.LLMCall(e, system_prompt=p, name="c"), tx.nn.TextLoss("judge", e, name="j")
+    y = call(tx.Variable("q", role="question"))
+    y.name = "kept"                     # set while pending
+    y.retain_grad()
+    loss = judge(y)
+    assert loss.node.output is loss and y.node.output is y and loss.node.inputs[1] is y   # no copy was made
+    assert type(y) is tx.Variable and y.name == "kept" and loss.meta["conversation"][1][1] == y.value
+    loss.backward(engine=e)
+    assert y.grad                        # retain_grad() given while pending was kept
+
+
+def test_subclasses_overriding_aforward_and_modules_breaking_the_mark():
+    e = ScriptedEngine("ans")
+
+    class Twice(tx.nn.LLMCall):          # not marked: its result is merged as any module's
+        async def aforward(self, x):
+            first = await super().aforward(x)
+            return await super().aforward(first)
+
+    p = tx.Variable("p", role="system prompt", requires_grad=True)
+    y = Twice(e, system_prompt=p, name="t")(tx.Variable("q", role="question"))
+    assert y.value == "ans" and y.node.output is y and y.node.inputs[1].node.output is not y
+
+    class Broken(tx.nn.LLMCall):         # marked, yet returns another node's output
+        @lazy.direct_output
+        async def aforward(self, x):
+            first = await tx.nn.LLMCall.aforward(self, x)
+            return await tx.nn.LLMCall.aforward(self, first)
+
+    z = Broken(e, system_prompt=p, name="b")(tx.Variable("q", role="question"))
+    with pytest.raises(GraphError, match="direct_output"):
+        z.value
+
+    class FailsAfter(tx.nn.LLMCall):     # its node was built in the placeholder, then the call failed
+        @lazy.direct_output
+        async def aforward(self, x):
+            out = await tx.nn.LLMCall.aforward(self, x)
+            raise ValueError(f"late failure after {out.value}")
+
+    w = FailsAfter(e, system_prompt=p, name="f")(tx.Variable("q", role="question"))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="node 'f': late failure"):
+            w.value

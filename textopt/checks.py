@@ -159,9 +159,12 @@ _CHAT_FIX = 'a conversation is a list of chat messages, each {"role": ..., "cont
 
 def chat_pairs(conversation: Any) -> tuple[tuple[str, str], ...]:
     """Chat messages as (role, content) string pairs; anything else is an ``InvalidVariableError``."""
-    if type(conversation) is tuple and all(type(m) is tuple and len(m) == 2 and type(m[0]) is str
-                                           and type(m[1]) is str for m in conversation):
-        return conversation
+    if type(conversation) is tuple:   # string pairs already (what textopt's own losses keep): taken as is
+        for m in conversation:        # (a plain loop: no generator frame; this runs for every Feedback)
+            if type(m) is not tuple or len(m) != 2 or type(m[0]) is not str or type(m[1]) is not str:
+                break
+        else:
+            return conversation
     if type(conversation) is list:   # dicts of strings (a loss's meta["conversation"]): taken as they are
         pairs = []
         for m in conversation:

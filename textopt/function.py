@@ -1,8 +1,13 @@
 """``Function`` (a differentiable operation) and ``Node`` (one application of it in the graph)."""
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from . import lazy as _lazy
+from . import runtime as _runtime
 from .errors import GraphError
 from .grad_mode import _GRAD_ENABLED
 from .variable import Feedback, Variable
@@ -48,7 +53,10 @@ class Function:
     def attach(self, inputs: Sequence[Variable], value: Any, role: str, *, saved: dict | None = None,
                name: str | None = None, meta: dict | None = None) -> Variable:
         """Make the output Variable; record a node when grad is enabled and some input requires grad."""
-        if type(value) is str and type(role) is str and role and meta is None:   # an LLM's answer: the usual case
+        if _lazy._fill_fn is self and _runtime._thread_id == get_ident():   # a launched call's node: built in
+            # its placeholder (on textopt's loop, where the driver runs it; another thread's call never is)
+            out = _lazy.fill(value, role, meta)
+        elif type(value) is str and type(role) is str and role and meta is None:   # an LLM's answer: usual
             out = Variable._text(value, role)
         else:
             out = Variable(value, role=role, meta=meta)
@@ -70,14 +78,13 @@ class Function:
 
 
 # How a backward pass reaches an LLM. The core imports nothing above it: ``textopt.engines`` plugs its resolver
-# (an Engine, a spec string or None -> an Engine) and the pass's call limit (limit -> a FIFO limiter with
-# ``_try_acquire``/``acquire``/``release``) in when it is imported, before any Function can build a request.
+# (an Engine, a spec string or None -> an Engine) in when it is imported, before any Function can build a request.
 _ENGINES: dict[str, Callable] = {}
 
 
-def plug_engines(resolve: Callable[[Any], Any], limiter: Callable[[int], Any]) -> None:
-    """Install how backward passes resolve their engine and limit their calls (called by ``textopt.engines``)."""
-    _ENGINES["resolve"], _ENGINES["limiter"] = resolve, limiter
+def plug_engines(resolve: Callable[[Any], Any]) -> None:
+    """Install how backward passes resolve their engine (called by ``textopt.engines``)."""
+    _ENGINES["resolve"] = resolve
 
 
 class BackwardContext:
@@ -88,7 +95,7 @@ class BackwardContext:
         self._engine = None
         self.max_concurrency = max_concurrency
         self.max_tokens = 384   # default cap on a backward answer (a module's backward_max_tokens overrides it)
-        self._gate = None       # the pass's call limit, made with the engine (a pass of plain concats needs none)
+        self._gate = _Gate(max_concurrency)   # the pass's call limit
         self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
         self.signals: dict[int, list] = {}  # id(Variable) -> [(key, tensor)]: numeric gradients from bridges
         self.order: dict[int, int] = {}     # id(Node) -> its index in the pass (the first part of every key)
@@ -127,13 +134,46 @@ class BackwardContext:
         name = node.name if node else None
         if request.role != "backward" or request.node != name:
             request = request.with_meta(role="backward", node=name)
-        engine = self.engine
+        engine = self._engine or self.engine   # (the property resolves it on first use)
         gate = self._gate
-        if gate is None:
-            gate = self._gate = _ENGINES["limiter"](self.max_concurrency)
-        if gate._try_acquire() is None:
+        if gate.free:   # a free slot (the usual case): taken without awaiting
+            gate.free -= 1
+        else:
             await gate.acquire()
         try:
             return await engine.generate(request)
         finally:
             gate.release()
+
+
+class _Gate:
+    """A backward pass's limit on its LLM calls: a first-come-first-served semaphore for the ONE event loop a pass
+    runs on (no lock). A release hands its slot straight to the first waiter, so a new call never overtakes one
+    that waits."""
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, limit: int):
+        self.free = limit
+        self.waiters: deque[asyncio.Future] = deque()
+
+    async def acquire(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()   # the slot was handed over as the waiter was cancelled: pass it on
+            elif fut in self.waiters:   # (a release may have skipped it already)
+                self.waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1

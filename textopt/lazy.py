@@ -54,6 +54,9 @@ _running: set = set()        # launched, not finished
 _drivers: set = set()        # the driver tasks (see _drive)
 _scheduled = False           # a drain is scheduled on the loop
 _dirty = False               # something was launched since the last barrier
+_DIRECT: set = set()         # aforward functions that return the output of the one node their module's fn attaches
+_fill_fn = None              # while a step of such a call runs (loop thread): the module's fn (see fill) ...
+_fill_out = None             # ... and the call's pending Variable, which that node's output is built in
 
 
 class _Call:
@@ -111,6 +114,39 @@ class Pending(Variable):
         return object.__getattribute__(self, name)
 
 
+def direct_output(aforward):
+    """Mark (decorator) a lazy Module's ``aforward`` that returns the output of the one node ``self.fn.attach``
+    records: a launched call builds that output in its pending Variable (:func:`fill`), no copy at resolution.
+    A subclass that overrides ``aforward`` is not marked: its result is merged as any module's."""
+    _DIRECT.add(aforward)
+    return aforward
+
+
+def fill(value: Any, role: str, meta: dict | None) -> Variable:
+    """The pending Variable of the running call, made ``Variable(value, role=role, meta=meta)`` in place (its
+    ``index``, ``name`` and ``retain_grad()`` kept). ``Function.attach`` calls it, once per call, for the node of
+    the function the driver named."""
+    global _fill_fn
+    out, _fill_fn = _fill_out, None   # once: a second node of that function gets a Variable of its own
+    if type(value) is str and type(role) is str and role and (meta is None or type(meta) is dict):
+        # an LLM's answer (a judge's, with its conversation): what Variable(...) makes, with nothing to check
+        out._value, out._is_text, out.role = value, True, role
+        out._grad = out.node = None
+        out._meta = dict(meta) or None if meta is not None else None
+        out._requires_grad = False
+    else:
+        index, name, retain, call = out.index, out.name, out._retain, out._pending
+        try:
+            Variable.__init__(out, value, role=role, meta=meta)
+        finally:   # a bad value raises with the placeholder as it was (it keeps the failed call)
+            out.index, out.name, out._retain, out._pending = index, name, retain, call
+    out.__class__ = Variable
+    return out
+
+
+_FILLED = ("_value", "_is_text", "role", "_requires_grad", "_grad", "_meta", "node")   # what fill sets
+
+
 def launch(module, args: tuple, kwargs: dict) -> Variable:
     """Queue ``module.aforward(*args, **kwargs)`` and return its pending output Variable (see the docstring)."""
     global _scheduled, _dirty
@@ -140,6 +176,7 @@ async def _drive() -> None:
     """Start queued calls in order, in this task, while they finish without waiting (an instant engine, a cache
     hit): no task per call. The first call that waits (for its engine, or for a pending input) hands the queue
     to a new driver and keeps this task until it finishes; a call never moves between tasks."""
+    global _fill_fn, _fill_out
     while _queue:
         call = _queue.popleft()
         try:
@@ -159,44 +196,51 @@ async def _drive() -> None:
                 if failed is not None:      # an input failed: this call fails with its error
                     _finish(call, None, failed.error, failed.failed)
                     continue
-            coro = call.module.aforward(*call.args, **call.kwargs)
+            module = call.module
+            coro = module.aforward(*call.args, **call.kwargs)
+            fn = module.fn if type(module).aforward in _DIRECT else None
+            _fill_fn, _fill_out = fn, call.out
             try:
                 step = call.ctx.run(coro.send, None)
             except StopIteration as stop:
+                _fill_fn = None
                 _finish(call, stop.value)
                 continue
+            _fill_fn = None
             _drain()
-            _finish(call, await _Resume(call.ctx, coro, step))
+            _finish(call, await _Resume(call.ctx, coro, step, fn, call.out))
         except BaseException as exc:   # noqa: BLE001 - kept, raised where the value is needed
+            _fill_fn = None
             _finish(call, None, exc, call.name)
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
 
 class _Resume:
-    """``await _Resume(ctx, coro, first)``: go on with ``coro``, suspended at ``first`` (what its first step
-    yielded), in the awaiting task — as ``await coro`` would have, each step in the call's context ``ctx``."""
+    """``await _Resume(ctx, coro, first, fn, out)``: go on with ``coro``, suspended at ``first`` (what its first
+    step yielded), in the awaiting task — as ``await coro`` would have, each step in the call's context ``ctx``
+    (and, for a direct-output call, with ``fn`` and ``out`` named for :func:`fill`)."""
 
-    __slots__ = ("ctx", "coro", "step")
+    __slots__ = ("ctx", "coro", "step", "fn", "out")
 
-    def __init__(self, ctx, coro, step):
-        self.ctx, self.coro, self.step = ctx, coro, step
+    def __init__(self, ctx, coro, step, fn, out):
+        self.ctx, self.coro, self.step, self.fn, self.out = ctx, coro, step, fn, out
 
     def __await__(self):
-        ctx, coro, step = self.ctx, self.coro, self.step
+        global _fill_fn, _fill_out
+        ctx, coro, step, fn, out = self.ctx, self.coro, self.step, self.fn, self.out
         while True:
             try:
-                sent = yield step
+                sent, thrown = (yield step), None
             except BaseException as exc:   # a cancellation (or anything) thrown into the task: pass it on
-                try:
-                    step = ctx.run(coro.throw, exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    step = ctx.run(coro.send, sent)
-                except StopIteration as stop:
-                    return stop.value
+                sent, thrown = None, exc
+            _fill_fn, _fill_out = fn, out
+            try:
+                step = ctx.run(coro.send, sent) if thrown is None else ctx.run(coro.throw, thrown)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                _fill_fn = thrown = None
 
 
 def _finish(call: _Call, result: Any, error: BaseException | None = None, failed: str = "") -> None:
@@ -211,6 +255,12 @@ def _finish(call: _Call, result: Any, error: BaseException | None = None, failed
         call.out._pending = None   # nothing keeps the call now (the graph keeps what it needs)
     else:                          # the placeholder keeps the failed call: not what it was called with
         call.module = call.args = call.kwargs = call.ctx = None
+        out = call.out
+        if out.__class__ is not Pending:   # failed after its node was built in it (fill): pending again
+            for slot in _FILLED:
+                if hasattr(out, slot):
+                    delattr(out, slot)
+            out.__class__ = Pending
     if call.fut is not None and not call.fut.done():
         call.fut.set_result(None)
 
@@ -231,6 +281,11 @@ def _pending_in(args: Iterable, kwargs: dict) -> list[_Call]:
 
 def _merge(out: Variable, result: Any, call: _Call) -> None:
     """Make the placeholder ``out`` the Variable that ``aforward`` returned (same class, node, state)."""
+    if result is out:   # built in place (fill)
+        return
+    if out.__class__ is not Pending:   # filled by a node, yet aforward returned something else
+        raise GraphError(f"{type(call.module).__name__}.aforward is marked direct_output but did not return the "
+                         "output of the node its fn attached; remove the mark (textopt.lazy.direct_output)")
     if not isinstance(result, Variable) or result._pending is not None:
         raise GraphError(f"{type(call.module).__name__} declares lazy = True but its aforward returned "
                          f"{type(result).__name__}, not a new Variable; set lazy = False on it")

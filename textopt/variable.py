@@ -207,7 +207,13 @@ class Feedback(Variable):
             expect(objective, str, "Feedback objective", error=InvalidVariableError, allow_none=True)
             expect(key, tuple, "Feedback key", error=InvalidVariableError)
         role = f"feedback to {target.role}" if target is not None else "feedback"
-        super().__init__(text, role=role)
+        if type(text) is str:   # what Variable.__init__ makes of a str, without its checks (one per edge)
+            self._value, self._is_text, self.role = text, True, role
+            self._grad = self._meta = self.node = self.name = self._pending = None
+            self.index = next(_counter)
+            self._requires_grad = self._retain = False
+        else:
+            super().__init__(text, role=role)
         # kept as (role, content) string pairs: a backward pass makes one Feedback per edge, and pairs of
         # strings are untracked by the garbage collector (dicts are not)
         self._conversation = chat_pairs(conversation)

@@ -213,3 +213,83 @@ def test_a_pass_that_never_waits_runs_in_the_callers_task_and_a_waiting_one_over
             assert tasks == {caller}              # no task per node when nothing waits
         else:
             assert 1 < len(tasks) <= 3 and took < 0.3   # 7 sleeps of 50 ms overlapped (3 rounds), at most 3 at once
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=20), st.one_of(st.none(), st.text(max_size=20)),
+       st.fixed_dictionaries({}, optional={"max_tokens": st.integers(1, 999),
+                                           "temperature": st.one_of(st.floats(0, 2), st.integers(0, 2)),
+                                           "role": st.sampled_from(["forward", "backward"]), "node": st.text(max_size=5),
+                                           "seed": st.integers(0, 9), "stop": st.lists(st.text(max_size=3), max_size=2),
+                                           "prefill": st.text(max_size=5)}))
+def test_request_from_fields_is_the_request_chat_makes(user, system, kw):
+    fields = Request.chat_fields(**kw)
+    for _ in range(2):   # fields are reused: the second request is made from the same table
+        fast, slow = Request.from_fields(fields, user, system), Request.chat(user, system=system, **kw)
+        assert fast == slow and fast.key("m") == slow.key("m") and (fast.role, fast.node) == (slow.role, slow.node)
+        assert fast.canonical("m") == slow.canonical("m")   # 0 stays 0, 0.0 stays 0.0 (cache keys are JSON)
+    with pytest.raises(Exception, match="max_tokens"):
+        Request.chat_fields(max_tokens=0)
+
+
+def test_llm_call_requests_follow_its_settings_as_they_change():
+    import textopt as tx
+    engine = ScriptedEngine("ok")
+    call = tx.nn.LLMCall(engine, system_prompt="sys", name="a")
+
+    def expected(**kw):
+        base = dict(temperature=call.temperature, max_tokens=call.max_tokens, node=call.node_name,
+                    role="forward" if call.training else "eval")
+        return Request.chat("q", system="sys", **{**base, **call.request_kw, **kw})
+
+    changes = [lambda: None, lambda: setattr(call, "temperature", 0), lambda: setattr(call, "temperature", 0.5),
+               lambda: setattr(call, "max_tokens", 7), lambda: call.request_kw.update(seed=3),
+               lambda: setattr(call, "node_name", "b"), lambda: call.eval(), lambda: call.train()]
+    for change in changes:
+        change()
+        call(tx.Variable("q", role="question")).value
+        sent = engine.requests[-1]
+        assert sent == expected() and sent.key("m") == expected().key("m") and sent.node == call.node_name
+
+
+def test_backward_requests_name_their_node_and_cap_per_module():
+    import textopt as tx
+    engine = ScriptedEngine("fb")
+    p = tx.Variable("p", role="system prompt", requires_grad=True)
+    a = tx.nn.LLMCall(engine, system_prompt=p, name="a", backward_max_tokens=50)
+    b = tx.nn.LLMCall(engine, name="b")
+    loss = tx.nn.TextLoss("judge", engine, name="j")(b(a(tx.Variable("q", role="question"))))
+    loss.backward(engine=engine)
+    sent = {(r.node, r.max_tokens) for r in engine.requests if r.role == "backward"}
+    assert sent == {("a", 50), ("b", 384)}
+
+
+def test_backward_gate_is_first_come_first_served_and_passes_on_a_cancelled_grant():
+    from textopt.function import _Gate
+
+    async def main():
+        gate, order = _Gate(1), []
+        gate.free -= 1                                  # one holder
+
+        async def waiter(i):
+            await gate.acquire()
+            order.append(i)
+            await asyncio.sleep(0)
+            gate.release()
+
+        tasks = [asyncio.ensure_future(waiter(i)) for i in range(4)]
+        await asyncio.sleep(0)
+        tasks[1].cancel()                               # a waiter leaves the queue
+        gate.release()                                  # the holder leaves: slots go in arrival order
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert order == [0, 2, 3] and gate.free == 1 and not gate.waiters
+
+        gate.free -= 1
+        late = asyncio.ensure_future(gate.acquire())
+        await asyncio.sleep(0)
+        gate.release()                                  # granted to ``late`` ...
+        late.cancel()                                   # ... which is cancelled before it runs: slot passed on
+        await asyncio.gather(late, return_exceptions=True)
+        assert gate.free == 1
+
+    asyncio.run(main())

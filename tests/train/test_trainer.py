@@ -185,3 +185,21 @@ def test_fit_twice_without_resume_starts_over(tmp_path):
     assert [r["step"] for r in second.history] == [0, 1, 2]
     assert second.history[1]["batch"] == first.history[1]["batch"]  # same seeded sampler
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 3
+
+
+def test_resume_restores_what_the_budgets_spent(tmp_path):
+    def with_budget(name):
+        tr, p, fwd, teacher = build(tmp_path, name=name, steps=3)
+        shared = tx.engines.Budget(max_calls=10_000)
+        fwd.budget = teacher.budget = shared          # one budget for both engines: saved once
+        return tr, p, shared
+
+    ref, p_ref, b_ref = with_budget("ref")
+    ref.fit()
+    tr, _, _ = with_budget("part")
+    tr.fit(max_steps=1)
+    assert len(json.loads((tmp_path / "part" / "checkpoint.json").read_text())["budgets"]) == 1
+    tr2, p2, b2 = with_budget("part")
+    tr2.fit(resume=True)
+    assert p2.value == p_ref.value
+    assert (b2.calls, b2.tokens) == (b_ref.calls, b_ref.tokens) and b2.calls > 0

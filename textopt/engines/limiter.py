@@ -92,6 +92,21 @@ class AdaptiveLimiter:
         if self._queue:   # an empty queue needs no grant: a waiter enqueuing meanwhile runs _grant itself
             self._grant()
 
+    def release_success(self) -> None:
+        """``on_success()`` then ``release()`` in one call (the shared call path's, once per LLM call)."""
+        if self.adaptive and self.limit < self.max_limit:
+            self.on_success()
+        else:
+            self._answers += 1   # on_success's count (unlocked there too)
+        lock = self._lock
+        lock.acquire()
+        try:
+            self.in_flight -= 1
+        finally:
+            lock.release()
+        if self._queue:
+            self._grant()
+
     def _grant(self) -> None:
         """Hand free slots to the first waiters."""
         while True:

@@ -158,6 +158,25 @@ class Request:
         msgs = (_system_message(system), Message("user", user)) if system else (Message("user", user),)
         return cls(messages=msgs, **kw)
 
+    @classmethod
+    def chat_fields(cls, **kw) -> dict:
+        """The fields ``Request.chat(user, system, **kw)`` sets besides its messages, checked once (a bad keyword
+        or value raises here, as ``chat`` would). A caller that sends many requests with the same keywords keeps
+        them and makes each request with :meth:`from_fields`: no keyword parsing, copying or checking per call."""
+        return dict(cls(messages=(Message("user", ""),), **kw).__dict__)   # the constructor checks every field
+
+    @classmethod
+    def from_fields(cls, fields: dict, user: str, system: str | None = None) -> "Request":
+        """``Request.chat(user, system, **kw)`` for ``fields = Request.chat_fields(**kw)`` (the same request)."""
+        if type(user) is str and (system is None or type(system) is str):
+            d = fields.copy()
+            um = _new_message(Message, ("user", user))
+            d["messages"] = (_SYSTEM_MESSAGES.get(system) or _system_message(system), um) if system else (um,)
+            new = _new_object(cls)
+            _set_attr(new, "__dict__", d)
+            return new
+        return cls.chat(user, system, **{k: v for k, v in fields.items() if k != "messages"})
+
     def with_meta(self, **kw) -> "Request":
         if kw.keys() <= _META_ONLY:  # metadata only: copy without re-running __init__ (backward's hot path)
             new = object.__new__(Request)

@@ -8,6 +8,7 @@ from ..engines import Engine, Message, Request, get_engine
 from ..engines.images import check_supported
 from ..errors import InvalidVariableError
 from ..function import Function
+from ..lazy import direct_output
 from ..image import as_images
 from ..prompts import BACKWARD_IMAGES, BACKWARD_LLM, BACKWARD_LLM_EVAL, BACKWARD_SYSTEM, fill
 from ..variable import Feedback, Variable, as_variable
@@ -18,6 +19,7 @@ class LLMCallFn(Function):
     """Backward of a call: for each input that requires grad, ask the backward engine for criticism."""
 
     name = "llm_call"
+    _request_fields = None   # (node name, max_tokens, Request.chat_fields) of the last backward request
 
     async def backward(self, ctx, node, feedback, targets):
         if len(targets) == 1:  # the common case: asked inline (no task from gather, no coroutine per target)
@@ -49,8 +51,12 @@ class LLMCallFn(Function):
             text = feedback[0]._value if len(feedback) == 1 else "\n\n".join([f._value for f in feedback])
             user = fill(BACKWARD_LLM, system=system, input=inp, output=output, output_role=node.output.role,
                         feedback=text, role=target.role, value=target._value)
-        return user, Request.chat(user, system=BACKWARD_SYSTEM, role="backward", node=node.name,
-                                  max_tokens=backward_max_tokens(ctx, node))
+        max_tokens = saved.get("backward_max_tokens") or ctx.max_tokens
+        f = self._request_fields   # the backward request's fields, made once per node name and cap
+        if f is None or f[0] is not node.name or f[1] is not max_tokens:
+            f = self._request_fields = (node.name, max_tokens,
+                                Request.chat_fields(role="backward", node=node.name, max_tokens=max_tokens))
+        return user, Request.from_fields(f[2], user, BACKWARD_SYSTEM)
 
 
 def _feedback(user: str, resp, target: Variable, node, feedback) -> Feedback:
@@ -107,6 +113,8 @@ class LLMCall(Module):
     """
 
     lazy = True   # a call from synchronous code returns at once (textopt.lazy)
+    _request_fields = None   # (role, temperature, max_tokens, node name, request_kw, Request.chat_fields): the
+    # last call's settings and the request fields made of them
 
     def __init__(self, engine: "Engine | str", system_prompt: "Variable | str | None" = None, *,
                  output_role: str = "response of the language model", temperature: float = 0.0,
@@ -130,8 +138,14 @@ class LLMCall(Module):
     def forward_request(self, x: Variable, role: str) -> Request:
         """The forward request (subclasses change it, e.g. to add demonstrations to the system prompt)."""
         system = self.system_prompt._value if self.system_prompt is not None else None
-        return Request.chat(x._value, system=system, temperature=self.temperature, max_tokens=self.max_tokens,
-                            role=role, node=self.node_name, **self.request_kw)
+        f = self._request_fields   # the request's fields, made once while the settings stay the same objects
+        if f is None or f[0] != role or f[1] is not self.temperature or f[2] is not self.max_tokens \
+                or f[3] is not self.node_name or f[4] != self.request_kw:
+            f = (role, self.temperature, self.max_tokens, self.node_name, dict(self.request_kw),
+                 Request.chat_fields(temperature=self.temperature, max_tokens=self.max_tokens, role=role,
+                                     node=self.node_name, **self.request_kw))
+            object.__setattr__(self, "_request_fields", f)   # a cache, not a parameter
+        return Request.from_fields(f[5], x._value, system)
 
     def check_args(self, x: "Variable | str", images=None) -> None:
         """Bad arguments raise at the call, before it is launched: a non-text input, images for a text-only
@@ -143,6 +157,7 @@ class LLMCall(Module):
             check_supported(self.engine, dataclasses.replace(probe, images=tuple(im.image
                                                                                  for im in as_images(images))))
 
+    @direct_output
     async def aforward(self, x: "Variable | str", images=None) -> Variable:
         """``images``: an image or a list (ImageVariable, path, bytes, PIL image) read with ``x``; they become
         inputs of the node and are shown again to its backward calls and to the optimizer."""

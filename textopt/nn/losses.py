@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..engines import Engine, Request, get_engine
 from ..errors import InvalidVariableError
+from ..lazy import direct_output
 from ..variable import Feedback, Variable, as_variable
 from .llm import LLMCallFn
 from .module import Module
@@ -29,6 +30,7 @@ class TextLoss(Module):
     needs_target = False  # the trainer calls it as loss(pred)
 
     lazy = True   # a call from synchronous code returns at once (textopt.lazy)
+    _request_fields = None   # (max_tokens, node name, Request.chat_fields) of the last call
 
     def __init__(self, instruction: "Variable | str", engine: "Engine | str", *, max_tokens: int = 384,
                  name: str = "text_loss"):
@@ -41,11 +43,15 @@ class TextLoss(Module):
         self.fn = TextLossFn()
         self.node_name = name
 
+    @direct_output
     async def aforward(self, y: "Variable | str") -> Variable:
         y = as_variable(y, role="response to evaluate")
-        req = Request.chat(y.value, system=self.instruction.value, max_tokens=self.max_tokens, role="loss",
-                           node=self.node_name)
-        resp = await self.engine.generate(req)
+        f = self._request_fields   # the request's fields, made once while the settings stay the same objects
+        if f is None or f[0] is not self.max_tokens or f[1] is not self.node_name:
+            f = (self.max_tokens, self.node_name,
+                 Request.chat_fields(max_tokens=self.max_tokens, role="loss", node=self.node_name))
+            object.__setattr__(self, "_request_fields", f)   # a cache, not a parameter
+        resp = await self.engine.generate(Request.from_fields(f[2], y.value, self.instruction.value))
         # (role, content) string pairs, as Feedback keeps them: untracked by the garbage collector (dicts are not)
         conversation = (("system", self.instruction.value), ("user", y.value), ("assistant", resp.text))
         return self.fn.attach([self.instruction, y], resp.text, f"evaluation of the {y.role}",

@@ -174,6 +174,15 @@ class Trainer:
     def usage(self) -> dict:
         return merge(e.usage for e in self.engines).as_dict()
 
+    def _budgets(self) -> list:
+        """The engines' distinct Budgets, in engine order (one Budget may be shared by several engines)."""
+        out: list = []
+        for e in self.engines:
+            b = getattr(e, "budget", None)
+            if b is not None and all(b is not c for c in out):
+                out.append(b)
+        return out
+
     def _backward_engine(self):
         if self.backward_engine is not None:
             return self.backward_engine
@@ -208,6 +217,7 @@ class Trainer:
                 "params": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": ckpt.rng_states(), "sampler": self.sampler.state_dict(),
                 "usage": [{"engine": e.name, "usage": e.usage.as_dict()} for e in self.engines],
+                "budgets": [b.state_dict() for b in self._budgets()],
                 "best_val": self.best_val, "current_val": self.current_val, "best_params": self.best_params,
                 "bad_steps": self.bad_steps, "stopped_early": self.stopped_early, "stopped": self.stop_reason,
                 "history": self.history}
@@ -230,6 +240,13 @@ class Trainer:
         self.sampler.load_state_dict(d["sampler"])
         for e, u in zip(self.engines, d["usage"]):
             e.usage.load_dict(u["usage"])
+        budgets, spent = self._budgets(), d.get("budgets")   # (checkpoints made before budgets were saved: none)
+        if spent is not None and len(spent) == len(budgets):
+            for b, s in zip(budgets, spent):   # what was spent counts against the limits the resumed run has
+                b.load_state_dict(s)
+        elif spent:
+            warnings.warn(f"the checkpoint holds {len(spent)} engine budget(s), this run has {len(budgets)}: "
+                          "their spending is not restored (the budgets start from zero)", stacklevel=3)
         self.step_count, self.best_val, self.best_params = d["step"], d["best_val"], d["best_params"]
         self.current_val = d.get("current_val", d["best_val"])
         self.bad_steps, self.stopped_early, self.history = d["bad_steps"], d["stopped_early"], d["history"]
