@@ -262,3 +262,12 @@ def test_a_value_already_reverted_is_not_proposed_again():
     assert p.value == "1. List every item with its quantity, then add."
     assert "already tried and reverted" in eng.requests[1].messages[-1].content
     assert opt.state_dict()["state"][0]["rejected"] == [tried]   # kept in the checkpoint for a resume
+
+
+def test_a_short_line_said_over_and_over_is_a_loop_too():
+    from textopt.optim.newvalue import _check_repeats
+    with pytest.raises(ValueError, match="repeats the line"):
+        _check_repeats("Be brief.\n" + "The assistant will.\n" * 9, "Be brief.")
+    _check_repeats("Q: one\nA: 1\n---\nQ: two\nA: 2\n---\nQ: six\nA: 6\n---\n---\n---", "")   # short labels: fine
+    _check_repeats("Answer: N\n" * 4, "")                          # a short line four times: not yet a loop
+    _check_repeats("Step one.\n" * 6, "Step one.\n" * 6)           # the current value repeats it already

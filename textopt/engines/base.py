@@ -188,7 +188,7 @@ class Engine:
                 limiter.release()
                 raise
             else:
-                limiter.release_success()
+                limiter.release(True)
                 resp.latency = time.perf_counter() - t0
         else:
             try:   # wait for a slot inside the attempt

@@ -82,7 +82,14 @@ class AdaptiveLimiter:
                 self.release()          # the slot was handed to us as we were cancelled: pass it on
             raise
 
-    def release(self) -> None:
+    def release(self, success: bool = False) -> None:
+        """Free a slot; ``success``: the call that held it succeeded (``on_success()`` first, in the same call: the
+        shared call path frees its slot so once per LLM call)."""
+        if success:
+            if self.adaptive and self.limit < self.max_limit:
+                self.on_success()
+            else:
+                self._answers += 1   # on_success's count (unlocked there too)
         lock = self._lock
         lock.acquire()
         try:
@@ -90,21 +97,6 @@ class AdaptiveLimiter:
         finally:
             lock.release()
         if self._queue:   # an empty queue needs no grant: a waiter enqueuing meanwhile runs _grant itself
-            self._grant()
-
-    def release_success(self) -> None:
-        """``on_success()`` then ``release()`` in one call (the shared call path's, once per LLM call)."""
-        if self.adaptive and self.limit < self.max_limit:
-            self.on_success()
-        else:
-            self._answers += 1   # on_success's count (unlocked there too)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self.in_flight -= 1
-        finally:
-            lock.release()
-        if self._queue:
             self._grant()
 
     def _grant(self) -> None:

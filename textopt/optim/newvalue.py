@@ -76,16 +76,22 @@ def check_new_value(value: str, current: str, role: str | None = None) -> None:
                              f"improved variable")
 
 
+SHORT_LINE = 8   # shorter lines ("A:", "---") repeat in legitimate formats
+
+
 def _check_repeats(value: str, current: str) -> None:
     """Instructions that say the same line three times are a small model's decoding loop, not a value."""
     lines = [" ".join(x.split()).lower().lstrip("0123456789.-*) ") for x in value.splitlines()]
     counts: dict = {}
     for line in lines:
-        if len(line) >= 20:
+        if len(line) >= SHORT_LINE:
             counts[line] = counts.get(line, 0) + 1
-    line, k = max(counts.items(), key=lambda kv: kv[1], default=("", 0))
-    if k >= 3 and current.lower().count(line) < k:
-        raise ValueError(P.TGD_REPEATS.format(line=line[:80], k=k))
+    low = current.lower()
+    for line, k in sorted(counts.items(), key=lambda kv: -kv[1]):
+        # a sentence said three times is a loop; a short line ("Answer: N", a label) five times (the demo's
+        # 135M model wrote "The assistant will." nine times); what the current value already repeats is kept
+        if k >= (3 if len(line) >= 20 else 5) and low.count(line) < k:
+            raise ValueError(P.TGD_REPEATS.format(line=line[:80], k=k))
 
 
 def check_not_rejected(value: str, rejected) -> None:
