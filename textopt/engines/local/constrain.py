@@ -138,7 +138,9 @@ class PatternConstraint:
         ids, dists, _ = self.c.tokens_from(self.state)
         if len(ids):
             ok = dists <= remaining - 1
-            if not bool(ok.any()):  # multi-character tokens can beat the char distance; never leave no choice
+            if not bool(ok.any()) and self.state not in self.c.finals:
+                # multi-character tokens can beat the char distance; never leave no choice (a final state has
+                # one: EOS — a token that cannot end in time would run out of budget mid-match)
                 ok = dists == dists.min()
             mask[ids[ok]] = True
         if self.state in self.c.finals:
