@@ -293,3 +293,13 @@ def test_backward_gate_is_first_come_first_served_and_passes_on_a_cancelled_gran
         assert gate.free == 1
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kw", [dict(max_tokens=0), dict(max_tokens=True), dict(temperature="hot"), dict(n=0),
+                                dict(seed=1.5), dict(top_p="x"), dict(pattern=3), dict(schema=[1])])
+def test_request_chat_fast_path_still_checks_values(kw):
+    from textopt.errors import BadRequestError
+    with pytest.raises(BadRequestError, match="Request "):
+        Request.chat("x", **kw)
+    with pytest.raises(BadRequestError, match="Request "):
+        Request.chat_fields(**kw)

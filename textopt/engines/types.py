@@ -123,13 +123,7 @@ class Request:
         if not isinstance(stop, (list, tuple)) or not all(isinstance(x, str) for x in stop):
             raise BadRequestError(f"Request stop must be a str or a list of str, got {self.stop!r:.60}")
         object.__setattr__(self, "stop", tuple(stop))
-        expect(self.temperature, (int, float), "Request temperature", error=BadRequestError)
-        expect_int(self.max_tokens, "Request max_tokens", lo=1, error=BadRequestError)
-        expect_int(self.n, "Request n", lo=1, error=BadRequestError)
-        expect(self.top_p, (int, float), "Request top_p", error=BadRequestError, allow_none=True)
-        expect(self.seed, int, "Request seed", error=BadRequestError, allow_none=True)
-        expect(self.pattern, str, "Request pattern", error=BadRequestError, allow_none=True)
-        expect(self.schema, Mapping, "Request schema", error=BadRequestError, allow_none=True)
+        _check_values(self.__dict__)
         if self.images:
             images = (self.images,) if isinstance(self.images, ImagePart) else tuple(self.images)
             for im in images:
@@ -147,6 +141,11 @@ class Request:
             d = _DEFAULTS.copy()      # one copy of the defaults' table, then the few fields given
             d.update(kw)
             if len(d) == _N_FIELDS:   # no unknown keyword (it would have added a key): the usual case
+                t, m = d["temperature"], d["max_tokens"]
+                if not ((type(t) is float or type(t) is int) and type(m) is int and m >= 1 and d["n"] == 1
+                        and d["top_p"] is None and d["seed"] is None and d["pattern"] is None
+                        and d["schema"] is None):   # (the usual values need no check)
+                    _check_values(d)
                 um = _new_message(Message, ("user", user))   # Message("user", user) without its __new__
                 if system:
                     d["messages"] = (_SYSTEM_MESSAGES.get(system) or _system_message(system), um)
@@ -210,6 +209,17 @@ class Request:
 
     def prompt_chars(self) -> int:
         return sum(len(m.content) for m in self.messages)
+
+
+def _check_values(d: dict) -> None:
+    """The checks of a Request's values (``d``: its fields by name); a bad one is a ``BadRequestError``."""
+    expect(d["temperature"], (int, float), "Request temperature", error=BadRequestError)
+    expect_int(d["max_tokens"], "Request max_tokens", lo=1, error=BadRequestError)
+    expect_int(d["n"], "Request n", lo=1, error=BadRequestError)
+    expect(d["top_p"], (int, float), "Request top_p", error=BadRequestError, allow_none=True)
+    expect(d["seed"], int, "Request seed", error=BadRequestError, allow_none=True)
+    expect(d["pattern"], str, "Request pattern", error=BadRequestError, allow_none=True)
+    expect(d["schema"], Mapping, "Request schema", error=BadRequestError, allow_none=True)
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Request)}
