@@ -1,8 +1,6 @@
 """``Function`` (a differentiable operation) and ``Node`` (one application of it in the graph)."""
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -78,13 +76,14 @@ class Function:
 
 
 # How a backward pass reaches an LLM. The core imports nothing above it: ``textopt.engines`` plugs its resolver
-# (an Engine, a spec string or None -> an Engine) in when it is imported, before any Function can build a request.
+# (an Engine, a spec string or None -> an Engine) and the pass's call limit (limit -> a FIFO limiter with
+# ``_try_acquire``/``acquire``/``release``) in when it is imported, before any Function can build a request.
 _ENGINES: dict[str, Callable] = {}
 
 
-def plug_engines(resolve: Callable[[Any], Any]) -> None:
-    """Install how backward passes resolve their engine (called by ``textopt.engines``)."""
-    _ENGINES["resolve"] = resolve
+def plug_engines(resolve: Callable[[Any], Any], limiter: Callable[[int], Any]) -> None:
+    """Install how backward passes resolve their engine and limit their calls (called by ``textopt.engines``)."""
+    _ENGINES["resolve"], _ENGINES["limiter"] = resolve, limiter
 
 
 class BackwardContext:
@@ -95,7 +94,7 @@ class BackwardContext:
         self._engine = None
         self.max_concurrency = max_concurrency
         self.max_tokens = 384   # default cap on a backward answer (a module's backward_max_tokens overrides it)
-        self._gate = _Gate(max_concurrency)   # the pass's call limit
+        self._gate = None       # the pass's call limit, made with the engine (a pass of plain concats needs none)
         self.output_grads: dict[int, torch.Tensor] = {}  # id(Variable) -> d loss / d value (hybrid pre-pass)
         self.signals: dict[int, list] = {}  # id(Variable) -> [(key, tensor)]: numeric gradients from bridges
         self.order: dict[int, int] = {}     # id(Node) -> its index in the pass (the first part of every key)
@@ -136,44 +135,11 @@ class BackwardContext:
             request = request.with_meta(role="backward", node=name)
         engine = self._engine or self.engine   # (the property resolves it on first use)
         gate = self._gate
-        if gate.free:   # a free slot (the usual case): taken without awaiting
-            gate.free -= 1
-        else:
+        if gate is None:
+            gate = self._gate = _ENGINES["limiter"](self.max_concurrency)
+        if gate._try_acquire() is None:
             await gate.acquire()
         try:
             return await engine.generate(request)
         finally:
             gate.release()
-
-
-class _Gate:
-    """A backward pass's limit on its LLM calls: a first-come-first-served semaphore for the ONE event loop a pass
-    runs on (no lock). A release hands its slot straight to the first waiter, so a new call never overtakes one
-    that waits."""
-
-    __slots__ = ("free", "waiters")
-
-    def __init__(self, limit: int):
-        self.free = limit
-        self.waiters: deque[asyncio.Future] = deque()
-
-    async def acquire(self) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()   # the slot was handed over as the waiter was cancelled: pass it on
-            elif fut in self.waiters:   # (a release may have skipped it already)
-                self.waiters.remove(fut)
-            raise
-
-    def release(self) -> None:
-        waiters = self.waiters
-        while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self.free += 1

@@ -54,10 +54,7 @@ class Variable:
         output is: ``Function.attach``), with nothing to check. ``tests/test_variable.py`` checks it builds
         exactly what ``__init__`` builds."""
         v = object.__new__(cls)
-        v._value, v._is_text, v.role = value, True, role
-        v._grad = v._meta = v.node = v.name = v._pending = None
-        v.index = next(_counter)
-        v._requires_grad = v._retain = False
+        _init_text(v, value, role)
         return v
 
     @property
@@ -208,10 +205,7 @@ class Feedback(Variable):
             expect(key, tuple, "Feedback key", error=InvalidVariableError)
         role = f"feedback to {target.role}" if target is not None else "feedback"
         if type(text) is str:   # what Variable.__init__ makes of a str, without its checks (one per edge)
-            self._value, self._is_text, self.role = text, True, role
-            self._grad = self._meta = self.node = self.name = self._pending = None
-            self.index = next(_counter)
-            self._requires_grad = self._retain = False
+            _init_text(self, text, role)
         else:
             super().__init__(text, role=role)
         # kept as (role, content) string pairs: a backward pass makes one Feedback per edge, and pairs of
@@ -235,11 +229,8 @@ class Feedback(Variable):
         (role, content) string pairs (the backward pass's own Functions): nothing to check or convert, one
         per edge of every pass. ``tests/test_variable.py`` checks it builds exactly what ``__init__`` builds."""
         fb = object.__new__(cls)
-        fb._value, fb._is_text, fb.role = text, True, "feedback to " + target.role
-        fb._grad = fb._meta = fb.node = fb.name = fb.objective = None
-        fb._requires_grad = fb._retain = False
-        fb._pending = None
-        fb.index = next(_counter)
+        _init_text(fb, text, "feedback to " + target.role)
+        fb.objective = None
         fb._conversation, fb.source, fb.key, fb.context, fb.images = conversation, source, (), context, images
         return fb
 
@@ -250,6 +241,15 @@ class Feedback(Variable):
 
     def __repr__(self) -> str:
         return f"Feedback({self.short()!r}, source={self.source!r})"
+
+
+def _init_text(v: Variable, value: str, role: str) -> None:
+    """The slots ``Variable(value, role=role)`` sets for a str ``value`` and a non-empty str ``role``: nothing to
+    check (``Variable._text``, and every Feedback made of a str)."""
+    v._value, v._is_text, v.role = value, True, role
+    v._grad = v._meta = v.node = v.name = v._pending = None
+    v.index = next(_counter)
+    v._requires_grad = v._retain = False
 
 
 def as_variable(x: Any, role: str = "text") -> Variable:

@@ -264,12 +264,13 @@ def test_backward_requests_name_their_node_and_cap_per_module():
     assert sent == {("a", 50), ("b", 384)}
 
 
-def test_backward_gate_is_first_come_first_served_and_passes_on_a_cancelled_grant():
-    from textopt.function import _Gate
+def test_backward_call_limit_is_first_come_first_served_and_passes_on_a_cancelled_grant():
+    from textopt.function import _ENGINES
+    import textopt.engines  # noqa: F401 - plugs the backward pass's limiter in
 
     async def main():
-        gate, order = _Gate(1), []
-        gate.free -= 1                                  # one holder
+        gate, order = _ENGINES["limiter"](1), []
+        assert gate._try_acquire() is not None          # one holder
 
         async def waiter(i):
             await gate.acquire()
@@ -282,15 +283,15 @@ def test_backward_gate_is_first_come_first_served_and_passes_on_a_cancelled_gran
         tasks[1].cancel()                               # a waiter leaves the queue
         gate.release()                                  # the holder leaves: slots go in arrival order
         await asyncio.gather(*tasks, return_exceptions=True)
-        assert order == [0, 2, 3] and gate.free == 1 and not gate.waiters
+        assert order == [0, 2, 3] and gate.in_flight == 0 and not gate._queue
 
-        gate.free -= 1
+        assert gate._try_acquire() is not None
         late = asyncio.ensure_future(gate.acquire())
         await asyncio.sleep(0)
         gate.release()                                  # granted to ``late`` ...
         late.cancel()                                   # ... which is cancelled before it runs: slot passed on
         await asyncio.gather(late, return_exceptions=True)
-        assert gate.free == 1
+        assert gate.in_flight == 0
 
     asyncio.run(main())
 

@@ -15,6 +15,7 @@ import threading
 from ..errors import EngineSpecError, GraphError
 from ..function import plug_engines
 from .base import Engine, Retryable, live_engines
+from .limiter import AdaptiveLimiter
 from .router import RoutedEngine
 from .scripted import ScriptedEngine
 from .types import ImagePart, Message, Request, Response
@@ -86,8 +87,9 @@ def resolve_backward_engine(engine: "Engine | str | None") -> Engine:
     return get_engine(engine)
 
 
-# backward passes resolve their engine here
-plug_engines(resolve_backward_engine)
+# backward passes resolve their engine here and limit their calls with the engines' FIFO limiter (not adaptive:
+# a slot is taken without awaiting when free)
+plug_engines(resolve_backward_engine, lambda limit: AdaptiveLimiter(limit, adaptive=False))
 
 
 def usage(*engines: Engine) -> str:

@@ -195,13 +195,8 @@ class Engine:
                 resp = await self._attempt(request)
             except Retryable as first:
                 resp = await self._retry(request, first)
-        model = resp.model or request.model or self.model
-        prices = self._price_memo.get(model)   # _cost's memo read inline (once per LLM call)
-        if prices is None:
-            resp.cost = self._cost(model, resp.prompt_tokens, resp.completion_tokens)
-        else:
-            p, c = prices
-            resp.cost = (resp.prompt_tokens * p + resp.completion_tokens * c) / 1e6 if p or c else 0.0
+        resp.cost = self._cost(resp.model or request.model or self.model, resp.prompt_tokens,
+                               resp.completion_tokens)
         self.usage.record(request.role, request.node, resp.prompt_tokens, resp.completion_tokens, resp.cost,
                           False)   # cached=False, positionally (once per LLM call)
         return resp

@@ -136,8 +136,7 @@ class Request:
     def chat(cls, user: str, system: str | None = None, **kw) -> "Request":
         if type(user) is str and (system is None or type(system) is str) and "stop" not in kw \
                 and "messages" not in kw and not kw.get("images"):
-            # every field as given needs no normalisation: fill the instance directly (the frozen dataclass
-            # __init__ sets 16 fields one object.__setattr__ at a time; this runs for every LLM call)
+            # every field as given needs no normalisation: fill the instance directly (_build)
             d = _DEFAULTS.copy()      # one copy of the defaults' table, then the few fields given
             d.update(kw)
             if len(d) == _N_FIELDS:   # no unknown keyword (it would have added a key): the usual case
@@ -146,14 +145,7 @@ class Request:
                         and d["top_p"] is None and d["seed"] is None and d["pattern"] is None
                         and d["schema"] is None):   # (the usual values need no check)
                     _check_values(d)
-                um = _new_message(Message, ("user", user))   # Message("user", user) without its __new__
-                if system:
-                    d["messages"] = (_SYSTEM_MESSAGES.get(system) or _system_message(system), um)
-                else:
-                    d["messages"] = (um,)
-                new = _new_object(cls)
-                _set_attr(new, "__dict__", d)
-                return new
+                return cls._build(d, user, system)
         msgs = (_system_message(system), Message("user", user)) if system else (Message("user", user),)
         return cls(messages=msgs, **kw)
 
@@ -168,13 +160,19 @@ class Request:
     def from_fields(cls, fields: dict, user: str, system: str | None = None) -> "Request":
         """``Request.chat(user, system, **kw)`` for ``fields = Request.chat_fields(**kw)`` (the same request)."""
         if type(user) is str and (system is None or type(system) is str):
-            d = fields.copy()
-            um = _new_message(Message, ("user", user))
-            d["messages"] = (_SYSTEM_MESSAGES.get(system) or _system_message(system), um) if system else (um,)
-            new = _new_object(cls)
-            _set_attr(new, "__dict__", d)
-            return new
+            return cls._build(fields.copy(), user, system)
         return cls.chat(user, system, **{k: v for k, v in fields.items() if k != "messages"})
+
+    @classmethod
+    def _build(cls, d: dict, user: str, system: str | None) -> "Request":
+        """The request of the checked fields ``d`` (a new dict, taken) with the messages of ``user`` and ``system``
+        (str): the instance filled directly (the frozen dataclass __init__ sets 16 fields one object.__setattr__
+        at a time; this runs for every LLM call)."""
+        um = _new_message(Message, ("user", user))   # Message("user", user) without its __new__
+        d["messages"] = (_SYSTEM_MESSAGES.get(system) or _system_message(system), um) if system else (um,)
+        new = _new_object(cls)
+        _set_attr(new, "__dict__", d)
+        return new
 
     def with_meta(self, **kw) -> "Request":
         if kw.keys() <= _META_ONLY:  # metadata only: copy without re-running __init__ (backward's hot path)
