@@ -4,6 +4,7 @@ table of number words."""
 import json
 import pickle
 import random
+import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -86,6 +87,43 @@ def test_the_trainer_refuses_the_test_split_as_train_or_val(field):
     ok = tx.train.Trainer(model, tx.nn.NumberMatch(), tx.optim.TGD([p], engine=engine), train=s.train,
                           val=s.val, test=s.test, progress=False, plot=False)
     assert ok.test_set.name == "test" and isinstance(ok.train_set[0], Example)
+
+
+@pytest.mark.parametrize("field", ["train", "val"])
+def test_the_trainer_refuses_test_examples_that_lost_their_name(field):
+    """``list(splits.test)`` (or its examples rebuilt as dicts) loses the split's name, not its examples: a
+    Trainer that also holds the test split refuses a part made only of test examples."""
+    s = _splits()
+    p = tx.Variable("Answer.", role="system prompt", requires_grad=True, name="p")
+    engine = tx.get_engine("scripted", cache=False)
+    model = tx.nn.LLMCall(engine, system_prompt=p)
+    for copied in (list(s.test), [{"x": e.x, "y": e.y} for e in s.test][:2]):
+        args = {"train": s.train, "val": s.val, "test": s.test, field: copied}
+        with pytest.raises(DataError, match=f"every example of {field}=") as err:
+            tx.train.Trainer(model, tx.nn.NumberMatch(), tx.optim.TGD([p], engine=engine), progress=False, **args)
+        assert "splits." in str(err.value)
+
+
+@given(n_train=st.integers(1, 6), shared=st.integers(0, 6), unhashable=st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_the_overlap_guard_counts_shared_examples(n_train, shared, unhashable):
+    """Some test examples in train: a warning with the count (repeated dataset items); all of them: an error;
+    none: silence. Inputs that cannot be hashed (dicts) are compared by their text."""
+    from textopt.data import refuse_test_examples
+    make = (lambda i: Example({"q": i}, i)) if unhashable else (lambda i: Example(f"q{i}", i))
+    test = [make(i) for i in range(100, 106)]
+    shared = min(shared, n_train)
+    train = [make(i) for i in range(n_train - shared)] + test[:shared]
+    if shared == n_train:
+        with pytest.raises(DataError, match=f"every example of train= \\({shared}\\)"):
+            refuse_test_examples(test, {"train": train}, "fix")
+    elif shared:
+        with pytest.warns(UserWarning, match=f"{shared} of the {n_train} train examples"):
+            refuse_test_examples(test, {"train": train}, "fix")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            refuse_test_examples(test, {"train": train}, "fix")
 
 
 def test_the_command_line_hands_optimizers_train_and_val_only(tmp_path, monkeypatch, capsys):

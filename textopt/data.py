@@ -13,6 +13,7 @@ instead (:func:`refuse_test_split`). Optimizers take ``splits.for_optimizer()`` 
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -147,6 +148,33 @@ def refuse_test_split(data: Any, as_what: str, fix: str) -> None:
     if getattr(data, "name", None) == "test":
         raise DataError(f"the test split was passed as {as_what}; the test split must never reach an optimizer: "
                         f"{fix}")
+
+
+def refuse_test_examples(test: Sequence[Any], parts: Mapping[str, Sequence[Any]], fix: str) -> None:
+    """The guard on contents, for a run that holds its test split next to the data it optimizes on (the
+    ``Trainer``): names are lost by ``list(splits.test)``, examples are not. ``DataError`` when every example of
+    a part (``{"train": [...], "val": [...]}``) is a test example — the test split under another name; a warning
+    naming how many when only some are (a dataset with repeated items leaks them across splits)."""
+    if not test:
+        return
+    held = {_example_key(e) for e in test}
+    for name, part in parts.items():
+        shared = sum(_example_key(e) in held for e in part)
+        if part and shared == len(part):
+            raise DataError(f"every example of {name}= ({shared}) is also in the test split: the test split must "
+                            f"never reach an optimizer; {fix}")
+        if shared:
+            warnings.warn(f"{shared} of the {len(part)} {name} examples are also test examples (repeated items "
+                          "in the dataset?): the test score overstates how the result generalizes", stacklevel=3)
+
+
+def _example_key(example: Any) -> Any:
+    """What makes two examples the same one: the example itself when hashable, else its text."""
+    try:
+        hash(example)
+        return example
+    except TypeError:
+        return repr(example)
 
 
 def split_dataset(examples: Sequence[Any], *, val: float = 0.3, test: float = 0.3, seed: int = 0) -> Splits:

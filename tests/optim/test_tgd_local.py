@@ -11,7 +11,7 @@ import textopt as tx
 from textopt.engines import get_engine
 from textopt.optim import TGD
 from textopt.optim import prompts as P
-from textopt.optim.tgd import check_new_value
+from textopt.optim.tgd import check_new_value, is_instruction
 
 pytestmark = pytest.mark.local
 
@@ -59,7 +59,7 @@ def test_twenty_tgd_steps_on_the_real_model_all_yield_valid_values():
         new = p.value
         assert new.strip() and "<" not in new and ">" not in new, (role, new)
         check_new_value(new, old, role)  # no tags, no copied instructions, no commentary opening
-        if any(w in role for w in P.INSTRUCTION_ROLE_WORDS):
+        if is_instruction(role):
             assert re.match("(" + "|".join(P.INSTRUCTION_OPENERS) + ") ", new), (role, new)
     # each request really was constrained and went to the engine as an optimizer call
     assert engine.usage.as_dict()["by_role"]["optimizer"]["calls"] + \

@@ -31,6 +31,7 @@ from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
 from .base import Engine
 from .images import attach_openai
+from .router import from_spec_urls
 from .secrets import Secret, known_key_env
 from .structured import SCHEMA_INSTRUCTION, append_to_last_user
 from .types import Request, Response
@@ -186,7 +187,6 @@ def from_spec(rest: str, **kw) -> Engine:
             raise EngineSpecError(f"'openai:{rest}' names a server but no model: write "
                                   f"'openai:{rest.split('#')[0]}#MODEL' (the model name the server serves)")
         if "," in url:   # replicas of one model: openai:URL1,URL2#MODEL
-            from .router import from_spec_urls
             return from_spec_urls(OpenAIEngine, url, model, **kw)
         return OpenAIEngine(model, base_url=url, **kw)
     if not rest:

@@ -23,6 +23,7 @@ The replicas' own cache, budget and retries are not used (the router's are); bui
 """
 from __future__ import annotations
 
+import importlib
 import itertools
 import time
 from typing import Any, Sequence
@@ -98,8 +99,9 @@ class RoutedEngine(Engine):
         """One replica engine (``engine_cls``, default ``OpenAIEngine``) per base URL. ``max_concurrency`` and
         the other engine options (``api_key_env``, ``timeout`` ...) apply to each replica; ``cache``,
         ``budget``, ``record``, retries, ``cache_id`` and the cooldowns to the router."""
-        if engine_cls is None:
-            from .openai_engine import OpenAIEngine as engine_cls
+        if engine_cls is None:   # loaded by name, as the engine registry loads providers: the router itself
+            # depends on no provider (openai_engine imports the router for its 'openai:URL1,URL2#MODEL' spec)
+            engine_cls = importlib.import_module("textopt.engines.openai_engine").OpenAIEngine
         urls = [u.strip().rstrip("/") for u in urls]
         if len(urls) < 1 or not all(urls):
             raise EngineSpecError(f"a replica list needs URLs separated by commas, got {urls!r}")

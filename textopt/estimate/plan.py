@@ -240,14 +240,14 @@ def _evidence(run: _Run, k: int):
 
 
 def _reflect_chars(run: _Run, k: int) -> int:
-    from ..optim.prompts import INSTRUCTION_ROLE_WORDS
+    from ..optim.newvalue import is_instruction
     from ..optim.prompts_search import (REFLECT_ASK_VALUE, REFLECT_INSTRUCT_PROMPT, REFLECT_INSTRUCT_SYSTEM,
                                        REFLECT_PROMPT, SEARCH_SYSTEM, render_examples, render_objectives)
     from ..optim.store import DEFAULT_OBJECTIVE
     weights = {DEFAULT_OBJECTIVE: 1.0}
     evidence = dict(role=run.role, value=run.prompt, examples=render_examples(_evidence(run, k), weights),
                     objectives=render_objectives(weights))
-    if any(w in run.role.lower() for w in INSTRUCTION_ROLE_WORDS):
+    if is_instruction(run.role):
         return len(REFLECT_INSTRUCT_SYSTEM) + len(REFLECT_INSTRUCT_PROMPT.format(**evidence))
     return len(SEARCH_SYSTEM) + len(REFLECT_PROMPT.format(**evidence, ask=REFLECT_ASK_VALUE))
 

@@ -27,6 +27,7 @@ import torch
 from ..errors import InvalidVariableError
 from ..runtime import run_sync
 from ..variable import Variable
+from . import beam, demos, opro, pareto, tgd  # noqa: F401  (each registers its optimizers in OPTIMIZERS)
 from .optimizer import OPTIMIZERS, Optimizer
 
 TORCH_OPTIMIZERS: dict[str, type] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
@@ -77,7 +78,6 @@ class MixedOptimizer(Optimizer):
                                            "given to MixedOptimizer, in the same order")
             return spec
         if isinstance(spec, str):
-            from .. import optim  # noqa: F401  (importing the package registers every optimizer)
             if spec not in OPTIMIZERS:
                 raise InvalidVariableError(f"unknown text optimizer {spec!r}; registered: {sorted(OPTIMIZERS)}")
             spec = OPTIMIZERS[spec]

@@ -38,6 +38,12 @@ _COMMENTARY_LEAD = re.compile(r"\s*((the|your) (improved|updated|revised|new|bet
                               r"(here is|here's|below is) [^:\n]{0,80}?)\s*:\s*\n?", re.I)
 
 
+def is_instruction(role: str | None) -> bool:
+    """Whether a parameter with this role is an instruction (a prompt): TGD's tactics and add-edits, the
+    searches' reflection prompt and the repeat check apply to those only."""
+    return bool(role) and any(w in role.lower() for w in P.INSTRUCTION_ROLE_WORDS)
+
+
 def strip_commentary(value: str) -> str:
     """Drop a leading "The improved <role> is:" / "Here is the new value:" line when real content follows it
     (small models open with one; the constrained pattern guarantees content after it)."""
@@ -66,7 +72,7 @@ def check_new_value(value: str, current: str, role: str | None = None) -> None:
     commentary = _COMMENTARY.match(head) or (role and head.startswith(f"the {role.lower()} is"))
     if commentary and not current.strip().lower().startswith(head[:16]):
         raise ValueError("the new value starts with commentary about the edit; return only the variable itself")
-    if role and any(w in role.lower() for w in P.INSTRUCTION_ROLE_WORDS):
+    if is_instruction(role):
         _check_repeats(value, current)
     low, cur = value.lower(), current.lower()
     for sentence in INSTRUCTION_SENTENCES:

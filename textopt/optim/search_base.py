@@ -32,10 +32,9 @@ from ..errors import BudgetExceeded, CheckpointError, DataError, InvalidVariable
 from ..parallel import amap
 from ..variable import Variable
 from .guards import CopyDetector, optimizer_data
-from .newvalue import check_new_value
+from .newvalue import check_new_value, is_instruction
 from .guards import log as guard_log
 from .optimizer import Optimizer
-from .prompts import INSTRUCTION_ROLE_WORDS
 from .prompts_search import (PROPOSAL_TAG, REFLECT_ASK_VALUE, REFLECT_INSTRUCT_PROMPT,
                              REFLECT_INSTRUCT_SYSTEM, REFLECT_PROMPT, RESERVED_TAGS, SEARCH_SYSTEM,
                              render_examples, render_objectives)
@@ -247,7 +246,7 @@ class SearchOptimizer(Optimizer):
         role = self.role_of(name)
         evidence = dict(role=role, value=values[name], examples=render_examples(evals, self.weights),
                         objectives=render_objectives(self.weights))
-        if any(w in role.lower() for w in INSTRUCTION_ROLE_WORDS):
+        if is_instruction(role):
             system, user = REFLECT_INSTRUCT_SYSTEM, REFLECT_INSTRUCT_PROMPT.format(**evidence)
         else:
             system, user = SEARCH_SYSTEM, REFLECT_PROMPT.format(**evidence, ask=REFLECT_ASK_VALUE)

@@ -39,8 +39,8 @@ from ..functional import clip
 from ..variable import Feedback, Variable
 from . import prompts as P
 from .guards import CopyDetector
-from .newvalue import check_new_value, check_not_rejected, strip_commentary  # noqa: F401  (public here too)
-from .tgd_prompt import build_request, instruction_like as _instruction_like, render_context, tactic_for  # noqa: F401
+from .newvalue import check_new_value, check_not_rejected, is_instruction, strip_commentary  # noqa: F401  (public here too)
+from .tgd_prompt import build_request, render_context, tactic_for  # noqa: F401
 from .optimizer import Optimizer, register_optimizer
 
 DEFAULTS = dict(constraints=[], examples=[], history=3, max_gradients=12, max_gradient_chars=4000,
@@ -145,7 +145,7 @@ class TGD(Optimizer):
             return pattern
         if not getattr(engine, "supports_pattern", False):
             return None
-        return P.INSTRUCTION_VALUE_PATTERN if _instruction_like(p) else P.FREE_VALUE_PATTERN
+        return P.INSTRUCTION_VALUE_PATTERN if is_instruction(p.role) else P.FREE_VALUE_PATTERN
 
     # -- the step ------------------------------------------------------------------------------------------
     def copy_detector(self, p: Variable, group: dict) -> CopyDetector | None:
@@ -163,9 +163,9 @@ class TGD(Optimizer):
         if pattern is not None:
             request = dataclasses.replace(request, pattern=pattern)
         detector = self.copy_detector(p, group)
-        if group["edit"] == "add" and _instruction_like(p):
+        if group["edit"] == "add" and is_instruction(p.role):
             return await self._propose_addition(engine, p, group, name, detector)
-        can_add = group["add_when_stuck"] and _instruction_like(p)
+        can_add = group["add_when_stuck"] and is_instruction(p.role)
         answers = 0
 
         def validate(raw: str) -> None:

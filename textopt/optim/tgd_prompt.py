@@ -18,11 +18,7 @@ from ..engines import Request
 from ..functional import clip
 from ..variable import Feedback, Variable
 from . import prompts as P
-
-
-def instruction_like(p: Variable) -> bool:
-    role = p.role.lower()
-    return any(w in role for w in P.INSTRUCTION_ROLE_WORDS)
+from .newvalue import is_instruction
 
 
 def context_fields(g: Feedback) -> tuple:
@@ -101,7 +97,7 @@ def tactic_for(p: Variable, group: dict, step: int) -> str | None:
     ("auto": ``P.INSTRUCT_TACTICS`` for instruction-like variables, none for others; empty: none)."""
     tactics = group["tactics"]
     if tactics == "auto":
-        tactics = P.INSTRUCT_TACTICS if instruction_like(p) else ()
+        tactics = P.INSTRUCT_TACTICS if is_instruction(p.role) else ()
     return tactics[step % len(tactics)] if tactics else None
 
 
@@ -111,7 +107,7 @@ def build_request(p: Variable, group: dict, name: str, history: list, step: int 
     tactic)."""
     grads: list[Feedback] = list(p.grad)
     shown = grads[: group["max_gradients"]]
-    instruct = instruction_like(p)
+    instruct = is_instruction(p.role)
     gradients = _gradient_items(shown, group, instruct)
     if len(grads) > len(shown):
         gradients += P.TGD_OMITTED.format(k=len(grads) - len(shown))

@@ -1,4 +1,5 @@
-"""``amap(job, items, ...)``: ``[await job(item) for item in items]`` run concurrently, in item order.
+"""Executors: how ``textopt.parallel.amap(job, items, ...)`` — ``[await job(item) for item in items]`` run
+concurrently, in item order — runs its jobs.
 
 A **job** is a picklable async callable ``job(item) -> result`` (a module and its metric, a candidate and its
 evaluator): the in-process executor calls it at most ``concurrency`` at a time on the current event loop; the
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Awaitable, Callable, Sequence
-
-from ..errors import DataError
 
 Job = Callable[[Any], Awaitable[Any]]
 
@@ -60,31 +59,3 @@ def raise_first(results: list) -> None:
 
 
 LOCAL = InProcessExecutor()
-_RAY: dict = {}
-
-
-def get_executor(spec: "Executor | str | None" = None, *, address: str | None = None) -> Executor:
-    """None / "local": in-process; "ray": a :class:`~textopt.parallel.ray_executor.RayExecutor` (connecting to
-    ``address``, or the running Ray runtime, or starting a local one); an ``Executor`` as it is."""
-    if spec is None or spec == "local":
-        return LOCAL
-    if isinstance(spec, Executor):
-        return spec
-    if spec == "ray":
-        if address not in _RAY:
-            from .ray_executor import RayExecutor
-            _RAY[address] = RayExecutor(address=address)
-        return _RAY[address]
-    raise DataError(f"unknown executor {spec!r}: use 'local' (this process) or 'ray' (a Ray cluster; "
-                    f"pip install 'textopt[ray]'), or an Executor object")
-
-
-async def amap(job: Job, items: Sequence[Any], *, concurrency: int = 8, executor: "Executor | str | None" = None,
-               progress=None, return_exceptions: bool = False,
-               semaphore: asyncio.Semaphore | None = None) -> list:
-    """See the module docstring. ``progress``: anything with ``update(n)`` (a tqdm bar)."""
-    items = list(items)
-    if not items:
-        return []
-    return await get_executor(executor).amap(job, items, concurrency=concurrency, progress=progress,
-                                             return_exceptions=return_exceptions, semaphore=semaphore)

@@ -75,7 +75,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
-from ..data import refuse_test_split
+from ..data import refuse_test_examples, refuse_test_split
 from ..engines import Engine, current_backward_engine, get_engine
 from ..engines.usage import merge
 from ..errors import BudgetExceeded, CheckpointError, DataError
@@ -121,6 +121,8 @@ class Trainer:
         self.train_set = as_examples(train, "train")
         self.val_set = as_examples(val, "val")
         self.test_set = as_examples(test, "test")
+        refuse_test_examples(self.test_set, {"train": self.train_set, "val": self.val_set},
+                             "pass train=splits.train and val=splits.val")
         if not self.train_set:
             raise DataError("Trainer needs at least one training example")
         if steps < 0:
