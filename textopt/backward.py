@@ -108,9 +108,9 @@ async def abackward(loss: Variable, engine=None, *, max_concurrency: int | None 
     if not loss.requires_grad:
         raise GraphError(f"{loss!r} does not require grad: it was built under no_grad or from inputs that do not "
                          "require grad; set requires_grad=True on the parameters you want to optimize")
-    limit = max_concurrency or DEFAULT_MAX_CONCURRENCY
-    if limit < 1:
-        raise GraphError(f"max_concurrency must be >= 1, got {limit}")
+    limit = DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency
+    if type(limit) is not int or limit < 1:
+        raise GraphError(f"max_concurrency must be an int >= 1 (None: {DEFAULT_MAX_CONCURRENCY}), got {limit!r}")
     nodes, index, pending_consumers = collect(loss)
 
     # id(variable) -> (variable, feedback delivered to it in this pass)

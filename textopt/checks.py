@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping   # not typing's aliases: their isinstance costs ~10x
+from collections.abc import Callable, Iterable, Iterator, Mapping   # not typing's aliases: their isinstance costs ~10x
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, InvalidVariableError, TextoptError
+from .errors import CheckpointError, DataError, InvalidVariableError, TextoptError
 
 ErrorType = type[TextoptError]
 
@@ -119,6 +120,7 @@ def writable(path: str | os.PathLike, flag: str, *, kind: str = "file", error: E
 
 def expand_user(path: str | os.PathLike, what: str, *, error: ErrorType = DataError) -> Path:
     """``Path(path).expanduser()`` with an unknown ``~user`` as ``error``."""
+    expect(path, (str, os.PathLike), what, "give a path", error=error)
     try:
         return Path(path).expanduser()
     except RuntimeError:
@@ -196,3 +198,37 @@ def meta_dict(meta: Any) -> dict:
         raise InvalidVariableError(f"Variable meta must be a dict of metadata, got {type(meta).__name__}; e.g. "
                                    f"meta={{'score': 0.5}}")
     return dict(meta)
+
+
+_ANY = object()
+STATE_FIX = "pass what state_dict() returned, unchanged"
+FILE_FIX = "it was written by another version or edited: remove it or use a new output folder"
+
+
+@contextmanager
+def loading(what: str, state: Any = _ANY, restore: Callable[[], Any] | None = None, *,
+            fix: str = STATE_FIX) -> Iterator[None]:
+    """Around loading saved state (a ``load_state_dict``, a checkpoint file): ``state``, when given, must be a
+    dict, and a malformed one (a missing key, a value of the wrong type) is ONE ``CheckpointError`` naming
+    ``what`` and saying ``fix``, raised after ``restore()`` put back the state from before the load (nothing is
+    left half-loaded; a textopt error raised inside is restored after too)."""
+    def malformed(detail: str) -> CheckpointError:
+        err = CheckpointError(f"{what} does not hold a state this run can restore ({detail}); {fix}")
+        err.detail = detail   # a load around this one names its own source and fix with the same detail
+        return err
+
+    if state is not _ANY and not isinstance(state, Mapping):
+        raise malformed(f"a JSON {type_name(state)}, not an object")
+    try:
+        yield
+    except TextoptError as exc:
+        if restore is not None:
+            restore()
+        if getattr(exc, "detail", None) is not None:   # a malformed part of this state: named as this load's
+            raise malformed(exc.detail) from None
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        if restore is not None:
+            restore()
+        raise malformed(f"missing field {exc}" if type(exc) is KeyError else f"{type(exc).__name__}: {exc}") \
+            from None

@@ -12,10 +12,12 @@ instead (:func:`refuse_test_split`). Optimizers take ``splits.for_optimizer()`` 
 """
 from __future__ import annotations
 
+import json
 import random
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import CheckpointError, DataError
 
@@ -102,7 +104,16 @@ def as_split(examples: Iterable[Any] | None, name: str) -> Split:
     """``examples`` as a :class:`Split`: a Split keeps its own name (so the test split stays recognisable)."""
     if isinstance(examples, Split):
         return examples
-    return Split(examples if examples is not None else (), name)
+    return Split(examples_of(examples, name) if examples is not None else (), name)
+
+
+def examples_of(examples: Any, what: str) -> Iterable[Any]:
+    """``examples`` if it is a collection of examples (a list, a tuple, a generator ...); a str, a dict or a
+    number is one ``DataError`` saying what to pass."""
+    if isinstance(examples, (str, bytes, Mapping, Example)) or not isinstance(examples, Iterable):
+        raise DataError(f"{what} must be a list of examples (Example, {{'x': ..., 'y': ...}} or (x, y) pairs), got "
+                        f"{type(examples).__name__}")
+    return examples
 
 
 @dataclass(frozen=True)
@@ -157,9 +168,9 @@ def refuse_test_examples(test: Sequence[Any], parts: Mapping[str, Sequence[Any]]
     naming how many when only some are (a dataset with repeated items leaks them across splits)."""
     if not test:
         return
-    held = {_example_key(e) for e in test}
+    held = {example_key(e) for e in test}
     for name, part in parts.items():
-        shared = sum(_example_key(e) in held for e in part)
+        shared = sum(example_key(e) in held for e in part)
         if part and shared == len(part):
             raise DataError(f"every example of {name}= ({shared}) is also in the test split: the test split must "
                             f"never reach an optimizer; {fix}")
@@ -168,18 +179,20 @@ def refuse_test_examples(test: Sequence[Any], parts: Mapping[str, Sequence[Any]]
                           "in the dataset?): the test score overstates how the result generalizes", stacklevel=3)
 
 
-def _example_key(example: Any) -> Any:
-    """What makes two examples the same one: the example itself when hashable, else its text."""
+def example_key(example: Any) -> str:
+    """What makes two examples the same one, for the guards that keep splits apart: an Example's input and
+    target (not its meta), anything else as it is, in canonical JSON (its text where JSON cannot hold it)."""
+    if isinstance(example, Example):
+        example = [example.input, example.target]
     try:
-        hash(example)
-        return example
-    except TypeError:
+        return json.dumps(example, sort_keys=True, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):   # keys that do not sort, a circular structure
         return repr(example)
 
 
 def split_dataset(examples: Sequence[Any], *, val: float = 0.3, test: float = 0.3, seed: int = 0) -> Splits:
     """Shuffle with ``seed`` and cut into train / val / test (each non-empty)."""
-    items = list(examples)
+    items = list(examples_of(examples, "split_dataset's examples"))
     if len(items) < 3:
         raise DataError(f"split_dataset needs at least 3 examples, got {len(items)}")
     if not (0 < val < 1 and 0 < test < 1 and val + test < 1):

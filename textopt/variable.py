@@ -175,9 +175,14 @@ class Variable:
     def __str__(self) -> str:
         return self._value if self._is_text else str(self._value)
 
-    def __add__(self, other: "Variable") -> "Variable":
+    def __add__(self, other: "Variable | str") -> "Variable":
+        """``concat([self, other])``: the texts joined by a newline; a str is a constant part (no feedback)."""
         from .functional import concat
-        return concat([self, other])
+        return concat([self, _part(other)])
+
+    def __radd__(self, other: str) -> "Variable":
+        from .functional import concat
+        return concat([_part(other), self])
 
 
 class Feedback(Variable):
@@ -250,6 +255,14 @@ def _init_text(v: Variable, value: str, role: str) -> None:
     v._grad = v._meta = v.node = v.name = v._pending = None
     v.index = next(_counter)
     v._requires_grad = v._retain = False
+
+
+def _part(x: Any) -> Variable:
+    if isinstance(x, Variable):
+        return x
+    if isinstance(x, str):
+        return Variable(x)
+    raise InvalidVariableError(f"a text Variable can be joined (+) with a Variable or a str, not {type(x).__name__}")
 
 
 def as_variable(x: Any, role: str = "text") -> Variable:

@@ -23,7 +23,7 @@ import anthropic
 
 from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
-from .base import Engine
+from .base import Engine, check_settings
 from .images import attach_anthropic
 from .secrets import Secret, known_key_env
 from .types import Request, Response
@@ -51,6 +51,7 @@ class AnthropicEngine(Engine):
         known_key_env(api_key_env)
         self.base_url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_URL).rstrip("/")
         self.is_official = self.base_url == ANTHROPIC_URL
+        check_settings(type(self).__name__, timeout=timeout)
         self.timeout = timeout
         self.legacy_sampling = legacy_sampling
         self.supports_schema, self.supports_prefill = json_schema, prefill

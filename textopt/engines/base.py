@@ -27,7 +27,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from ..checks import writable
+from ..checks import expect, expect_int, writable
 from ..errors import EngineError, EngineSpecError, ProviderError, TextoptError
 from ..runtime import run_sync
 from .cache import ResponseCache, default_cache, open_cache
@@ -57,6 +57,21 @@ class Retryable(Exception):
         self.timed_out = timed_out   # no answer in time: the server may still be generating it
 
 
+def check_settings(owner: str, **settings: Any) -> None:
+    """An engine's numeric settings: counts (``max_concurrency`` >= 1; ``max_retries``, ``timeout_retries`` >= 0)
+    are ints, waits and ``timeout`` finite numbers (``timeout`` > 0); None leaves a setting to its default."""
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key in ("max_concurrency", "max_retries", "timeout_retries"):
+            expect_int(value, f"{owner} {key}", lo=1 if key == "max_concurrency" else 0, error=EngineSpecError)
+        else:
+            expect(value, (int, float), f"{owner} {key}", error=EngineSpecError)
+            if not (0 < value if key == "timeout" else 0 <= value) or value == float("inf"):
+                raise EngineSpecError(f"{owner} {key} must be a finite number of seconds "
+                                      f"{'> 0' if key == 'timeout' else '>= 0'}, got {value}")
+
+
 class Engine:
     """Base engine. ``cache``: None (the default: the shared disk cache, ``cache.default_cache``; none when
     ``TEXTOPT_CACHE=0`` or ``caches_by_default`` is False), True (the default folder's disk cache), False,
@@ -83,6 +98,11 @@ class Engine:
                  adaptive_concurrency: bool = True, max_retries: int = 4, retry_max_wait: float = 30.0,
                  retry_initial_wait: float = 0.2, record: str | Path | None = None, prices: dict | None = None,
                  dry_run: bool = False, name: str | None = None, timeout_retries: int | None = None):
+        check_settings(type(self).__name__, max_concurrency=max_concurrency, max_retries=max_retries,
+                       retry_max_wait=retry_max_wait, retry_initial_wait=retry_initial_wait,
+                       timeout_retries=timeout_retries)
+        expect(budget, Budget, f"{type(self).__name__} budget", "pass a textopt.engines.Budget shared by the "
+               "engines it limits", error=EngineSpecError, allow_none=True)
         self.model = model
         self.name = name or f"{self.provider}:{model}"
         self.cache = _make_cache(cache) if cache is not None else (default_cache() if self.caches_by_default

@@ -29,7 +29,7 @@ import openai
 
 from ..errors import BadRequestError, EngineSpecError, MissingAPIKeyError
 from . import sdk_common
-from .base import Engine
+from .base import Engine, check_settings
 from .images import attach_openai
 from .router import from_spec_urls
 from .secrets import Secret, known_key_env
@@ -69,6 +69,7 @@ class OpenAIEngine(Engine):
         self._api_key = Secret(key)
         self.api_key_env = api_key_env
         known_key_env(api_key_env)
+        check_settings(type(self).__name__, timeout=timeout)
         self.timeout = timeout if timeout is not None else (SERVER_TIMEOUT if server else 60.0)
         if server:
             kw.setdefault("timeout_retries", 1)

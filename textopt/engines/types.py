@@ -141,12 +141,13 @@ class Request:
             d.update(kw)
             if len(d) == _N_FIELDS:   # no unknown keyword (it would have added a key): the usual case
                 t, m = d["temperature"], d["max_tokens"]
-                if not ((type(t) is float or type(t) is int) and type(m) is int and m >= 1 and d["n"] == 1
-                        and d["top_p"] is None and d["seed"] is None and d["pattern"] is None
+                if not ((type(t) is float or type(t) is int) and 0 <= t < _INF and type(m) is int and m >= 1
+                        and d["n"] == 1 and d["top_p"] is None and d["seed"] is None and d["pattern"] is None
                         and d["schema"] is None):   # (the usual values need no check)
                     _check_values(d)
                 return cls._build(d, user, system)
         msgs = (_system_message(system), Message("user", user)) if system else (Message("user", user),)
+        _known(kw)
         return cls(messages=msgs, **kw)
 
     @classmethod
@@ -154,6 +155,7 @@ class Request:
         """The fields ``Request.chat(user, system, **kw)`` sets besides its messages, checked once (a bad keyword
         or value raises here, as ``chat`` would). A caller that sends many requests with the same keywords keeps
         them and makes each request with :meth:`from_fields`: no keyword parsing, copying or checking per call."""
+        _known(kw)
         return dict(cls(messages=(Message("user", ""),), **kw).__dict__)   # the constructor checks every field
 
     @classmethod
@@ -209,17 +211,30 @@ class Request:
         return sum(len(m.content) for m in self.messages)
 
 
+def _known(kw: dict) -> None:
+    """Request fields only (a model call's settings reach Request.chat as keywords)."""
+    unknown = [k for k in kw if k not in _DEFAULTS or k == "messages"]
+    if unknown:
+        raise BadRequestError(f"unknown request setting(s) {unknown}; a request takes "
+                              f"{', '.join(k for k in _DEFAULTS if k != 'messages')}")
+
+
 def _check_values(d: dict) -> None:
     """The checks of a Request's values (``d``: its fields by name); a bad one is a ``BadRequestError``."""
-    expect(d["temperature"], (int, float), "Request temperature", error=BadRequestError)
+    t = expect(d["temperature"], (int, float), "Request temperature", error=BadRequestError)
+    if not 0 <= t < _INF:   # (NaN fails too)
+        raise BadRequestError(f"Request temperature must be a finite number >= 0 (0 = greedy), got {t}")
     expect_int(d["max_tokens"], "Request max_tokens", lo=1, error=BadRequestError)
     expect_int(d["n"], "Request n", lo=1, error=BadRequestError)
-    expect(d["top_p"], (int, float), "Request top_p", error=BadRequestError, allow_none=True)
+    top_p = expect(d["top_p"], (int, float), "Request top_p", error=BadRequestError, allow_none=True)
+    if top_p is not None and not 0 < top_p <= 1:
+        raise BadRequestError(f"Request top_p must be in (0, 1] (the probability mass sampled from), got {top_p}")
     expect(d["seed"], int, "Request seed", error=BadRequestError, allow_none=True)
     expect(d["pattern"], str, "Request pattern", error=BadRequestError, allow_none=True)
     expect(d["schema"], Mapping, "Request schema", error=BadRequestError, allow_none=True)
 
 
+_INF = float("inf")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Request)}
 _N_FIELDS = len(_DEFAULTS)
 

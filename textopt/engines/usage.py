@@ -9,7 +9,8 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..errors import BudgetExceeded
+from ..checks import expect, expect_int, loading
+from ..errors import BudgetExceeded, EngineSpecError
 
 PICO = 10 ** 12   # usage rows count dollars in integer pico-dollars (exact, whatever the order of the calls)
 
@@ -205,6 +206,10 @@ class Budget:
     """Hard limits on calls, tokens and dollars, shared by every engine it is given to."""
 
     def __init__(self, max_calls: int | None = None, max_tokens: int | None = None, max_usd: float | None = None):
+        expect_int(max_calls, "Budget max_calls", lo=0, error=EngineSpecError, allow_none=True)
+        expect_int(max_tokens, "Budget max_tokens", lo=0, error=EngineSpecError, allow_none=True)
+        if max_usd is not None and not (expect(max_usd, (int, float), "Budget max_usd", error=EngineSpecError) >= 0):
+            raise EngineSpecError(f"Budget max_usd must be a number >= 0, got {max_usd}")
         self.max_calls, self.max_tokens, self.max_usd = max_calls, max_tokens, max_usd
         self.calls = 0
         self.tokens = 0
@@ -250,7 +255,11 @@ class Budget:
         return {"calls": self.calls, "tokens": self.tokens, "usd": self.usd}
 
     def load_state_dict(self, d: dict) -> None:
-        self.calls, self.tokens, self.usd = d["calls"], d["tokens"], d["usd"]
+        with loading("Budget.load_state_dict", d):
+            calls, tokens, usd = d["calls"], d["tokens"], d["usd"]
+            if not all(type(x) in (int, float) and x >= 0 for x in (calls, tokens, usd)):
+                raise TypeError(f"calls, tokens and usd must be numbers >= 0, got {calls!r}, {tokens!r}, {usd!r}")
+        self.calls, self.tokens, self.usd = calls, tokens, usd
 
     def __repr__(self) -> str:
         return (f"Budget(calls {self.calls}/{self.max_calls}, tokens {self.tokens}/{self.max_tokens}, "

@@ -16,7 +16,7 @@ from ..errors import InvalidVariableError
 from ..prompts import BACKWARD_SYSTEM
 from ..variable import Variable, as_variable
 from . import prompts as P
-from .llm import LLMCallFn, backward_max_tokens
+from .llm import LLMCallFn, backward_max_tokens, check_call_settings
 from .module import Module
 
 
@@ -65,6 +65,8 @@ class FormattedLLMCall(Module):
                  temperature: float = 0.0, max_tokens: int = 512, name: str | None = None,
                  backward_max_tokens: int | None = None, **request_kw):
         super().__init__()
+        check_call_settings(type(self).__name__, backward_max_tokens, temperature=temperature, max_tokens=max_tokens,
+                            **request_kw)
         self.backward_max_tokens = backward_max_tokens
         if not isinstance(template, str):
             raise InvalidVariableError(f"FormattedLLMCall template must be a str, got {type(template).__name__}")

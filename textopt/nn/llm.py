@@ -6,7 +6,8 @@ import dataclasses
 
 from ..engines import Engine, Message, Request, get_engine
 from ..engines.images import check_supported
-from ..errors import InvalidVariableError
+from ..checks import expect_int
+from ..errors import BadRequestError, InvalidVariableError
 from ..function import Function
 from ..lazy import direct_output
 from ..image import as_images
@@ -105,6 +106,13 @@ def _text_input(x: "Variable | str") -> Variable:
     return x
 
 
+def check_call_settings(owner: str, backward_max_tokens: int | None = None, **request_kw) -> None:
+    """A model-calling module's settings, checked when it is built (a bad one is a ``BadRequestError`` there, not
+    at its first call): the request settings as ``Request.chat`` takes them, and the cap on its backward answer."""
+    Request.chat_fields(**request_kw)
+    expect_int(backward_max_tokens, f"{owner} backward_max_tokens", lo=1, error=BadRequestError, allow_none=True)
+
+
 class LLMCall(Module):
     """``LLMCall(engine, system_prompt=p)(x)`` -> response Variable with an edge from ``p`` and ``x``.
 
@@ -122,6 +130,8 @@ class LLMCall(Module):
                  **request_kw):
         super().__init__()
         self.engine = get_engine(engine)
+        check_call_settings(type(self).__name__, backward_max_tokens, temperature=temperature, max_tokens=max_tokens,
+                            **request_kw)
         self.backward_max_tokens = backward_max_tokens
         if system_prompt is not None:
             system_prompt = as_variable(system_prompt, role="system prompt")

@@ -5,7 +5,7 @@ from ..engines import Engine, Request, get_engine
 from ..errors import InvalidVariableError
 from ..lazy import direct_output
 from ..variable import Feedback, Variable, as_variable
-from .llm import LLMCallFn
+from .llm import LLMCallFn, check_call_settings
 from .module import Module
 from .scored import evaluation_for, is_evaluation
 
@@ -39,6 +39,7 @@ class TextLoss(Module):
         if not self.instruction.is_text:
             raise InvalidVariableError("TextLoss instruction must be text")
         self.engine = get_engine(engine)
+        check_call_settings(type(self).__name__, max_tokens=max_tokens)
         self.max_tokens = max_tokens
         self.fn = TextLossFn()
         self.node_name = name

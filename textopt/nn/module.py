@@ -16,6 +16,7 @@ from threading import get_ident
 
 from .. import lazy as _lazy
 from .. import runtime as _runtime
+from ..checks import loading
 from ..errors import InvalidVariableError
 from ..runtime import run_sync
 from ..variable import Variable, is_tensor
@@ -129,6 +130,13 @@ class Module:
         return out
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Set the parameters' values from ``state_dict()``'s result (all of them, or with ``strict=False`` those
+        it names). A bad value raises one textopt error and leaves every parameter as it was."""
+        before = self.state_dict()
+        with loading(f"{type(self).__name__}.load_state_dict", state, lambda: self._load(before, False)):
+            self._load(state, strict)
+
+    def _load(self, state: dict, strict: bool) -> None:
         own = dict(self.named_variables())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]

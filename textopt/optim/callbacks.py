@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..checks import FILE_FIX, loading
+
 
 class JsonlLog:
     """``callback(event, info)`` appending one row per event to a run log — the Trainer's format, one writer
@@ -46,6 +48,6 @@ def save_checkpoint(optimizer, path: str | os.PathLike) -> None:
 
 
 def load_checkpoint(optimizer, path: str | os.PathLike) -> None:
-    from ..train.checkpoint import load, restoring   # one reader for every checkpoint (lazy: no cycle)
-    with restoring(path):
+    from ..train.checkpoint import load   # one reader for every checkpoint (lazy: no cycle)
+    with loading(f"checkpoint {path}", fix=FILE_FIX):
         optimizer.load_state_dict(load(path))

@@ -11,12 +11,12 @@ above a threshold, or a verbatim copy of a short field); the reason is logged an
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..data import OptimizerData, Split, Splits, refuse_test_split, split_dataset  # noqa: F401 (re-exported)
+from ..data import (OptimizerData, Split, Splits, example_key, examples_of, refuse_test_split,  # noqa: F401
+                    split_dataset)  # (re-exported)
 from ..errors import DataError
 
 log = logging.getLogger("textopt.optim.guards")
@@ -34,6 +34,8 @@ def optimizer_data(data: Any = None, trainset: Sequence | None = None, valset: S
     elif data is not None:
         raise DataError(f"data must be splits.for_optimizer() (an OptimizerData), got {type(data).__name__}")
     for name, s in (("trainset", trainset), ("valset", valset)):
+        if s is not None:
+            examples_of(s, f"a search optimizer's {name}")
         if s is None or len(s) == 0:
             raise DataError(f"a search optimizer needs a non-empty {name}: pass data=splits.for_optimizer() or "
                             f"trainset=... and valset=... (a held-out split used only to select candidates)")
@@ -41,16 +43,12 @@ def optimizer_data(data: Any = None, trainset: Sequence | None = None, valset: S
                           "valset=splits.val")
     train = trainset if isinstance(trainset, Split) else Split(trainset, "train")
     val = valset if isinstance(valset, Split) else Split(valset, "val")
-    seen = {_canon(ex) for ex in train}
-    shared = sum(_canon(ex) in seen for ex in val)
+    seen = {example_key(ex) for ex in train}
+    shared = sum(example_key(ex) in seen for ex in val)
     if shared:
         raise DataError(f"{shared} of the {len(val)} val examples also appear in the trainset; the selection "
                         f"split must be held out (split_dataset(...) makes disjoint splits)")
     return OptimizerData(train, val)
-
-
-def _canon(example: Any) -> str:
-    return json.dumps(example, sort_keys=True, default=str, ensure_ascii=False)
 
 
 # -- copy detection --------------------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ from __future__ import annotations
 import copy
 import functools
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
+from ..checks import loading
 from ..errors import InvalidVariableError
 from ..runtime import run_sync
 from ..variable import Variable, is_tensor
@@ -71,17 +73,28 @@ class Optimizer:
         self.state: dict[Variable, dict] = defaultdict(dict)
         self._pre_hooks: list[Callable] = []
         self._post_hooks: list[Callable] = []
+        name = type(self).__name__
+        if isinstance(params, (Variable, str, dict)) or not isinstance(params, Iterable):
+            raise InvalidVariableError(f"{name} takes an iterable of parameters (Variables) or of param groups "
+                                       f"(dicts with a 'params' list), got {type(params).__name__}: write "
+                                       f"{name}([p]) for one parameter")
         params = list(params)
         if not params:
-            raise InvalidVariableError(f"{type(self).__name__} got an empty parameter list")
+            raise InvalidVariableError(f"{name} got an empty parameter list")
         if not isinstance(params[0], dict):
             params = [{"params": params}]
         for group in params:
             self.add_param_group(group)
 
     def add_param_group(self, group: dict) -> None:
+        if not isinstance(group, dict) or "params" not in group:
+            raise InvalidVariableError(f"a param group is a dict with a 'params' list (and options), got "
+                                       f"{type(group).__name__}; do not mix groups and bare Variables")
         group = dict(group)
         ps = group["params"]
+        if not isinstance(ps, (Variable, Iterable)) or isinstance(ps, (str, dict)):
+            raise InvalidVariableError(f"a param group's 'params' must be a Variable or a list of them, got "
+                                       f"{type(ps).__name__}")
         ps = [ps] if isinstance(ps, Variable) else list(ps)
         for p in ps:
             if not isinstance(p, Variable):
@@ -139,6 +152,13 @@ class Optimizer:
                 "param_groups": groups, "values": values, "extra": copy.deepcopy(self._extra_state())}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Continue from ``state_dict()``'s result. A malformed one raises one ``CheckpointError`` and leaves the
+        optimizer (and its parameters' values) as it was."""
+        before = self.state_dict()
+        with loading(f"{type(self).__name__}.load_state_dict", state_dict, lambda: self._load(before)):
+            self._load(state_dict)
+
+    def _load(self, state_dict: dict) -> None:
         params = self.params()
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(

@@ -24,6 +24,7 @@ import asyncio
 import random
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..checks import loading
 from ..data import rng_state_from_json, rng_state_to_json
 from ..engines import Request, get_engine
 from ..engines.structured import agenerate_tagged
@@ -355,7 +356,8 @@ class SearchOptimizer(Optimizer):
         return candidate_hash({s: "\x1f".join(ids) for s, ids in self._ids.items()})
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._check_extra(state_dict.get("extra") or {})  # before anything changes
+        with loading(f"{type(self).__name__}.load_state_dict", state_dict):
+            self._check_extra(state_dict.get("extra") or {})  # before anything changes
         super().load_state_dict(state_dict)
 
     def _check_extra(self, d: dict) -> None:

@@ -63,6 +63,45 @@ class StepResult(dict):
 
 
 
+def _check_options(g: dict) -> None:
+    """A param group's TGD options: one ``InvalidVariableError`` naming a bad one; lists and tactics normalised."""
+    def bad(key: str, want: str) -> InvalidVariableError:
+        return InvalidVariableError(f"TGD {key} must be {want}, got {g[key]!r:.80}")
+
+    for key in ("constraints", "examples"):
+        if not isinstance(g[key], (list, tuple)) or (key == "constraints" and not all(isinstance(c, str)
+                                                                                      for c in g[key])):
+            raise bad(key, "a list" + (" of strings" if key == "constraints" else ""))
+        g[key] = list(g[key])
+    for key, lo in (("history", 0), ("max_gradients", 1), ("max_gradient_chars", 1), ("max_context_chars", 0),
+                    ("history_feedback_chars", 0), ("max_tokens", 1), ("add_retries", 0)):
+        if type(g[key]) is not int or g[key] < lo:
+            raise bad(key, f"an int >= {lo}")
+    for key, none_ok in (("temperature", False), ("repair_temperature", True), ("lr", True)):
+        v = g[key]
+        if not ((v is None and none_ok) or (type(v) in (int, float) and 0 <= v < float("inf"))):
+            raise bad(key, "a finite number >= 0" + (" or None" if none_ok else ""))
+    for key in ("copy_guard", "add_when_stuck", "refuse_reverted"):
+        if not isinstance(g[key], bool):
+            raise bad(key, "True or False")
+    pattern = g["value_pattern"]
+    if pattern not in ("auto", None):
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise bad("value_pattern", f"'auto', None or a regular expression ({exc})") from None
+    tactics = g["tactics"]
+    if tactics != "auto":
+        if not (tactics is None or (isinstance(tactics, (list, tuple)) and
+                                    all(isinstance(t, str) and t.strip() for t in tactics))):
+            raise bad("tactics", "'auto' or a list of non-empty strings (none: [])")
+        g["tactics"] = tuple(tactics or ())
+    if g["tactic_turns"] not in ("attempts", "steps"):
+        raise bad("tactic_turns", "'attempts' or 'steps'")
+    if g["edit"] not in ("rewrite", "add"):
+        raise bad("edit", "'rewrite' or 'add'")
+
+
 def _same(a: str, b: str) -> bool:
     return " ".join(a.split()) == " ".join(b.split())
 
@@ -96,26 +135,13 @@ class TGD(Optimizer):
         if unknown:
             raise InvalidVariableError(f"TGD got unknown options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         opts = {**DEFAULTS, **options}
-        opts["constraints"], opts["examples"] = list(opts["constraints"]), list(opts["examples"])
-        tactics = opts["tactics"]
-        if tactics != "auto":
-            if not (tactics is None or (isinstance(tactics, (list, tuple)) and
-                                        all(isinstance(t, str) and t.strip() for t in tactics))):
-                raise InvalidVariableError(f"TGD tactics must be 'auto' or a list of non-empty strings (none: []), "
-                                           f"got {tactics!r}")
-            opts["tactics"] = tuple(tactics or ())
-        if opts["tactic_turns"] not in ("attempts", "steps"):
-            raise InvalidVariableError(f"TGD tactic_turns must be 'attempts' or 'steps', got {opts['tactic_turns']!r}")
-        if opts["edit"] not in ("rewrite", "add"):
-            raise InvalidVariableError(f"TGD edit must be 'rewrite' or 'add', got {opts['edit']!r}")
-        if not isinstance(opts["add_retries"], int) or isinstance(opts["add_retries"], bool) \
-                or opts["add_retries"] < 0:
-            raise InvalidVariableError(f"TGD add_retries must be an int >= 0, got {opts['add_retries']!r}")
-        if not isinstance(opts["history"], int) or opts["history"] < 0:
-            raise InvalidVariableError(f"TGD history must be an int >= 0, got {opts['history']!r}")
         super().__init__(params, opts)
         self.engine = get_engine(engine) if engine is not None else None
         self.guarded: list = []   # training examples a new value may not copy (guard_against)
+
+    def add_param_group(self, group: dict) -> None:
+        super().add_param_group(group)
+        _check_options(self.param_groups[-1])   # the defaults and each group's own options
 
     def guard_against(self, examples: Iterable) -> None:
         """Refuse new values that copy any of ``examples`` (inputs or answers; see ``CopyDetector``). The Trainer

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..checks import expect, parse_json, read_text
 from ..engines.usage import Usage, format_report
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DataError
 from ..train.checkpoint import atomic_write_text
 from ..train.runlog import curve_points
 
@@ -37,7 +37,11 @@ def check_resume(out: Path, config: dict, resume: bool) -> None:
 def start_run(out: str | Path, config: dict, resume: bool) -> Path:
     """Create ``out``, check a resumed run's settings, write ``config.json``; the folder."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"--out {out}: the folder cannot be created ({exc.strerror or exc}); choose a place you "
+                        f"can write to") from None
     check_resume(out, config, resume)
     atomic_write_text(out / "config.json", json.dumps(config, indent=1, ensure_ascii=False))
     return out

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..checks import is_tensor, parse_json, read_text
+from ..checks import FILE_FIX, is_tensor, loading, parse_json, read_text
 from ..data import rng_state_from_json, rng_state_to_json
 from ..errors import CheckpointError
 
@@ -76,7 +76,7 @@ def load(path: str | Path) -> dict:
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a JSON {type(state).__name__}, not a textopt state "
                               f"object; it was not written by textopt: remove it or use a new output folder")
-    with restoring(path):
+    with loading(f"checkpoint {path}", fix=FILE_FIX):
         return from_jsonable(state)
 
 
@@ -89,21 +89,6 @@ def remove_stale_tmp(path: str | Path) -> int:
             tmp.unlink()
             n += 1
     return n
-
-
-@contextlib.contextmanager
-def restoring(path: str | Path):
-    """Around loading a checkpoint's state into live objects: a missing or ill-typed field (a hand-edited or
-    foreign file) is a ``CheckpointError`` naming the file, not a KeyError from deep inside a load."""
-    try:
-        yield
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
-        what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
-        raise CheckpointError(f"checkpoint {path} does not hold a state this run can restore ({what}); it was "
-                              f"written by another version or edited: remove it or use a new output folder") \
-            from None
 
 
 def torch_loaded():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any, Iterable
 
+from ..checks import loading
 from ..data import Example, Split, as_split, rng_state_from_json, rng_state_to_json
 from ..errors import DataError
 
@@ -49,9 +50,16 @@ class Sampler:
                 "epoch": self.epoch, "n": self.n, "batch_size": self.batch_size}
 
     def load_state_dict(self, d: dict) -> None:
-        if d["n"] != self.n or d["batch_size"] != self.batch_size:
-            raise DataError(f"checkpoint sampler was for {d['n']} examples in batches of {d['batch_size']}, "
-                            f"this run has {self.n} in batches of {self.batch_size}")
-        self.rng.setstate(rng_state_from_json(d["rng"]))
-        self.perm, self.pos, self.epoch = list(d["perm"]), d["pos"], d["epoch"]
+        with loading("Sampler.load_state_dict", d):
+            if d["n"] != self.n or d["batch_size"] != self.batch_size:
+                raise DataError(f"checkpoint sampler was for {d['n']} examples in batches of {d['batch_size']}, "
+                                f"this run has {self.n} in batches of {self.batch_size}")
+            rng = rng_state_from_json(d["rng"])
+            perm, pos, epoch = [int(i) for i in d["perm"]], int(d["pos"]), int(d["epoch"])
+            if (perm and sorted(perm) != list(range(self.n))) or not 0 <= pos <= len(perm):
+                raise ValueError(f"perm must order the {self.n} examples (or be empty) and pos lie in it")
+            probe = random.Random()
+            probe.setstate(rng)   # a bad generator state raises here, before anything changes
+        self.rng.setstate(rng)
+        self.perm, self.pos, self.epoch = perm, pos, epoch
 

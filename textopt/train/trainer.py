@@ -75,6 +75,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
+from ..checks import FILE_FIX, expand_user, expect_int, loading
 from ..data import refuse_test_examples, refuse_test_split
 from ..engines import Engine, current_backward_engine, get_engine
 from ..engines.usage import merge
@@ -114,6 +115,15 @@ class Trainer:
                  eval_concurrency: int = 8, progress: bool = True, plot: bool = True,
                  skip_invalid_updates: bool = True, feedback_from: str = "failures", screen: bool = True,
                  executor=None):
+        if not (callable(model) and hasattr(model, "named_parameters") and hasattr(model, "load_state_dict")):
+            raise DataError(f"the Trainer's model must be a textopt.nn.Module (its parameters are saved and "
+                            f"restored), got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise DataError(f"the Trainer's loss_fn must be a loss or metric called as loss_fn(output, target), "
+                            f"got {type(loss_fn).__name__}")
+        if not (callable(getattr(optimizer, "astep", None)) and hasattr(optimizer, "load_state_dict")):
+            raise DataError(f"the Trainer's optimizer must be a textopt.optim.Optimizer (TGD, a search, "
+                            f"MixedOptimizer ...), got {type(optimizer).__name__}")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         for name, data in (("train", train), ("val", val)):
             refuse_test_split(data, f"the Trainer's {name}=", "pass train=splits.train, val=splits.val and "
@@ -125,10 +135,14 @@ class Trainer:
                              "pass train=splits.train and val=splits.val")
         if not self.train_set:
             raise DataError("Trainer needs at least one training example")
-        if steps < 0:
-            raise DataError(f"steps must be >= 0, got {steps}")
+        expect_int(steps, "Trainer steps", lo=0)
+        expect_int(batch_size, "Trainer batch_size", lo=1)
+        expect_int(seed, "Trainer seed")
+        expect_int(patience, "Trainer patience", lo=1, allow_none=True)
+        expect_int(eval_concurrency, "Trainer eval_concurrency", lo=1)
+        expect_int(aggregate_max_tokens, "Trainer aggregate_max_tokens", lo=1)
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.out_dir = expand_user(out_dir, "the Trainer's out_dir") if out_dir is not None else None
         self.revert_if_worse, self.patience = revert_if_worse, patience
         self.backward_engine = backward_engine
         self.aggregate_max_tokens = aggregate_max_tokens
@@ -225,6 +239,13 @@ class Trainer:
                 "history": self.history}
 
     def load_state_dict(self, d: dict) -> None:
+        """Resume from a checkpoint's contents; a malformed one raises one ``CheckpointError`` and leaves the run
+        (parameters, optimizer, sampler, usage, random states) as it was."""
+        before = self.state_dict()
+        with loading("Trainer.load_state_dict", d, lambda: self._load(before)):
+            self._load(d)
+
+    def _load(self, d: dict) -> None:
         if d.get("version") is None and "extra" in d:
             raise CheckpointError("this checkpoint holds only a search optimizer's state (a search run of textopt "
                                   "before its runs used the Trainer); it cannot be resumed: use a new output folder")
@@ -249,6 +270,11 @@ class Trainer:
         elif spent:
             warnings.warn(f"the checkpoint holds {len(spent)} engine budget(s), this run has {len(budgets)}: "
                           "their spending is not restored (the budgets start from zero)", stacklevel=3)
+        if not (type(d["step"]) is int and d["step"] >= 0 and isinstance(d["history"], list)
+                and type(d["bad_steps"]) is int and isinstance(d["stopped_early"], bool)
+                and (d["best_val"] is None or type(d["best_val"]) in (int, float))
+                and (d["best_params"] is None or isinstance(d["best_params"], dict))):
+            raise TypeError("step, bad_steps, history, stopped_early, best_val or best_params has the wrong type")
         self.step_count, self.best_val, self.best_params = d["step"], d["best_val"], d["best_params"]
         self.current_val = d.get("current_val", d["best_val"])
         self.bad_steps, self.stopped_early, self.history = d["bad_steps"], d["stopped_early"], d["history"]
@@ -268,7 +294,7 @@ class Trainer:
         ``max_steps``: stop after this many steps in this call (the checkpoint lets a later call continue)."""
         search = not uses_gradients(self.optimizer)
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            with ckpt.restoring(self.checkpoint_path):
+            with loading(f"checkpoint {self.checkpoint_path}", fix=FILE_FIX):
                 self.load_state_dict(ckpt.load(self.checkpoint_path))
             self._restore_log()
         else:
