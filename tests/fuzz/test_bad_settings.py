@@ -205,3 +205,45 @@ def test_a_malformed_checkpoint_leaves_the_trainer_as_it_was(tmp_path):
             tr.load_state_dict(bad)
         assert tr.model.system_prompt.value == "Answer." and tr.step_count == 0
     tr.load_state_dict(good)
+
+
+# -- searches, metrics and numeric bridges -------------------------------------------------------------------------
+DATA = dict(trainset=[("a", "b")], valset=[("c", "d")])
+
+
+@pytest.mark.parametrize("cls,kw,match", [
+    ("BeamSearch", {"population": 3}, "unknown options \\['population'\\]"),
+    ("BeamSearch", {"beam_width": 0}, "beam_width"), ("BeamSearch", {"edits": "2"}, "edits"),
+    ("BeamSearch", {"ucb_pulls": -1}, "ucb_pulls"), ("BeamSearch", {"seed": [1]}, "seed"),
+    ("BeamSearch", {"max_metric_calls": -1}, "max_metric_calls"), ("BeamSearch", {"max_concurrency": 0}, "max_concurrency"),
+    ("BeamSearch", {"temperature": -0.5}, "temperature"), ("BeamSearch", {"budget": 3}, "budget"),
+    ("OPRO", {"top_n": 0}, "top_n"), ("OPRO", {"n_examples": -1}, "n_examples"),
+    ("ParetoEvolution", {"merge_prob": 2}, "merge_prob"), ("ParetoEvolution", {"minibatch_size": 0}, "minibatch")])
+def test_bad_search_options_are_refused_at_construction(cls, kw, match):
+    with pytest.raises(InvalidVariableError, match=match):
+        getattr(tx.optim, cls)([prompt()], lambda *a: 1.0, engine=ENGINE, **DATA, **kw)
+
+
+@pytest.mark.parametrize("params", ["p", 5, [("a", prompt(), 3)]])
+def test_searches_and_the_mixed_optimizer_say_how_to_pass_parameters(params):
+    params = prompt() if params == "p" else params
+    with pytest.raises(InvalidVariableError, match="parameters|pairs"):
+        tx.optim.BeamSearch(params, lambda *a: 1.0, engine=ENGINE, **DATA)
+    if not isinstance(params, list):
+        with pytest.raises(InvalidVariableError, match="iterable of parameters"):
+            tx.optim.MixedOptimizer(params)
+
+
+def test_bad_metric_and_numeric_settings_are_refused_at_construction():
+    import textopt.numeric as N
+    for build, match in ((lambda: tx.nn.Regex("("), "not a regular expression"),
+                         (lambda: tx.nn.Regex(5), "not a regular expression"),
+                         (lambda: N.HashingEmbedder(dim=0), "dim"), (lambda: N.HashingEmbedder(ngram="3"), "ngram"),
+                         (lambda: N.EmbeddingSimilarity(5), "embedder"), (lambda: N.MetricScore("f1"), "callable"),
+                         (lambda: N.JudgeScore(ENGINE, 5), "instruction"),
+                         (lambda: N.JudgeScore(ENGINE, "Rate.", low=3, high=1), "low < high"),
+                         (lambda: N.parameter("x", "w"), "numbers"), (lambda: N.parameter(math.nan, "w"), "finite")):
+        with pytest.raises(InvalidVariableError, match=match):
+            build()
+    with pytest.raises(BadRequestError):
+        N.JudgeScore(ENGINE, "Rate.", max_tokens=0)

@@ -154,6 +154,12 @@ class Regex(MetricLoss):
 
     def __init__(self, pattern: str | None = None, *, flags: int = re.S, **kw):
         super().__init__(**kw)
+        if pattern is not None:
+            try:
+                re.compile(pattern, flags)
+            except (re.error, TypeError) as exc:
+                raise InvalidVariableError(f"Regex pattern {pattern!r:.80} is not a regular expression: {exc}") \
+                    from None
         self.pattern = pattern
         self.flags = flags
         self.needs_target = pattern is None

@@ -9,9 +9,14 @@ import re
 
 import torch
 
+from ..checks import expect_int
+from ..errors import InvalidVariableError
+
 
 class HashingEmbedder:
     def __init__(self, dim: int = 256, ngram: int = 3):
+        expect_int(dim, "HashingEmbedder dim", lo=1, error=InvalidVariableError)
+        expect_int(ngram, "HashingEmbedder ngram", lo=1, error=InvalidVariableError)
         self.dim, self.ngram = dim, ngram
 
     def _bucket(self, token: str) -> tuple[int, float]:

@@ -63,5 +63,11 @@ def apply(fn: Callable[..., torch.Tensor], *inputs: "Variable | torch.Tensor | f
 
 def parameter(value, role: str, *, name: str | None = None) -> Variable:
     """A learnable tensor Variable (float32 leaf with requires_grad=True)."""
-    t = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone().requires_grad_(True)
+    try:
+        t = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone().requires_grad_(True)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidVariableError(f"parameter() takes numbers (a float, a list of floats, a tensor), got "
+                                   f"{type(value).__name__}: {exc}") from None
+    if not bool(torch.isfinite(t).all()):
+        raise InvalidVariableError(f"parameter() values must be finite, got {value!r:.60}")
     return Variable(t, role=role, requires_grad=True, name=name)

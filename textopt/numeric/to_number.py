@@ -24,6 +24,7 @@ from ..errors import InvalidVariableError
 from ..function import Function
 from ..grad_mode import is_grad_enabled
 from ..kernels import cosine
+from ..nn.llm import check_call_settings
 from ..nn.module import Module
 from ..variable import Variable, as_variable
 from . import prompts as P
@@ -106,6 +107,9 @@ class MetricScore(Module):
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None):
         super().__init__()
+        if not callable(fn):
+            raise InvalidVariableError(f"MetricScore takes a metric, a callable (text, *args) -> score or (score, "
+                                       f"explanation), got {type(fn).__name__}")
         self.metric = fn
         self.fn = ScoreFn(name or getattr(fn, "__name__", "metric"))
 
@@ -131,8 +135,12 @@ class JudgeScore(Module):
     def __init__(self, engine: "Engine | str", instruction: str, *, low: float = 0.0, high: float = 10.0,
                  normalize: bool = True, max_tokens: int = 300, name: str = "judge_score"):
         super().__init__()
-        if not high > low:
-            raise InvalidVariableError(f"JudgeScore needs low < high, got low={low}, high={high}")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise InvalidVariableError(f"JudgeScore instruction must be a non-empty str (what to judge), got "
+                                       f"{instruction!r:.60}")
+        if not (type(low) in (int, float) and type(high) in (int, float) and high > low):
+            raise InvalidVariableError(f"JudgeScore needs numbers low < high, got low={low!r}, high={high!r}")
+        check_call_settings("JudgeScore", max_tokens=max_tokens)
         self.engine = get_engine(engine)
         self.instruction, self.low, self.high, self.normalize = instruction, low, high, normalize
         self.max_tokens = max_tokens
@@ -197,6 +205,9 @@ class EmbeddingSimilarity(Module):
 
     def __init__(self, embed: Callable[[str], torch.Tensor], *, name: str = "embedding_similarity"):
         super().__init__()
+        if not callable(embed):
+            raise InvalidVariableError(f"EmbeddingSimilarity takes an embedder, a callable text -> 1-D tensor (e.g. "
+                                       f"textopt.numeric.HashingEmbedder()), got {type(embed).__name__}")
         self.embed = embed
         self.fn = SimilarityFn(name, P.SIMILARITY_FEEDBACK)
 

@@ -14,7 +14,7 @@ import math
 
 from ..errors import InvalidVariableError
 from .optimizer import register_optimizer
-from .search_base import SearchOptimizer
+from .search_base import SearchOptimizer, counts
 
 
 @register_optimizer("beam")
@@ -24,8 +24,8 @@ class BeamSearch(SearchOptimizer):
                  ucb_c: float = 0.5, **kw):
         if selection not in ("halving", "ucb"):
             raise InvalidVariableError(f"selection must be 'halving' or 'ucb', got {selection!r}")
-        if beam_width < 1 or edits < 1 or minibatch_size < 1 or val_minibatch < 1:
-            raise InvalidVariableError("beam_width, edits, minibatch_size and val_minibatch must all be >= 1")
+        counts(self, beam_width=beam_width, edits=edits, minibatch_size=minibatch_size, val_minibatch=val_minibatch)
+        counts(self, ucb_pulls=ucb_pulls, allow_none=True)
         super().__init__(params, evaluate, **kw)
         self.beam_width, self.edits, self.minibatch_size = beam_width, edits, minibatch_size
         self.selection, self.val_minibatch = selection, val_minibatch

@@ -29,7 +29,7 @@ from ..errors import InvalidVariableError
 from ..runtime import run_sync
 from ..variable import Variable
 from . import beam, demos, opro, pareto, tgd  # noqa: F401  (each registers its optimizers in OPTIMIZERS)
-from .optimizer import OPTIMIZERS, Optimizer
+from .optimizer import OPTIMIZERS, Optimizer, check_params
 
 TORCH_OPTIMIZERS: dict[str, type] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                                      "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
@@ -59,6 +59,7 @@ def _split(params: Iterable) -> tuple[list[dict], list[dict]]:
 class MixedOptimizer(Optimizer):
     def __init__(self, params: Iterable, text: Any = "tgd", tensor: Any = "adam", *,
                  text_options: dict | None = None, tensor_options: dict | None = None, engine: Any = None):
+        check_params("MixedOptimizer", params)
         text_groups, tensor_groups = _split(params)
         groups = [{**g, "kind": "text"} for g in text_groups] + [{**g, "kind": "tensor"} for g in tensor_groups]
         super().__init__(groups, {})

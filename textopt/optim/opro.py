@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 
-from ..errors import InvalidVariableError
 from .optimizer import register_optimizer
 from .prompts_search import (OPRO_ENTRY, OPRO_PROMPT, OPRO_SYSTEM, PROPOSAL_TAG, render_examples,
                              render_objectives)
-from .search_base import SearchOptimizer
+from .search_base import SearchOptimizer, counts
 
 
 @register_optimizer("opro")
 class OPRO(SearchOptimizer):
     def __init__(self, params, evaluate, *, proposals: int = 4, top_n: int = 8, score_size: int = 6,
                  n_examples: int = 2, **kw):
-        if proposals < 1 or top_n < 1 or score_size < 1:
-            raise InvalidVariableError("proposals, top_n and score_size must be >= 1")
+        counts(self, proposals=proposals, top_n=top_n, score_size=score_size)
+        counts(self, n_examples=n_examples, lo=0)
         super().__init__(params, evaluate, **kw)
         self.proposals, self.top_n, self.score_size, self.n_examples = proposals, top_n, score_size, n_examples
         self.score_set: list[int] = []

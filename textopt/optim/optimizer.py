@@ -37,6 +37,14 @@ def register_optimizer(name: str):
     return deco
 
 
+def check_params(owner: str, params: Any) -> None:
+    """What an optimizer takes as ``params``: an iterable of Variables or of param groups (not one Variable)."""
+    if isinstance(params, (Variable, str, dict)) or not isinstance(params, Iterable):
+        raise InvalidVariableError(f"{owner} takes an iterable of parameters (Variables) or of param groups "
+                                   f"(dicts with a 'params' list), got {type(params).__name__}: write "
+                                   f"{owner}([p]) for one parameter")
+
+
 def _with_hooks(astep: Callable) -> Callable:
     """``astep`` with the optimizer's step hooks around its outermost call."""
     @functools.wraps(astep)
@@ -74,10 +82,7 @@ class Optimizer:
         self._pre_hooks: list[Callable] = []
         self._post_hooks: list[Callable] = []
         name = type(self).__name__
-        if isinstance(params, (Variable, str, dict)) or not isinstance(params, Iterable):
-            raise InvalidVariableError(f"{name} takes an iterable of parameters (Variables) or of param groups "
-                                       f"(dicts with a 'params' list), got {type(params).__name__}: write "
-                                       f"{name}([p]) for one parameter")
+        check_params(name, params)
         params = list(params)
         if not params:
             raise InvalidVariableError(f"{name} got an empty parameter list")

@@ -14,15 +14,16 @@ from __future__ import annotations
 from ..errors import InvalidVariableError
 from .optimizer import register_optimizer
 from .prompts_search import MERGE_PROMPT, PROPOSAL_TAG, SEARCH_SYSTEM
-from .search_base import SearchOptimizer
+from .search_base import SearchOptimizer, counts
 
 
 @register_optimizer("pareto")
 class ParetoEvolution(SearchOptimizer):
     def __init__(self, params, evaluate, *, minibatch_size: int = 3, merge_prob: float = 0.2,
                  perfect_score: float | None = 1.0, **kw):
-        if minibatch_size < 1 or not 0 <= merge_prob <= 1:
-            raise InvalidVariableError("minibatch_size must be >= 1 and merge_prob in [0, 1]")
+        counts(self, minibatch_size=minibatch_size)
+        if type(merge_prob) not in (int, float) or not 0 <= merge_prob <= 1:
+            raise InvalidVariableError(f"ParetoEvolution merge_prob must be a number in [0, 1], got {merge_prob!r}")
         super().__init__(params, evaluate, **kw)
         self.minibatch_size, self.merge_prob, self.perfect_score = minibatch_size, merge_prob, perfect_score
         self.pool: list[str] = []

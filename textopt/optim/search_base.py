@@ -24,7 +24,7 @@ import asyncio
 import random
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..checks import loading
+from ..checks import expect, expect_int, loading
 from ..data import rng_state_from_json, rng_state_to_json
 from ..engines import Request, get_engine
 from ..engines.structured import agenerate_tagged
@@ -55,12 +55,24 @@ def _strip_open(value: str, tag: str) -> str:
     return value
 
 
+def counts(opt: "SearchOptimizer", *, lo: int = 1, allow_none: bool = False, **values: Any) -> None:
+    """A search's count options (``beam_width=2`` ...): ints >= ``lo``, else one InvalidVariableError."""
+    for key, value in values.items():
+        expect_int(value, f"{type(opt).__name__} {key}", lo=lo, error=InvalidVariableError, allow_none=allow_none)
+
+
 def _named_params(params: Any, evaluate: Any) -> tuple[list[str], list[Variable]]:
     if isinstance(params, Mapping):
         pairs = list(params.items())
+    elif isinstance(params, (Variable, str)) or not isinstance(params, Iterable):
+        raise InvalidVariableError(f"a search optimizer takes its parameters as module.named_parameters(), a dict "
+                                   f"{{name: Variable}} or a list of Variables, got {type(params).__name__}")
     else:
         items = list(params)
         if items and isinstance(items[0], tuple):
+            if not all(isinstance(t, tuple) and len(t) == 2 for t in items):
+                raise InvalidVariableError("named parameters are (name, Variable) pairs, as "
+                                           "module.named_parameters() gives them")
             pairs = [(str(n), v) for n, v in items]
         else:
             by_id = {id(v): n for n, v in getattr(evaluate, "variables", {}).items()}
@@ -92,9 +104,21 @@ class SearchOptimizer(Optimizer):
                  seed: int = 0, copy_guard: bool = True, copy_exempt: Iterable[str] = (),
                  copy_detector: CopyDetector | None = None, temperature: float = 0.7, max_tokens: int = 512,
                  max_idle_steps: int = 5, executor=None, **defaults):
+        if defaults:
+            raise InvalidVariableError(f"{type(self).__name__} got unknown options {sorted(defaults)}; see "
+                                       f"help({type(self).__name__}) for the options it takes")
+        for key, value, lo in (("max_metric_calls", max_metric_calls, 0), ("max_concurrency", max_concurrency, 1),
+                               ("max_tokens", max_tokens, 1), ("max_idle_steps", max_idle_steps, 1),
+                               ("seed", seed, None)):
+            expect_int(value, f"{type(self).__name__} {key}", lo=lo, error=InvalidVariableError,
+                       allow_none=key == "max_metric_calls")
+        if type(temperature) not in (int, float) or not 0 <= temperature < float("inf"):
+            raise InvalidVariableError(f"{type(self).__name__} temperature must be a finite number >= 0, "
+                                       f"got {temperature!r}")
+        expect(budget, Budget, f"{type(self).__name__} budget", error=InvalidVariableError, allow_none=True)
         self.evaluator = as_evaluator(evaluate)
         self.names, variables = _named_params(params, self.evaluator)
-        super().__init__(variables, defaults)
+        super().__init__(variables, {})
         self.engine = get_engine(engine) if engine is not None else None
         d = optimizer_data(data, trainset, valset)
         self.train, self.val = d.train, d.val
@@ -104,8 +128,6 @@ class SearchOptimizer(Optimizer):
         self.max_metric_calls = max_metric_calls
         self.budget = budget
         self.stoppers, self.callbacks = list(stoppers), list(callbacks)
-        if max_concurrency < 1:
-            raise InvalidVariableError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
         self.executor = executor   # where evaluations run: None (this process), "ray", an Executor
         self.temperature, self.max_tokens = temperature, max_tokens
