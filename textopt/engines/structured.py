@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import ParseError
 from .types import Message, Request, Response
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:   # pydantic is read only by callers that pass a model (its import costs ~25 ms)
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 SCHEMA_INSTRUCTION = ("\n\nAnswer with a single JSON object and nothing else. It must match this JSON schema:\n"
                       "{schema}")
@@ -88,7 +89,7 @@ async def agenerate_structured(engine, request: Request, model: type[M], *, repa
             value = model.model_validate(data)
             resp.parsed = value
             return value, resp
-        except (ValueError, ValidationError) as exc:
+        except ValueError as exc:   # (pydantic's ValidationError is a ValueError)
             last_error = str(exc)
             req = _repair(req, resp, last_error)
     raise ParseError(f"{engine!r} did not produce a valid {model.__name__} after a repair attempt: {last_error}")
