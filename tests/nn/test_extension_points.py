@@ -41,3 +41,40 @@ def test_current_backward_engine_is_what_the_block_set():
     with tx.backward_engine(engine):
         assert current_backward_engine() is engine
     assert current_backward_engine() is None
+
+
+def test_an_optimizer_subclass_saves_its_own_state_through_the_public_pair(tmp_path):
+    """get_extra_state / set_extra_state (torch.nn.Module's names) are what a subclass overrides to carry
+    optimizer-wide state: state_dict and checkpoints hold it, and a malformed one is one CheckpointError that
+    leaves the optimizer as it was."""
+    import pytest
+    from textopt.errors import CheckpointError
+    from textopt.optim import load_checkpoint, save_checkpoint
+
+    class Counting(tx.optim.Optimizer):
+        def __init__(self, params):
+            super().__init__(params, {})
+            self.steps = 0
+
+        async def astep(self):
+            self.steps += 1
+
+        def get_extra_state(self) -> dict:
+            return {"steps": self.steps}
+
+        def set_extra_state(self, extra: dict) -> None:
+            if type(extra["steps"]) is not int:
+                raise TypeError("steps must be an int")
+            self.steps = extra["steps"]
+
+    p = tx.Variable("Answer.", role="system prompt", requires_grad=True)
+    opt = Counting([p])
+    opt.step()
+    opt.step()
+    save_checkpoint(opt, tmp_path / "ck.json")
+    other = Counting([tx.Variable("x", role="system prompt", requires_grad=True)])
+    load_checkpoint(other, tmp_path / "ck.json")
+    assert other.steps == 2 and other.params()[0].value == "Answer."
+    with pytest.raises(CheckpointError, match="steps must be an int"):
+        other.load_state_dict({**opt.state_dict(), "values": ["changed"], "extra": {"steps": "2"}})
+    assert other.steps == 2 and other.params()[0].value == "Answer."

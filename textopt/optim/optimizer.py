@@ -138,12 +138,15 @@ class Optimizer:
         return lambda: self._post_hooks.remove(hook)
 
     # -- state ---------------------------------------------------------------------------------------------
-    def _extra_state(self) -> dict:
-        """Subclasses: optimizer-wide state (RNG, candidate store...)."""
+    def get_extra_state(self) -> dict:
+        """Optimizer-wide state beyond the per-parameter ``state`` (RNG, candidate store ...), as JSON-able data:
+        subclasses override it and :meth:`set_extra_state` (torch.nn.Module's names), and ``state_dict`` /
+        ``load_state_dict`` carry it under "extra"."""
         return {}
 
-    def _load_extra_state(self, extra: dict) -> None:
-        pass
+    def set_extra_state(self, extra: dict) -> None:
+        """Restore what :meth:`get_extra_state` returned (inside ``load_state_dict``: a malformed value is one
+        CheckpointError and the optimizer is restored)."""
 
     def state_dict(self) -> dict:
         params = self.params()
@@ -154,7 +157,7 @@ class Optimizer:
             groups.append({**opts, "params": [index[id(p)] for p in g["params"]]})
         values = [p.value.detach().clone() if is_tensor(p.value) else p.value for p in params]
         return {"state": {index[id(p)]: copy.deepcopy(s) for p, s in self.state.items() if id(p) in index},
-                "param_groups": groups, "values": values, "extra": copy.deepcopy(self._extra_state())}
+                "param_groups": groups, "values": values, "extra": copy.deepcopy(self.get_extra_state())}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue from ``state_dict()``'s result. A malformed one raises one ``CheckpointError`` and leaves the
@@ -181,7 +184,7 @@ class Optimizer:
         self.state = defaultdict(dict)
         for i, s in state_dict["state"].items():
             self.state[params[int(i)]] = copy.deepcopy(s)
-        self._load_extra_state(copy.deepcopy(state_dict.get("extra", {})))
+        self.set_extra_state(copy.deepcopy(state_dict.get("extra", {})))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.params())} parameters)"

@@ -365,7 +365,7 @@ class SearchOptimizer(Optimizer):
     def load_search_state(self, d: dict) -> None:
         pass
 
-    def _extra_state(self) -> dict:
+    def get_extra_state(self) -> dict:
         return {"rng": rng_state_to_json(self.rng.getstate()), "store": self.store.state_dict(), "seed": self.seed_hash,
                 "names": list(self.names), "data": self._data_fingerprint(),
                 "step": self.step_count, "metric_calls": self.metric_calls, "best": self.best,
@@ -389,7 +389,7 @@ class SearchOptimizer(Optimizer):
             raise CheckpointError("this state_dict was made on different train/val examples (their ids differ); "
                                   "resume with the same splits or start a new search")
 
-    def _load_extra_state(self, d: dict) -> None:
+    def set_extra_state(self, d: dict) -> None:
         if not d:
             return
         self.rng.setstate(rng_state_from_json(d["rng"]))
