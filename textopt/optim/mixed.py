@@ -24,7 +24,6 @@ from typing import Any, Iterable
 
 import torch
 
-from ..checks import loading
 from ..errors import InvalidVariableError
 from ..runtime import run_sync
 from ..variable import Variable
@@ -141,14 +140,7 @@ class MixedOptimizer(Optimizer):
                 "tensor": self.tensor.state_dict() if self.tensor is not None else None,
                 "tensor_values": [p.value.detach().clone() for p in self._tensor_params()]}
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Continue from ``state_dict()``'s result; a malformed one raises one ``CheckpointError`` and changes
-        nothing."""
-        before = self.state_dict()
-        with loading("MixedOptimizer.load_state_dict", state_dict, lambda: self._load(before)):
-            self._load(state_dict)
-
-    def _load(self, state_dict: dict) -> None:
+    def _load(self, state_dict: dict) -> None:   # (Optimizer.load_state_dict: checked, restored on failure)
         layout = [[g["kind"], len(g["params"])] for g in self.param_groups]
         if state_dict.get("kind") != "mixed" or [list(x) for x in state_dict.get("layout", [])] != layout:
             raise InvalidVariableError(f"this state_dict does not belong to a MixedOptimizer with the layout {layout} "
