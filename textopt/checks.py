@@ -218,7 +218,7 @@ def loading(what: str, state: Any = _ANY, restore: Callable[[], Any] | None = No
         return err
 
     if state is not _ANY and not isinstance(state, Mapping):
-        raise malformed(f"a JSON {type_name(state)}, not an object")
+        raise malformed(f"{type_name(state)}, not a dict")
     try:
         yield
     except TextoptError as exc:

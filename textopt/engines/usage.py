@@ -255,7 +255,7 @@ class Budget:
         return {"calls": self.calls, "tokens": self.tokens, "usd": self.usd}
 
     def load_state_dict(self, d: dict) -> None:
-        with loading("Budget.load_state_dict", d):
+        with loading("the state_dict given to Budget.load_state_dict", d):
             calls, tokens, usd = d["calls"], d["tokens"], d["usd"]
             if not all(type(x) in (int, float) and x >= 0 for x in (calls, tokens, usd)):
                 raise TypeError(f"calls, tokens and usd must be numbers >= 0, got {calls!r}, {tokens!r}, {usd!r}")

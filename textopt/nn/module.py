@@ -133,7 +133,7 @@ class Module:
         """Set the parameters' values from ``state_dict()``'s result (all of them, or with ``strict=False`` those
         it names). A bad value raises one textopt error and leaves every parameter as it was."""
         before = self.state_dict()
-        with loading(f"{type(self).__name__}.load_state_dict", state, lambda: self._load(before, False)):
+        with loading(f"the state_dict given to {type(self).__name__}.load_state_dict", state, lambda: self._load(before, False)):
             self._load(state, strict)
 
     def _load(self, state: dict, strict: bool) -> None:

@@ -163,7 +163,7 @@ class Optimizer:
         """Continue from ``state_dict()``'s result. A malformed one raises one ``CheckpointError`` and leaves the
         optimizer (and its parameters' values) as it was."""
         before = self.state_dict()
-        with loading(f"{type(self).__name__}.load_state_dict", state_dict, lambda: self._load(before)):
+        with loading(f"the state_dict given to {type(self).__name__}.load_state_dict", state_dict, lambda: self._load(before)):
             self._load(state_dict)
 
     def _load(self, state_dict: dict) -> None:

@@ -378,7 +378,7 @@ class SearchOptimizer(Optimizer):
         return candidate_hash({s: "\x1f".join(ids) for s, ids in self._ids.items()})
 
     def load_state_dict(self, state_dict: dict) -> None:
-        with loading(f"{type(self).__name__}.load_state_dict", state_dict):
+        with loading(f"the state_dict given to {type(self).__name__}.load_state_dict", state_dict):
             self._check_extra(state_dict.get("extra") or {})  # before anything changes
         super().load_state_dict(state_dict)
 

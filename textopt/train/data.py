@@ -50,7 +50,7 @@ class Sampler:
                 "epoch": self.epoch, "n": self.n, "batch_size": self.batch_size}
 
     def load_state_dict(self, d: dict) -> None:
-        with loading("Sampler.load_state_dict", d):
+        with loading("the state_dict given to Sampler.load_state_dict", d):
             if d["n"] != self.n or d["batch_size"] != self.batch_size:
                 raise DataError(f"checkpoint sampler was for {d['n']} examples in batches of {d['batch_size']}, "
                                 f"this run has {self.n} in batches of {self.batch_size}")

@@ -242,7 +242,7 @@ class Trainer:
         """Resume from a checkpoint's contents; a malformed one raises one ``CheckpointError`` and leaves the run
         (parameters, optimizer, sampler, usage, random states) as it was."""
         before = self.state_dict()
-        with loading("Trainer.load_state_dict", d, lambda: self._load(before)):
+        with loading("the state_dict given to Trainer.load_state_dict", d, lambda: self._load(before)):
             self._load(d)
 
     def _load(self, d: dict) -> None:
