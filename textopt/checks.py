@@ -1,5 +1,6 @@
 """The one place bad input is checked: reading a user's file, parsing its JSON, the type and range of a value,
-a path textopt will write to, a Variable's arguments and a Feedback's conversation. Each helper raises ONE
+a path textopt will write to, a Variable's arguments, a Feedback's conversation and saved state being loaded
+(:func:`loading`: all or nothing). Each helper raises ONE
 textopt error (``DataError`` unless the caller names another :class:`~textopt.errors.TextoptError` subclass)
 whose message says what was wrong and how to fix it; no ``UnicodeDecodeError``, ``RecursionError``,
 ``TypeError`` or ``OSError`` escapes from a bad input.
